@@ -1,0 +1,69 @@
+// Reverse-mode automatic differentiation over the IR.
+//
+// grad(loss, wrt) walks the DAG once in reverse topological order. Each op's vjp returns
+// gradients for its inputs in the output's broadcast shape; `unbroadcast` sums them down
+// to each input's shape in this one place, so the rules themselves stay short. Gradients
+// reaching a value along several paths are added (fan-out). Only values that both depend
+// on something in `wrt` and lead to the loss are visited, so frozen branches cost nothing.
+
+import { isFloat } from './dtype.ts';
+import { fmt, shapeEq } from './shape.ts';
+import { add } from './ops/elementwise.ts';
+import { full, zerosLike } from './ops/leaf.ts';
+import { reshape } from './ops/layout.ts';
+import { reduceSum } from './ops/reduce.ts';
+import { opError, topoSort, type Value } from './value.ts';
+
+/** Sums a gradient in a broadcast shape down to `target`'s shape. */
+export function unbroadcast(g: Value, target: Value): Value {
+  if (shapeEq(g.shape, target.shape)) return g;
+  const lead = g.rank - target.rank;
+  const axes: number[] = [];
+  for (let i = 0; i < g.rank; i++) {
+    if (i < lead || (target.shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
+  const summed = axes.length > 0 ? reduceSum(g, axes, true) : g;
+  return reshape(summed, target.shape);
+}
+
+/**
+ * Gradients of a scalar `loss` (or of `sum(loss * seed)` when a seed is given) with
+ * respect to each value in `wrt`. A value the loss does not depend on gets zeros.
+ */
+export function grad(loss: Value, wrt: readonly Value[], seed?: Value): Value[] {
+  if (!seed && loss.rank !== 0) throw opError('grad', [loss], `the loss must be a scalar, got shape ${fmt(loss.shape)}; reduce it or pass a seed`);
+  for (const w of wrt) {
+    if (!isFloat(w.dtype)) throw opError('grad', [w], `cannot differentiate with respect to a ${w.dtype} value (${w})`);
+  }
+  const order = topoSort([loss]);
+  // Values on a path from some wrt value to the loss.
+  const dependsOnWrt = new Set<number>(wrt.map((w) => w.id));
+  for (const v of order) {
+    if (isFloat(v.dtype) && v.inputs.some((x) => dependsOnWrt.has(x.id))) dependsOnWrt.add(v.id);
+  }
+  const grads = new Map<number, Value>();
+  grads.set(loss.id, seed ?? full([], 1, loss.dtype));
+
+  for (let i = order.length - 1; i >= 0; i--) {
+    const v = order[i];
+    const g = grads.get(v.id);
+    if (!g || v.inputs.length === 0) continue;
+    const needed = v.inputs.map((x) => dependsOnWrt.has(x.id));
+    if (!needed.some(Boolean)) continue;
+    if (!v.op.vjp) {
+      throw opError(v.op.kind, v.inputs, `has no gradient rule, but a gradient must flow through it to ${needed.map((n, j) => (n ? `input ${j}` : '')).filter(Boolean).join(', ')}`);
+    }
+    const inputGrads = v.op.vjp({ g, out: v, inputs: v.inputs, attrs: v.attrs });
+    v.inputs.forEach((x, j) => {
+      const gx = inputGrads[j];
+      if (!needed[j] || !gx) return;
+      const reduced = unbroadcast(gx, x);
+      if (reduced.dtype !== x.dtype || !shapeEq(reduced.shape, x.shape)) {
+        throw opError(v.op.kind, v.inputs, `its gradient rule gave ${reduced.dtype}${fmt(reduced.shape)} for input ${j} of ${x.dtype}${fmt(x.shape)}`);
+      }
+      const prev = grads.get(x.id);
+      grads.set(x.id, prev ? add(prev, reduced) : reduced);
+    });
+  }
+  return wrt.map((w) => grads.get(w.id) ?? zerosLike(w));
+}

@@ -1,0 +1,60 @@
+// Ops composed of primitives: they need no gradient rule of their own.
+
+import { type Dim } from './shape.ts';
+import { add, cast, div, less, mul, neg, sigmoid, sqrt, where } from './ops/elementwise.ts';
+import { range } from './ops/leaf.ts';
+import { concat, reshape, slice, unsqueeze } from './ops/layout.ts';
+import { matmul } from './ops/matmul.ts';
+import { reduceMean, reduceSum } from './ops/reduce.ts';
+import { gatherElements } from './ops/indexing.ts';
+import { logSoftmax } from './ops/nn.ts';
+import { opError, type Value } from './value.ts';
+
+/** x @ w + b (ONNX Gemm's job, for any leading batch dims). */
+export const linear = (x: Value, w: Value, b?: Value): Value => (b ? add(matmul(x, w), b) : matmul(x, w));
+
+/** x sigmoid(x), the SiLU / swish activation of Llama's SwiGLU. */
+export const silu = (x: Value): Value => mul(x, sigmoid(x));
+
+/** Root-mean-square normalization over the last axis (Llama): x / sqrt(mean(x^2) + eps) * w. */
+export function rmsNorm(x: Value, weight: Value, eps = 1e-6): Value {
+  const ms = reduceMean(mul(x, x), -1, true);
+  return mul(div(x, sqrt(add(ms, eps))), weight);
+}
+
+/** True where key position j may be seen from query position i (j <= i): [T, T] bool. */
+export function causalMask(t: Dim): Value {
+  const pos = range(t);
+  return less(unsqueeze(pos, 0), add(unsqueeze(pos, 1), 1)); // j < i + 1
+}
+
+/** Replaces scores where `allowed` is false by a large negative number (not -inf: 0 * inf is NaN in backward). */
+export const maskScores = (scores: Value, allowed: Value): Value => where(allowed, scores, -1e9);
+
+/**
+ * Rotary position embedding (rotate-half form, as in Llama and Hugging Face):
+ * x * cos + rotateHalf(x) * sin, with cos/sin of shape broadcastable to x, last axis = head size.
+ */
+export function rotary(x: Value, cos: Value, sin: Value): Value {
+  const d = x.shape[x.rank - 1];
+  if (typeof d !== 'number' || d % 2 !== 0) throw opError('rotary', [x, cos, sin], 'the head size must be a static even number');
+  const x1 = slice(x, -1, 0, d / 2), x2 = slice(x, -1, d / 2, d);
+  return add(mul(x, cos), mul(concat([neg(x2), x1], -1), sin));
+}
+
+/**
+ * Mean token cross-entropy of `logits` [..., V] against integer `targets` [...], counting
+ * only positions where `weights` (same shape as targets, 0/1 or any non-negative float) is
+ * nonzero; without weights every position counts.
+ */
+export function crossEntropy(logits: Value, targets: Value, weights?: Value): Value {
+  const logp = logSoftmax(logits, -1);
+  const picked = reshape(gatherElements(logp, unsqueeze(targets, -1), -1), targets.shape);
+  if (!weights) return neg(reduceMean(picked));
+  const w = cast(weights, logits.dtype);
+  return div(neg(reduceSum(mul(picked, w))), reduceSum(w));
+}
+
+/** Mean over all elements, as a scalar. */
+export const mean = (x: Value): Value => reduceMean(x);
+

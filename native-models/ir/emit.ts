@@ -1,0 +1,242 @@
+// Writes IR values as one ONNX model (protobuf bytes, via onnx-proto's message types).
+//
+// Inputs and parameters become graph inputs, except parameters given data in
+// `initializers`, which are frozen into the model and stay resident in the session.
+// Bytes are deterministic: values are visited in a fixed order, names come from value
+// ids, and attributes are sorted by name, so golden tests can compare them.
+
+import onnxProto from 'onnx-proto';
+import { ONNX_DTYPE, type DType, type HostArray } from './dtype.ts';
+import { dimTerms, isStatic, isSymbol, type Dim, type Shape } from './shape.ts';
+import { FloatAttr, topoSort, type AttrValue, type Emitter, type Value } from './value.ts';
+
+const { onnx } = onnxProto;
+
+/** The ONNX versions this project writes; ORT 1.30 reads them. */
+export const ONNX_IR_VERSION = 10;
+export const ONNX_OPSET = 21;
+
+export interface EmitOptions {
+  /** Named results of the graph. */
+  outputs: Record<string, Value>;
+  /** Data for parameters that are frozen into the model as initializers. */
+  initializers?: ReadonlyMap<Value, HostArray>;
+  /** Order of the graph inputs (default: by creation order); must list every free leaf. */
+  inputs?: readonly Value[];
+  name?: string;
+}
+
+export interface EmittedModel {
+  bytes: Uint8Array;
+  inputNames: string[];
+  outputNames: string[];
+}
+
+type NodeProto = onnxProto.onnx.INodeProto;
+type TensorProto = onnxProto.onnx.ITensorProto;
+
+function toAttribute(name: string, v: AttrValue): onnxProto.onnx.IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  if (v instanceof FloatAttr) return { name, type: T.FLOAT, f: v.value };
+  if (typeof v === 'string') return { name, type: T.STRING, s: new TextEncoder().encode(v) };
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v)) throw new Error(`attribute ${name}=${v} is not an integer; wrap floats in floatAttr()`);
+    return { name, type: T.INT, i: v };
+  }
+  if (v.every((x) => typeof x === 'string')) return { name, type: T.STRINGS, strings: (v as string[]).map((s) => new TextEncoder().encode(s)) };
+  return { name, type: T.INTS, ints: v as number[] };
+}
+
+function tensorProto(name: string, data: HostArray, dims: readonly number[], dtype: DType): TensorProto {
+  const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return { name, dims: [...dims], dataType: ONNX_DTYPE[dtype], rawData: raw };
+}
+
+function dtypeOf(data: HostArray): DType {
+  if (data instanceof Float32Array) return 'float32';
+  if (data instanceof Float64Array) return 'float64';
+  if (data instanceof Uint16Array) return 'float16';
+  if (data instanceof BigInt64Array) return 'int64';
+  if (data instanceof Int32Array) return 'int32';
+  return 'bool';
+}
+
+function valueInfo(name: string, dtype: DType, shape: Shape): onnxProto.onnx.IValueInfoProto {
+  return {
+    name,
+    type: { tensorType: { elemType: ONNX_DTYPE[dtype], shape: { dim: shape.map((d) => (isStatic(d) ? { dimValue: d } : { dimParam: String(d) })) } } },
+  };
+}
+
+class OnnxWriter implements Emitter {
+  readonly nodes: NodeProto[] = [];
+  readonly initializers: TensorProto[] = [];
+  private readonly names = new Map<number, string>();
+  private readonly cache = new Map<string, string>();
+  private readonly symbolSource = new Map<string, { input: string; axis: number }>();
+  private counter = 0;
+
+  constructor(graphInputs: readonly Value[], frozen: ReadonlyMap<Value, HostArray>) {
+    for (const v of graphInputs) {
+      this.names.set(v.id, (v.attrs as { name: string }).name);
+      v.shape.forEach((d, axis) => {
+        if (isSymbol(d) && !this.symbolSource.has(d)) this.symbolSource.set(d, { input: (v.attrs as { name: string }).name, axis });
+      });
+    }
+    for (const [v, data] of frozen) {
+      const name = (v.attrs as { name: string }).name;
+      this.initializers.push(tensorProto(name, data, v.shape as number[], v.dtype));
+      this.names.set(v.id, name);
+    }
+  }
+
+  private fresh(prefix: string): string {
+    return `${prefix}${this.counter++}`;
+  }
+
+  name(v: Value): string {
+    const known = this.names.get(v.id);
+    if (known !== undefined) return known;
+    // Values built while emitting (e.g. an unsqueeze inside a scatter) are emitted on demand.
+    for (const u of topoSort([v])) {
+      if (!this.names.has(u.id)) this.names.set(u.id, u.op.emit(this, u));
+    }
+    return this.names.get(v.id)!;
+  }
+
+  emitValue(v: Value, preferredName?: string): string {
+    const before = this.nodes.length;
+    let out = v.op.emit(this, v);
+    // Give the value the requested output name when this emission created its producer.
+    if (preferredName) {
+      const producer = this.nodes.slice(before).find((n) => n.output?.includes(out));
+      if (producer) {
+        producer.output = producer.output!.map((o) => (o === out ? preferredName : o));
+        out = preferredName;
+      }
+    }
+    this.names.set(v.id, out);
+    return out;
+  }
+
+  node(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, opts: { domain?: string; outputs?: number } = {}): string {
+    const outputs = Array.from({ length: opts.outputs ?? 1 }, () => this.fresh('t'));
+    const attribute = Object.keys(attrs).sort().map((k) => toAttribute(k, attrs[k]));
+    this.nodes.push({ opType, input: inputs, output: outputs, attribute, domain: opts.domain ?? '', name: this.fresh(`${opType}_`) });
+    return outputs[0];
+  }
+
+  tensor(data: HostArray, shape: readonly number[]): string {
+    const name = this.fresh('c');
+    this.initializers.push(tensorProto(name, data, shape, dtypeOf(data)));
+    return name;
+  }
+
+  ints(values: readonly number[]): string {
+    const key = `ints:${values.join(',')}`;
+    let name = this.cache.get(key);
+    if (!name) {
+      name = this.tensor(BigInt64Array.from(values, (x) => BigInt(x)), [values.length]);
+      this.cache.set(key, name);
+    }
+    return name;
+  }
+
+  scalar(value: number, dtype: DType): string {
+    const key = `scalar:${dtype}:${value}`;
+    let name = this.cache.get(key);
+    if (!name) {
+      const data = dtype === 'float32' ? Float32Array.of(value) : dtype === 'float64' ? Float64Array.of(value)
+        : dtype === 'int64' ? BigInt64Array.of(BigInt(value)) : dtype === 'int32' ? Int32Array.of(value) : Uint8Array.of(value ? 1 : 0);
+      if (dtype === 'float16') throw new Error('float16 scalars are not supported');
+      name = this.tensor(data, []);
+      this.cache.set(key, name);
+    }
+    return name;
+  }
+
+  shape(dims: Shape): string {
+    if (dims.every(isStatic)) return this.ints(dims);
+    const key = `shape:${dims.join(',')}`;
+    let name = this.cache.get(key);
+    if (!name) {
+      name = this.node('Concat', dims.map((d) => (isStatic(d) ? this.ints([d]) : this.dimTensor(d))), { axis: 0 });
+      this.cache.set(key, name);
+    }
+    return name;
+  }
+
+  /** A symbolic dimension as a 1-element int64 tensor, computed from graph input shapes. */
+  private dimTensor(d: Dim): string {
+    const key = `dim:${d}`;
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    let sum: string | undefined;
+    for (const { coef, syms } of dimTerms(d)) {
+      let term: string | undefined = coef !== 1 || syms.length === 0 ? this.ints([coef]) : undefined;
+      for (const s of syms) {
+        const src = this.symbolSource.get(s);
+        if (!src) throw new Error(`dimension '${d}': no graph input has an axis of size ${s}, so it cannot be computed at run time`);
+        const size = this.node('Shape', [src.input], { end: src.axis + 1, start: src.axis });
+        term = term ? this.node('Mul', [term, size]) : size;
+      }
+      sum = sum ? this.node('Add', [sum, term!]) : term;
+    }
+    this.cache.set(key, sum!);
+    return sum!;
+  }
+}
+
+const isLeafKind = (v: Value): boolean => v.op.kind === 'Input' || v.op.kind === 'Param';
+
+export function emitOnnx(opts: EmitOptions): EmittedModel {
+  const frozen = opts.initializers ?? new Map<Value, HostArray>();
+  const outputs = Object.entries(opts.outputs);
+  const order = topoSort(outputs.map(([, v]) => v));
+  const free = order.filter((v) => isLeafKind(v) && !frozen.has(v));
+  const graphInputs = opts.inputs ? [...opts.inputs] : free.sort((a, b) => a.id - b.id);
+  const listed = new Set(graphInputs.map((v) => v.id));
+  const missing = free.filter((v) => !listed.has(v.id));
+  if (missing.length > 0) throw new Error(`emitOnnx: ${missing.map(String).join(', ')} must be graph inputs or frozen initializers`);
+  const seenNames = new Map<string, Value>();
+  for (const v of [...graphInputs, ...frozen.keys()]) {
+    const n = (v.attrs as { name: string }).name;
+    const other = seenNames.get(n);
+    if (other && other !== v) throw new Error(`emitOnnx: two leaves are named '${n}' (${other} and ${v})`);
+    seenNames.set(n, v);
+  }
+
+  // Only the frozen parameters this graph reads are written into it.
+  const usedFrozen = new Map(order.filter((v) => frozen.has(v)).map((v) => [v, frozen.get(v)!] as const));
+  const w = new OnnxWriter(graphInputs, usedFrozen);
+
+  const wanted = new Map<number, string>();
+  for (const [name, v] of outputs) if (!isLeafKind(v) && !wanted.has(v.id)) wanted.set(v.id, name);
+  for (const v of order) {
+    if (isLeafKind(v)) continue;
+    w.emitValue(v, wanted.get(v.id));
+  }
+  const graphOutputs = outputs.map(([name, v]) => {
+    const have = w.name(v);
+    if (have !== name) w.nodes.push({ opType: 'Identity', input: [have], output: [name], name: `Identity_out_${name}`, domain: '' });
+    return valueInfo(name, v.dtype, v.shape);
+  });
+
+  const model = onnx.ModelProto.create({
+    irVersion: ONNX_IR_VERSION,
+    opsetImport: [{ domain: '', version: ONNX_OPSET }],
+    producerName: 'afd-studio',
+    graph: {
+      name: opts.name ?? 'afd',
+      node: w.nodes,
+      initializer: w.initializers,
+      input: graphInputs.map((v) => valueInfo((v.attrs as { name: string }).name, v.dtype, v.shape)),
+      output: graphOutputs,
+    },
+  });
+  return {
+    bytes: onnx.ModelProto.encode(model).finish(),
+    inputNames: graphInputs.map((v) => (v.attrs as { name: string }).name),
+    outputNames: outputs.map(([n]) => n),
+  };
+}
