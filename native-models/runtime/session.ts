@@ -1,0 +1,98 @@
+// Compiled ONNX Runtime sessions, one per (model bytes, provider, threads, optimization
+// level), so that a graph run many times (a training step) is compiled once.
+import * as ort from 'onnxruntime-node';
+import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import type { ProviderName } from './providers.ts';
+
+export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
+export type SessionOptions = {
+  provider: ProviderName;
+  /** Threads inside one op; default: os.availableParallelism(). */
+  intraOpThreads?: number;
+  /** Default 'all'. */
+  graphOptimizationLevel?: GraphOptimizationLevel;
+};
+
+type Entry = { session: Promise<ort.InferenceSession>; ready?: ort.InferenceSession };
+
+export class SessionCache {
+  readonly #entries = new Map<string, Entry>();
+
+  /** The session for these bytes and options, created on first use. */
+  get(bytes: Uint8Array, opts: SessionOptions): Promise<ort.InferenceSession> {
+    const threads = opts.intraOpThreads ?? availableParallelism();
+    const level = opts.graphOptimizationLevel ?? 'all';
+    const hash = createHash('sha256').update(bytes).digest('hex');
+    const key = `${hash}|${opts.provider}|${threads}|${level}`;
+    const cached = this.#entries.get(key);
+    if (cached) return cached.session;
+
+    const entry: Entry = {
+      session: ort.InferenceSession.create(bytes, {
+        executionProviders: [opts.provider],
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1, // sequential execution: no inter-op pool to size
+        executionMode: 'sequential',
+        graphOptimizationLevel: level,
+      }).then(
+        (session) => {
+          entry.ready = session;
+          return session;
+        },
+        (err: unknown) => {
+          this.#entries.delete(key); // let a later call retry
+          const message = err instanceof Error ? err.message : String(err);
+          throw new Error(`ONNX Runtime could not load the model (${bytes.byteLength} bytes, sha256 ${hash.slice(0, 12)}) on ${opts.provider}: ${message}`, { cause: err });
+        },
+      ),
+    };
+    this.#entries.set(key, entry);
+    return entry.session;
+  }
+
+  /** Number of sessions created or being created. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Disposes one session obtained from get(); false if this cache does not hold it. */
+  async release(session: ort.InferenceSession): Promise<boolean> {
+    for (const [key, entry] of this.#entries) {
+      if (entry.ready === session) {
+        this.#entries.delete(key);
+        await session.release();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Disposes every session, waiting for those still being created. */
+  async clear(): Promise<void> {
+    const entries = [...this.#entries.values()];
+    this.#entries.clear();
+    await Promise.all(entries.map((e) => e.session.then((s) => s.release(), () => undefined)));
+  }
+}
+
+/**
+ * Runs `session` writing its outputs into the given preallocated tensors (same dtype and
+ * shape as the outputs), which are returned. onnxruntime-node 1.30 fills them in place
+ * on the CPU provider, but still copies each output once more into a fresh tensor that
+ * we drop, so this saves ORT's output allocation, not that copy.
+ */
+export async function runInto<T extends Record<string, ort.Tensor>>(
+  session: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+  outputs: T,
+): Promise<T> {
+  const names = Object.keys(outputs);
+  const unknown = names.filter((n) => !session.outputNames.includes(n));
+  // ORT would take an object without output names for run options and write nothing.
+  if (names.length === 0 || unknown.length > 0) {
+    throw new Error(`runInto needs preallocated tensors for outputs of the model (${session.outputNames.join(', ')}); got ${names.length ? unknown.join(', ') : 'none'}.`);
+  }
+  await session.run(feeds, outputs);
+  return outputs;
+}
