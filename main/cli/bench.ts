@@ -1,0 +1,49 @@
+// `afd bench train`: prints one JSON line (see bench/README.md).
+
+import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
+import { defaultTrainBench, runTorchReference, runTrainBench } from '../../bench/train.ts';
+
+export async function benchTrain(argv: string[]): Promise<number> {
+  const d = defaultTrainBench(availableParallelism());
+  const num = { type: 'string' } as const;
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      vocab: num, 'd-model': num, layers: num, heads: num, seq: num, batch: num, steps: num, warmup: num, threads: num, lr: num, seed: num,
+      provider: { type: 'string' }, json: { type: 'boolean', default: false }, 'vs-torch': { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log('usage: afd bench train [--json] [--vs-torch] [--vocab 8192] [--d-model 512] [--layers 8] [--heads 8] [--seq 256] [--batch 8] [--steps 10] [--warmup 3] [--threads N] [--provider cpu|webgpu|cuda]');
+    return 0;
+  }
+  const int = (name: string, v: string | undefined, fallback: number): number => {
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a whole number, not '${v}'`);
+    return n;
+  };
+  const provider = (values.provider ?? 'cpu') as 'cpu' | 'webgpu' | 'cuda';
+  if (!['cpu', 'webgpu', 'cuda'].includes(provider)) throw new Error(`--provider must be cpu, webgpu or cuda, not '${values.provider}'`);
+  const c = {
+    ...d, provider,
+    vocab: int('vocab', values.vocab, d.vocab), dModel: int('d-model', values['d-model'], d.dModel), layers: int('layers', values.layers, d.layers),
+    heads: int('heads', values.heads, d.heads), seq: int('seq', values.seq, d.seq), batch: int('batch', values.batch, d.batch),
+    steps: int('steps', values.steps, d.steps), warmup: int('warmup', values.warmup, d.warmup), threads: int('threads', values.threads, d.threads),
+    seed: int('seed', values.seed, d.seed), lr: values.lr ? Number(values.lr) : d.lr,
+  };
+  if (c.dModel % c.heads !== 0) throw new Error(`--d-model (${c.dModel}) must be a multiple of --heads (${c.heads})`);
+  if (c.steps < 1) throw new Error('--steps must be at least 1');
+  const log = values.json ? () => {} : (s: string) => console.error(s);
+  // Fail before the long run when the reference cannot run.
+  if (values['vs-torch']) runTorchReference({ ...c, vocab: 16, dModel: 8, layers: 1, heads: 1, seq: 4, batch: 1, steps: 1, warmup: 0 });
+  const result = await runTrainBench(c, log);
+  if (values['vs-torch']) {
+    log('running the PyTorch eager reference...');
+    const t = runTorchReference(c);
+    Object.assign(result, { torch_tokens_per_s: t.tokens_per_s, torch_step_ms: t.step_ms, torch_peak_rss_mb: t.peak_rss_mb, torch_version: t.torch_version, ratio: result.tokens_per_s / t.tokens_per_s });
+  }
+  console.log(JSON.stringify(result));
+  return 0;
+}
