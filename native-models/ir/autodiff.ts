@@ -32,10 +32,15 @@ export function unbroadcast(g: Value, target: Value): Value {
  */
 export function grad(loss: Value, wrt: readonly Value[], seed?: Value): Value[] {
   if (!seed && loss.rank !== 0) throw opError('grad', [loss], `the loss must be a scalar, got shape ${fmt(loss.shape)}; reduce it or pass a seed`);
-  for (const w of wrt) {
-    if (!isFloat(w.dtype)) throw opError('grad', [w], `cannot differentiate with respect to a ${w.dtype} value (${w})`);
-  }
+  if (seed && (seed.dtype !== loss.dtype || !shapeEq(seed.shape, loss.shape))) throw opError('grad', [loss, seed], 'the seed must have the dtype and shape of the loss');
   const order = topoSort([loss]);
+  for (const w of wrt) {
+    if (isFloat(w.dtype)) continue;
+    // Name the ops that read it: that is where the user meant a gradient to flow.
+    const readers = [...new Set(order.filter((v) => v.inputs.includes(w)).map((v) => v.op.kind))];
+    const where = readers.length > 0 ? `; it is read by ${readers.join(', ')}` : '';
+    throw opError('grad', [w], `cannot differentiate with respect to ${w}: integer and bool values carry no gradient${where}`);
+  }
   // Values on a path from some wrt value to the loss.
   const dependsOnWrt = new Set<number>(wrt.map((w) => w.id));
   for (const v of order) {

@@ -2,8 +2,9 @@
 //
 // Inputs and parameters become graph inputs, except parameters given data in
 // `initializers`, which are frozen into the model and stay resident in the session.
-// Bytes are deterministic: values are visited in a fixed order, names come from value
-// ids, and attributes are sorted by name, so golden tests can compare them.
+// Bytes are deterministic: values are visited in a fixed order, generated names come
+// from a counter in that order (never from value ids, which depend on what else was
+// built), and attributes are sorted by name, so golden tests can compare them.
 
 import onnxProto from 'onnx-proto';
 import { ONNX_DTYPE, type DType, type HostArray } from './dtype.ts';
@@ -76,7 +77,8 @@ class OnnxWriter implements Emitter {
   private readonly symbolSource = new Map<string, { input: string; axis: number }>();
   private counter = 0;
 
-  constructor(graphInputs: readonly Value[], frozen: ReadonlyMap<Value, HostArray>) {
+  /** `reserved`: names the user chose (leaves, outputs), which generated names must avoid. */
+  constructor(graphInputs: readonly Value[], frozen: ReadonlyMap<Value, HostArray>, private readonly reserved: ReadonlySet<string>) {
     for (const v of graphInputs) {
       this.names.set(v.id, (v.attrs as { name: string }).name);
       v.shape.forEach((d, axis) => {
@@ -91,7 +93,9 @@ class OnnxWriter implements Emitter {
   }
 
   private fresh(prefix: string): string {
-    return `${prefix}${this.counter++}`;
+    let name: string;
+    do name = `${prefix}${this.counter++}`; while (this.reserved.has(name));
+    return name;
   }
 
   name(v: Value): string {
@@ -208,7 +212,13 @@ export function emitOnnx(opts: EmitOptions): EmittedModel {
 
   // Only the frozen parameters this graph reads are written into it.
   const usedFrozen = new Map(order.filter((v) => frozen.has(v)).map((v) => [v, frozen.get(v)!] as const));
-  const w = new OnnxWriter(graphInputs, usedFrozen);
+  for (const [name] of outputs) {
+    if (seenNames.has(name)) throw new Error(`emitOnnx: output '${name}' has the name of a graph input or initializer`);
+  }
+  // A leaf named like a generated name ('t3', 'c0') would otherwise be defined twice, or
+  // silently fed in place of a constant.
+  const reserved = new Set([...seenNames.keys(), ...outputs.map(([name]) => name)]);
+  const w = new OnnxWriter(graphInputs, usedFrozen, reserved);
 
   const wanted = new Map<number, string>();
   for (const [name, v] of outputs) if (!isLeafKind(v) && !wanted.has(v.id)) wanted.set(v.id, name);

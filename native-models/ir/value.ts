@@ -80,7 +80,10 @@ export class Value<A = unknown> {
   }
 
   toString(): string {
-    return `${this.op.kind}#${this.id}: ${this.dtype}${fmt(this.shape)}`;
+    // Leaves carry the name the user gave them, which says more than an id.
+    const name = (this.attrs as { name?: unknown } | null | undefined)?.name;
+    const label = typeof name === 'string' ? `${this.op.kind} '${name}'` : this.op.kind;
+    return `${label}#${this.id}: ${this.dtype}${fmt(this.shape)}`;
   }
 }
 

@@ -1,8 +1,9 @@
 // Ops that index: embedding lookup (Gather), picking one entry per row (GatherElements),
 // and their gradients, which add into zeros at the indexed places (a scatter-add).
 
-import { normAxis, type Dim } from '../shape.ts';
+import { fmt, normAxis, shapeEq, type Dim } from '../shape.ts';
 import { apply, defineOp, opError, type Value } from '../value.ts';
+import { cast } from './elementwise.ts';
 import { unsqueeze } from './layout.ts';
 
 function checkIndices(kind: string, inputs: readonly Value[], idx: Value): void {
@@ -37,7 +38,9 @@ export const ScatterAddRowsOp = defineOp<{ shape: Dim[] }>({
   emit: (e, v) => {
     const [upd, idx] = v.inputs;
     const zeros = e.node('Expand', [e.scalar(0, upd.dtype), e.shape(v.attrs.shape)]);
-    return e.node('ScatterND', [zeros, e.name(unsqueeze(idx, -1)), e.name(upd)], { reduction: 'add' });
+    // ScatterND takes int64 indices only (Gather also takes int32).
+    const rows = unsqueeze(idx.dtype === 'int64' ? idx : cast(idx, 'int64'), -1);
+    return e.node('ScatterND', [zeros, e.name(rows), e.name(upd)], { reduction: 'add' });
   },
 });
 
@@ -47,7 +50,7 @@ export const scatterAddRows = (updates: Value, indices: Value, shape: readonly D
 /** out[i][j] = data[i][indices[i][j]] along `axis` (ONNX GatherElements). */
 export const GatherElementsOp = defineOp<{ axis: number }>({
   kind: 'GatherElements',
-  infer: (inputs, a) => {
+  infer: (inputs) => {
     const [data, idx] = inputs;
     checkIndices('GatherElements', inputs, idx);
     if (idx.rank !== data.rank) throw opError('GatherElements', inputs, 'indices must have the rank of data');
@@ -63,8 +66,12 @@ export const gatherElements = (data: Value, indices: Value, axis: number): Value
 export const ScatterAddElementsOp = defineOp<{ axis: number; shape: Dim[] }>({
   kind: 'ScatterAddElements',
   infer: (inputs, a) => {
-    checkIndices('ScatterAddElements', inputs, inputs[1]);
-    return { dtype: inputs[0].dtype, shape: a.shape };
+    const [upd, idx] = inputs;
+    checkIndices('ScatterAddElements', inputs, idx);
+    if (!shapeEq(upd.shape, idx.shape) || idx.rank !== a.shape.length) {
+      throw opError('ScatterAddElements', inputs, `updates and indices must have one shape, of the rank of the output ${fmt(a.shape)}`);
+    }
+    return { dtype: upd.dtype, shape: a.shape };
   },
   vjp: ({ g, inputs: [, idx], attrs }) => [gatherElements(g, idx, attrs.axis), null],
   emit: (e, v) => {

@@ -49,9 +49,13 @@ function axesOf(x: Value, axes: number | readonly number[] | undefined, kind: st
   return [...new Set(list.map((a) => normAxis(a, x.rank, kind)))].sort((p, q) => p - q);
 }
 
-export const reduceSum = (x: Value, axes?: number | readonly number[], keepdims = false): Value =>
-  apply(ReduceSumOp, [x], { axes: axesOf(x, axes, 'ReduceSum'), keepdims });
-export const reduceMean = (x: Value, axes?: number | readonly number[], keepdims = false): Value =>
-  apply(ReduceMeanOp, [x], { axes: axesOf(x, axes, 'ReduceMean'), keepdims });
-export const reduceMax = (x: Value, axes?: number | readonly number[], keepdims = false): Value =>
-  apply(ReduceMaxOp, [x], { axes: axesOf(x, axes, 'ReduceMax'), keepdims });
+// An explicit empty axis list reduces nothing: x itself. (ONNX would reduce every axis
+// when given no axes, which disagrees with the inferred shape.)
+function reduce(op: OpDef<ReduceAttrs>, x: Value, axes: number | readonly number[] | undefined, keepdims: boolean): Value {
+  const list = axesOf(x, axes, op.kind);
+  return list.length === 0 ? x : apply(op, [x], { axes: list, keepdims });
+}
+
+export const reduceSum = (x: Value, axes?: number | readonly number[], keepdims = false): Value => reduce(ReduceSumOp, x, axes, keepdims);
+export const reduceMean = (x: Value, axes?: number | readonly number[], keepdims = false): Value => reduce(ReduceMeanOp, x, axes, keepdims);
+export const reduceMax = (x: Value, axes?: number | readonly number[], keepdims = false): Value => reduce(ReduceMaxOp, x, axes, keepdims);
