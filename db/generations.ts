@@ -1,0 +1,69 @@
+// Generations: sampled responses of a model to a prompt, with their scores.
+import type { StudioDatabase } from './database.ts';
+import type { JsonObject } from './json.ts';
+import { parseJson } from './json.ts';
+
+export interface Generation {
+  id: number;
+  runId: number | null;
+  modelId: number;
+  prompt: string;
+  sampleIndex: number;
+  text: string;
+  tokenCount: number | null;
+  /** Scores by judge or reward model, e.g. {"gold": 1.3, "rm:7": -0.2}. */
+  scores: JsonObject;
+  createdAt: string;
+}
+
+export interface NewGeneration {
+  runId?: number | null;
+  modelId: number;
+  prompt: string;
+  sampleIndex?: number;
+  text: string;
+  tokenCount?: number | null;
+  scores?: JsonObject;
+}
+
+const COLUMNS = 'id, run_id AS runId, model_id AS modelId, prompt, sample_index AS sampleIndex, text, token_count AS tokenCount, scores, created_at AS createdAt';
+type Row = Omit<Generation, 'scores'> & { scores: string };
+type InsertParams = [number | null, number, string, number, string, number | null, string];
+
+export class GenerationStore {
+  private readonly db: StudioDatabase;
+
+  constructor(db: StudioDatabase) {
+    this.db = db;
+  }
+
+  /** Inserts in one transaction; returns the new ids in order. */
+  insertMany(rows: readonly NewGeneration[]): number[] {
+    return this.db.transaction(() => {
+      const insert = this.db.statement<InsertParams>('INSERT INTO generations (run_id, model_id, prompt, sample_index, text, token_count, scores) VALUES (?, ?, ?, ?, ?, ?, ?)');
+      return rows.map((g) => Number(insert.run(g.runId ?? null, g.modelId, g.prompt, g.sampleIndex ?? 0, g.text, g.tokenCount ?? null, JSON.stringify(g.scores ?? {})).lastInsertRowid));
+    });
+  }
+
+  get(id: number): Generation | undefined {
+    const row = this.db.statement<[number], Row>(`SELECT ${COLUMNS} FROM generations WHERE id = ?`).get(id);
+    return row === undefined ? undefined : toGeneration(row);
+  }
+
+  listByRun(runId: number): Generation[] {
+    return this.db.statement<[number], Row>(`SELECT ${COLUMNS} FROM generations WHERE run_id = ? ORDER BY id`).all(runId).map(toGeneration);
+  }
+
+  listByModel(modelId: number): Generation[] {
+    return this.db.statement<[number], Row>(`SELECT ${COLUMNS} FROM generations WHERE model_id = ? ORDER BY id`).all(modelId).map(toGeneration);
+  }
+
+  /** Merges scores into the stored ones (json_patch), e.g. after a judge has run. */
+  addScores(id: number, scores: JsonObject): void {
+    this.db.statement<[string, number]>('UPDATE generations SET scores = json_patch(scores, ?) WHERE id = ?').run(JSON.stringify(scores), id);
+  }
+}
+
+function toGeneration(row: Row): Generation {
+  return { ...row, scores: parseJson<JsonObject>(row.scores, `the scores of generation #${row.id}`) };
+}
