@@ -7,10 +7,10 @@
 // on something in `wrt` and lead to the loss are visited, so frozen branches cost nothing.
 
 import { isFloat } from './dtype.ts';
-import { fmt, shapeEq } from './shape.ts';
+import { dimAdd, dimSub, fmt, shapeEq, type Dim } from './shape.ts';
 import { add } from './ops/elementwise.ts';
 import { full, zerosLike } from './ops/leaf.ts';
-import { reshape } from './ops/layout.ts';
+import { concat, PadOp, reshape, type PadAttrs } from './ops/layout.ts';
 import { reduceSum } from './ops/reduce.ts';
 import { opError, topoSort, type Value } from './value.ts';
 
@@ -46,13 +46,20 @@ export function grad(loss: Value, wrt: readonly Value[], seed?: Value): Value[] 
   for (const v of order) {
     if (isFloat(v.dtype) && v.inputs.some((x) => dependsOnWrt.has(x.id))) dependsOnWrt.add(v.id);
   }
-  const grads = new Map<number, Value>();
-  grads.set(loss.id, seed ?? full([], 1, loss.dtype));
+  // Gradient contributions per value, summed when the value is reached (all its
+  // consumers come later in topological order, so every contribution is in by then).
+  const pending = new Map<number, Value[]>();
+  pending.set(loss.id, [seed ?? full([], 1, loss.dtype)]);
+  const total = (v: Value): Value | undefined => {
+    const parts = pending.get(v.id);
+    return parts && sumContributions(parts, v);
+  };
 
   for (let i = order.length - 1; i >= 0; i--) {
     const v = order[i];
-    const g = grads.get(v.id);
-    if (!g || v.inputs.length === 0) continue;
+    if (v.inputs.length === 0) continue;
+    const g = total(v);
+    if (!g) continue;
     const needed = v.inputs.map((x) => dependsOnWrt.has(x.id));
     if (!needed.some(Boolean)) continue;
     if (!v.op.vjp) {
@@ -66,9 +73,47 @@ export function grad(loss: Value, wrt: readonly Value[], seed?: Value): Value[] 
       if (reduced.dtype !== x.dtype || !shapeEq(reduced.shape, x.shape)) {
         throw opError(v.op.kind, v.inputs, `its gradient rule gave ${reduced.dtype}${fmt(reduced.shape)} for input ${j} of ${x.dtype}${fmt(x.shape)}`);
       }
-      const prev = grads.get(x.id);
-      grads.set(x.id, prev ? add(prev, reduced) : reduced);
+      const parts = pending.get(x.id);
+      if (parts) parts.push(reduced);
+      else pending.set(x.id, [reduced]);
     });
   }
-  return wrt.map((w) => grads.get(w.id) ?? zerosLike(w));
+  return wrt.map((w) => total(w) ?? zerosLike(w));
 }
+
+/**
+ * The sum of a value's gradient contributions. When they are the gradients of slices
+ * that tile the value along one axis (q, k, v split from one projection), each is a
+ * zero-padded piece; their sum is then the concatenation of the pieces, which skips
+ * materializing and adding the zero-padded copies.
+ */
+function sumContributions(parts: Value[], x: Value): Value {
+  if (parts.length > 1) {
+    const tiled = asTiling(parts, x);
+    if (tiled) return tiled;
+  }
+  return parts.reduce((a, b) => add(a, b));
+}
+
+function asTiling(parts: Value[], x: Value): Value | undefined {
+  if (!parts.every((p) => p.op === PadOp)) return undefined;
+  const pads = parts as Value<PadAttrs>[];
+  const axes = pads.map((p) => p.attrs.before.findIndex((b, i) => b !== 0 || p.attrs.after[i] !== 0));
+  const axis = axes[0];
+  if (axis < 0 || axes.some((a) => a !== axis)) return undefined;
+  if (pads.some((p) => p.attrs.before.some((b, i) => i !== axis && (b !== 0 || p.attrs.after[i] !== 0)))) return undefined;
+  const sorted = [...pads].sort((a, b) => (a.attrs.before[axis] === b.attrs.before[axis] ? 0 : dimLess(a.attrs.before[axis], b.attrs.before[axis]) ? -1 : 1));
+  let at: Dim = 0;
+  for (const p of sorted) {
+    if (p.attrs.before[axis] !== at) return undefined;
+    at = dimAdd(at, p.inputs[0].shape[axis]);
+  }
+  if (at !== x.shape[axis]) return undefined;
+  return concat(sorted.map((p) => p.inputs[0]), axis);
+}
+
+/** Orders two offsets whose difference is a known number (false when it is symbolic). */
+const dimLess = (a: Dim, b: Dim): boolean => {
+  const d = dimSub(b, a);
+  return typeof d === 'number' && d > 0;
+};

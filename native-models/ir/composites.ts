@@ -2,7 +2,7 @@
 
 import { type Dim } from './shape.ts';
 import { add, cast, div, less, mul, neg, sigmoid, sqrt, where } from './ops/elementwise.ts';
-import { range } from './ops/leaf.ts';
+import { full, range } from './ops/leaf.ts';
 import { concat, reshape, slice, unsqueeze } from './ops/layout.ts';
 import { matmul } from './ops/matmul.ts';
 import { reduceMean, reduceSum } from './ops/reduce.ts';
@@ -28,8 +28,12 @@ export function causalMask(t: Dim): Value {
   return less(unsqueeze(pos, 0), add(unsqueeze(pos, 1), 1)); // j < i + 1
 }
 
-/** Replaces scores where `allowed` is false by a large negative number (not -inf: 0 * inf is NaN in backward). */
-export const maskScores = (scores: Value, allowed: Value): Value => where(allowed, scores, -1e9);
+/**
+ * Masks attention scores: adds a large negative number (not -inf: 0 * inf is NaN in
+ * backward) where `allowed` is false. An additive mask rather than a Where on the scores:
+ * the bias is built at the mask's small shape and the gradient passes straight through.
+ */
+export const maskScores = (scores: Value, allowed: Value): Value => add(scores, where(allowed, full([], 0, scores.dtype), -1e9));
 
 /**
  * Rotary position embedding (rotate-half form, as in Llama and Hugging Face):

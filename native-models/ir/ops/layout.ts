@@ -140,7 +140,9 @@ export function split(x: Value, axis: number, sizes: readonly Dim[]): Value[] {
 }
 
 /** Zero padding: `before[i]` and `after[i]` elements around axis i (the gradient of Slice). */
-export const PadOp = defineOp<{ before: Dim[]; after: Dim[] }>({
+export interface PadAttrs { before: Dim[]; after: Dim[] }
+
+export const PadOp = defineOp<PadAttrs>({
   kind: 'Pad',
   infer: (inputs, a) => ({ dtype: inputs[0].dtype, shape: inputs[0].shape.map((d, i) => dimAdd(dimAdd(d, a.before[i]), a.after[i])) }),
   vjp: ({ g, inputs: [x], attrs }) => {
