@@ -6,12 +6,20 @@ import { full, range } from './ops/leaf.ts';
 import { concat, reshape, slice, unsqueeze } from './ops/layout.ts';
 import { matmul } from './ops/matmul.ts';
 import { reduceMean, reduceSum } from './ops/reduce.ts';
-import { gatherElements } from './ops/indexing.ts';
-import { logSoftmax } from './ops/nn.ts';
+import { tokenLogProb } from './ops/nn.ts';
 import { opError, type Value } from './value.ts';
 
-/** x @ w + b (ONNX Gemm's job, for any leading batch dims). */
-export const linear = (x: Value, w: Value, b?: Value): Value => (b ? add(matmul(x, w), b) : matmul(x, w));
+/**
+ * x @ w + b for x of any rank and a matrix w. Leading dims are flattened first so that
+ * ONNX Runtime sees a 2-D product and fuses the bias into one Gemm (no separate pass
+ * over the output to add it).
+ */
+export function linear(x: Value, w: Value, b?: Value): Value {
+  if (x.rank <= 2 || w.rank !== 2) return b ? add(matmul(x, w), b) : matmul(x, w);
+  const flat = reshape(x, [-1, x.shape[x.rank - 1]]);
+  const y = b ? add(matmul(flat, w), b) : matmul(flat, w);
+  return reshape(y, [...x.shape.slice(0, -1), w.shape[1]]);
+}
 
 /** x sigmoid(x), the SiLU / swish activation of Llama's SwiGLU. */
 export const silu = (x: Value): Value => mul(x, sigmoid(x));
@@ -52,8 +60,7 @@ export function rotary(x: Value, cos: Value, sin: Value): Value {
  * nonzero; without weights every position counts.
  */
 export function crossEntropy(logits: Value, targets: Value, weights?: Value): Value {
-  const logp = logSoftmax(logits, -1);
-  const picked = reshape(gatherElements(logp, unsqueeze(targets, -1), -1), targets.shape);
+  const picked = tokenLogProb(logits, cast(targets, 'int64'));
   if (!weights) return neg(reduceMean(picked));
   const w = cast(weights, logits.dtype);
   return div(neg(reduceSum(mul(picked, w))), reduceSum(w));

@@ -108,6 +108,13 @@ class OnnxWriter implements Emitter {
     return this.names.get(v.id)!;
   }
 
+  sibling(v: Value, k: number): string {
+    const first = this.name(v);
+    const out = this.nodes.find((n) => n.output?.[0] === first)?.output?.[k];
+    if (!out) throw new Error(`${v} was not emitted as a node with ${k + 1} outputs`);
+    return out;
+  }
+
   emitValue(v: Value, preferredName?: string): string {
     const before = this.nodes.length;
     let out = v.op.emit(this, v);

@@ -91,6 +91,7 @@ const cases: Case[] = [
   { name: 'Slice axis 1 from -3', inputs: [f([2, 5])], build: ([x]) => T.slice(x, 1, -3) },
   { name: 'Slice axis 0 [1:3]', inputs: [f([4, 2])], build: ([x]) => T.slice(x, 0, 1, 3) },
   { name: 'Slice axis -1 [-4:-1]', inputs: [f([2, 5])], build: ([x]) => T.slice(x, -1, -4, -1) },
+  { name: 'Split, one piece used (padded gradient)', inputs: [f([2, 6])], build: ([x]) => T.exp(T.split(x, 1, [1, 2, 3])[1]) },
   { name: 'Split', inputs: [f([2, 6])], build: ([x]) => { const [a, b, c] = T.split(x, 1, [1, 2, 3]); return T.concat([T.mul(a, b), T.sin(c)], 1); } },
   { name: 'Pad', inputs: [f([2, 3])], build: ([x]) => T.pad(x, [1, 0], [0, 2]) },
 
@@ -114,12 +115,15 @@ const cases: Case[] = [
   { name: 'LogSoftmax axis 1 of 3', inputs: [f([2, 4, 3], [-2, 2])], build: ([x]) => T.logSoftmax(x, 1) },
   { name: 'LayerNormalization', inputs: [f([2, 3, 5]), f([5]), f([5])], build: ([x, s, b]) => T.layerNorm(x, s, b) },
   { name: 'LayerNormalization rank 1', inputs: [f([6]), f([6]), f([6])], build: ([x, s, b]) => T.layerNorm(x, s, b) },
+  // In float32 the backward reads the mean and 1/std that ORT's kernel output.
+  { name: 'LayerNormalization (float32, kernel statistics)', dtype: 'float32', inputs: [f([2, 3, 5]), f([5]), f([5])], build: ([x, s, b]) => T.layerNorm(x, s, b) },
 
   // Composites.
   { name: 'linear with bias', inputs: [f([2, 3, 4]), f([4, 5]), f([5])], build: ([x, w, b]) => T.linear(x, w, b) },
   { name: 'silu', inputs: [f([2, 3], [-3, 3])], build: ([x]) => T.silu(x) },
   { name: 'rmsNorm', inputs: [f([2, 3, 6]), f([6])], build: ([x, w]) => T.rmsNorm(x, w) },
   { name: 'rotary', inputs: [f([2, 2, 3, 4]), f([3, 4]), f([3, 4])], build: ([x, c, s]) => T.rotary(x, c, s) },
+  { name: 'TokenLogProb (repeated targets)', inputs: [f([2, 3, 5], [-2, 2]), int64([2, 3], [0, 4, 4, 2, 0, 0])], build: ([l, t]) => T.tokenLogProb(l, t) },
   { name: 'crossEntropy', inputs: [f([2, 3, 5], [-2, 2]), int64([2, 3], [0, 4, 2, 2, 1, 3])], build: ([l, t]) => T.crossEntropy(l, t) },
   {
     name: 'crossEntropy with weights', inputs: [f([2, 3, 5], [-2, 2]), int64([2, 3], [0, 4, 2, 2, 1, 3]), { shape: [2, 3], data: [1, 0, 1, 1, 0.5, 0] }],

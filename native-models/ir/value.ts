@@ -21,6 +21,8 @@ export type AttrValue = number | string | number[] | string[] | FloatAttr;
 export interface Emitter {
   /** The ONNX name of a value, emitting its producer first if needed. */
   name(v: Value): string;
+  /** The k-th output of the multi-output node that produced `v` (emitting it first). */
+  sibling(v: Value, k: number): string;
   /** Adds one ONNX node and returns the name of its (first) output. */
   node(opType: string, inputs: string[], attrs?: Record<string, AttrValue>, opts?: { domain?: string; outputs?: number }): string;
   /** An int64 1-D initializer. */

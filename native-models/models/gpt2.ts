@@ -78,7 +78,8 @@ function attention(c: Gpt2Config, p: Params, prefix: string, x: T.Value): T.Valu
   const qkv = T.linear(x, at(p, `${prefix}.c_attn.weight`), at(p, `${prefix}.c_attn.bias`)); // [B, T, 3D]
   const heads = (t: T.Value) => T.transpose(T.reshape(t, [B, Tn, H, hd]), [0, 2, 1, 3]); // [B, H, T, hd]
   const [q, k, v] = T.split(qkv, -1, [D, D, D]).map(heads);
-  const scores = T.mul(T.matmul(q, T.transposeLast2(k)), 1 / Math.sqrt(hd)); // [B, H, T, T]
+  // Scaling q rather than the scores: the same product, on a T/hd times smaller tensor.
+  const scores = T.matmul(T.mul(q, 1 / Math.sqrt(hd)), T.transposeLast2(k)); // [B, H, T, T]
   const probs = T.softmax(T.maskScores(scores, T.causalMask(Tn)), -1);
   const y = T.reshape(T.transpose(T.matmul(probs, v), [0, 2, 1, 3]), [B, Tn, D]); // [B, T, D]
   return T.linear(y, at(p, `${prefix}.c_proj.weight`), at(p, `${prefix}.c_proj.bias`));

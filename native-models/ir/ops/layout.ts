@@ -128,15 +128,40 @@ export function slice(x: Value, axis: number, start: Dim, end?: Dim): Value {
   return apply(SliceOp, [x], { axis: ax, start: s, end: e });
 }
 
+/**
+ * One piece of an ONNX Split. Piece 0 emits the Split node; piece k > 0 takes piece 0 as
+ * a second input only to name that node's k-th output (no gradient flows through it).
+ * The gradient of a piece is the zero-padded slice gradient, and autodiff concatenates
+ * the gradients of pieces that tile x.
+ */
+export const SplitOp = defineOp<{ axis: number; sizes: Dim[]; index: number }>({
+  kind: 'Split',
+  infer: (inputs, a) => {
+    const x = inputs[0];
+    const total = a.sizes.reduce<Dim>((s, d) => dimAdd(s, d), 0);
+    if (total !== x.shape[a.axis]) throw opError('Split', inputs, `sizes [${a.sizes}] do not add up to axis ${a.axis} of size ${x.shape[a.axis]}`);
+    return { dtype: x.dtype, shape: x.shape.map((d, i) => (i === a.axis ? a.sizes[a.index] : d)) };
+  },
+  vjp: ({ g, inputs: [x], attrs }) => {
+    const start = attrs.sizes.slice(0, attrs.index).reduce<Dim>((s, d) => dimAdd(s, d), 0);
+    const end = dimAdd(start, attrs.sizes[attrs.index]);
+    const before = x.shape.map((_, i) => (i === attrs.axis ? start : 0));
+    const after = x.shape.map((d, i) => (i === attrs.axis ? dimSub(d, end) : 0));
+    return [pad(g, before, after), null];
+  },
+  emit: (e, v) => {
+    const { axis, sizes, index } = v.attrs;
+    if (index > 0) return e.sibling(v.inputs[1], index);
+    return e.node('Split', [e.name(v.inputs[0]), e.shape(sizes)], { axis }, { outputs: sizes.length });
+  },
+});
+
 /** Splits along an axis into pieces of the given sizes. */
 export function split(x: Value, axis: number, sizes: readonly Dim[]): Value[] {
-  let start: Dim = 0;
-  return sizes.map((n) => {
-    const end = dimAdd(start, n);
-    const part = slice(x, axis, start, end);
-    start = end;
-    return part;
-  });
+  const ax = normAxis(axis, x.rank, 'Split');
+  if (sizes.length === 1) return [x];
+  const first = apply(SplitOp, [x], { axis: ax, sizes: [...sizes], index: 0 });
+  return [first, ...sizes.slice(1).map((_, k) => apply(SplitOp, [x, first], { axis: ax, sizes: [...sizes], index: k + 1 }))];
 }
 
 /** Zero padding: `before[i]` and `after[i]` elements around axis i (the gradient of Slice). */

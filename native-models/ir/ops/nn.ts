@@ -3,7 +3,9 @@
 import { isFloat } from '../dtype.ts';
 import { normAxis } from '../shape.ts';
 import { apply, defineOp, floatAttr, opError, type Value } from '../value.ts';
-import { exp, mul, sqrt, sub, add, div } from './elementwise.ts';
+import { add, div, equal, exp, mul, sqrt, sub, where } from './elementwise.ts';
+import { range } from './leaf.ts';
+import { unsqueeze } from './layout.ts';
 import { reduceMean, reduceSum } from './reduce.ts';
 
 function sameAsInput(kind: string) {
@@ -34,7 +36,8 @@ export const logSoftmax = (x: Value, axis = -1): Value => apply(LogSoftmaxOp, [x
 
 /**
  * Layer normalization over the last axis: (x - mean) / sqrt(var + eps) * scale + bias.
- * The backward recomputes the statistics rather than keeping them (they are cheap).
+ * ONNX's LayerNormalization also outputs the mean and 1/std it computed; the backward
+ * reads them (`LayerNormStat`) instead of recomputing them.
  */
 export const LayerNormOp = defineOp<{ eps: number }>({
   kind: 'LayerNormalization',
@@ -45,18 +48,70 @@ export const LayerNormOp = defineOp<{ eps: number }>({
     if (scale.rank !== 1 || bias.rank !== 1 || scale.shape[0] !== d || bias.shape[0] !== d) throw opError('LayerNormalization', inputs, `scale and bias must have shape [${d}]`);
     return { dtype: x.dtype, shape: [...x.shape] };
   },
-  vjp: ({ g, inputs: [x, scale], attrs }) => {
+  vjp: ({ g, out, inputs: [x, scale], attrs }) => {
     const last = x.rank - 1;
     const lead = x.shape.map((_, i) => i).slice(0, -1);
-    const xc = sub(x, reduceMean(x, last, true));
-    const rstd = div(1, sqrt(add(reduceMean(mul(xc, xc), last, true), attrs.eps)));
-    const xhat = mul(xc, rstd);
+    const { mean, rstd } = layerNormStats(out, x, attrs.eps);
+    const xhat = mul(sub(x, mean), rstd);
     const gs = mul(g, scale);
     // dx = rstd * (gs - mean(gs) - xhat * mean(gs * xhat))
     const dx = mul(rstd, sub(sub(gs, reduceMean(gs, last, true)), mul(xhat, reduceMean(mul(gs, xhat), last, true))));
     return [dx, reduceSum(mul(g, xhat), lead), reduceSum(g, lead)];
   },
-  emit: (e, v) => e.node('LayerNormalization', v.inputs.map((x) => e.name(x)), { axis: -1, epsilon: floatAttr(v.attrs.eps) }),
+  emit: (e, v) => {
+    // ORT computes the statistics in float32 (it has no float64 "stash" kernel), so only
+    // a float32 norm exposes them; float64 (gradient checks) recomputes them.
+    const outputs = v.dtype === 'float32' ? 3 : 1;
+    return e.node('LayerNormalization', v.inputs.map((x) => e.name(x)), { axis: -1, epsilon: floatAttr(v.attrs.eps) }, { outputs });
+  },
 });
 
+/** The mean or 1/std (shape [..., 1]) that a LayerNormalization computed. */
+export const LayerNormStatOp = defineOp<{ which: 'mean' | 'rstd' }>({
+  kind: 'LayerNormStat',
+  infer: (inputs) => {
+    if (inputs[0].op !== LayerNormOp) throw opError('LayerNormStat', inputs, 'reads the statistics of a LayerNormalization only');
+    return { dtype: inputs[0].dtype, shape: [...inputs[0].shape.slice(0, -1), 1] };
+  },
+  emit: (e, v) => e.sibling(v.inputs[0], v.attrs.which === 'mean' ? 1 : 2),
+});
+
+function layerNormStats(ln: Value, x: Value, eps: number): { mean: Value; rstd: Value } {
+  if (x.dtype === 'float32') return { mean: apply(LayerNormStatOp, [ln], { which: 'mean' }), rstd: apply(LayerNormStatOp, [ln], { which: 'rstd' }) };
+  const mean = reduceMean(x, -1, true);
+  const xc = sub(x, mean);
+  return { mean, rstd: div(1, sqrt(add(reduceMean(mul(xc, xc), -1, true), eps))) };
+}
+
 export const layerNorm = (x: Value, scale: Value, bias: Value, eps = 1e-5): Value => apply(LayerNormOp, [x, scale, bias], { eps });
+
+/**
+ * log softmax(logits)[..., target]: the log-probability of each target token, [...] for
+ * logits [..., V] and int targets [...]. One primitive so that the [..., V] log-softmax
+ * is never kept for the backward, whose rule is the classic one:
+ * d/dlogits = g (onehot(target) - softmax(logits)).
+ */
+export const TokenLogProbOp = defineOp<object>({
+  kind: 'TokenLogProb',
+  infer: (inputs) => {
+    const [logits, targets] = inputs;
+    if (!isFloat(logits.dtype)) throw opError('TokenLogProb', inputs, 'logits must be floating-point');
+    if (targets.dtype !== 'int64') throw opError('TokenLogProb', inputs, 'targets must be int64');
+    if (targets.rank !== logits.rank - 1 || targets.shape.some((d, i) => d !== logits.shape[i])) throw opError('TokenLogProb', inputs, 'targets must have the shape of logits without its last axis');
+    return { dtype: logits.dtype, shape: [...targets.shape] };
+  },
+  vjp: ({ g, inputs: [logits, targets] }) => {
+    const V = logits.shape[logits.rank - 1];
+    const gc = unsqueeze(g, -1);
+    const onehot = equal(range(V), unsqueeze(targets, -1));
+    return [sub(where(onehot, gc, 0), mul(softmax(logits, -1), gc)), null];
+  },
+  emit: (e, v) => {
+    const [logits, targets] = v.inputs;
+    const logp = e.node('LogSoftmax', [e.name(logits)], { axis: -1 });
+    const picked = e.node('GatherElements', [logp, e.node('Unsqueeze', [e.name(targets), e.ints([-1])])], { axis: -1 });
+    return e.node('Squeeze', [picked, e.ints([-1])]);
+  },
+});
+
+export const tokenLogProb = (logits: Value, targets: Value): Value => apply(TokenLogProbOp, [logits, targets], {});
