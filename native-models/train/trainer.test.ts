@@ -108,3 +108,21 @@ test('save, load and continue is bit-identical to an uninterrupted run', async (
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the loss evaluator gives the loss the next training step reports', async () => {
+  const { LossEvaluator } = await import('./evaluator.ts');
+  const x = T.input('x', 'float32', ['B', 8]);
+  const y = T.input('y', 'int64', ['B']);
+  const w = T.param('w', [8, 4]);
+  const loss = T.crossEntropy(T.matmul(x, w), y);
+  const graphs = buildTrainStep({ loss, trainable: [w], optimizer: adamw() });
+  const r = new Rng(2);
+  const trainer = await Trainer.create(graphs, new Map([['w', Float32Array.from({ length: 32 }, () => r.normal())]]), { threads: 1 });
+  const batch = { x: new ort.Tensor('float32', Float32Array.from({ length: 48 }, () => r.normal()), [6, 8]), y: new ort.Tensor('int64', BigInt64Array.from({ length: 6 }, () => BigInt(r.int(4))), [6]) };
+  const evaluator = await LossEvaluator.create(loss, [w], { provider: 'cpu', intraOpThreads: 1 });
+  await trainer.step(batch, 0.1);
+  const evaluated = await evaluator.mean([batch], trainer.state);
+  const stepped = await trainer.step(batch, 0.1);
+  assert.ok(Math.abs(evaluated - stepped.loss) < 1e-6, `${evaluated} vs ${stepped.loss}`);
+  await evaluator.release();
+});
