@@ -4,7 +4,7 @@ import { type Dim } from './shape.ts';
 import { add, cast, div, less, mul, neg, sigmoid, sqrt, where } from './ops/elementwise.ts';
 import { full, range } from './ops/leaf.ts';
 import { concat, reshape, slice, unsqueeze } from './ops/layout.ts';
-import { matmul } from './ops/matmul.ts';
+import { gemm, matmul } from './ops/matmul.ts';
 import { reduceMean, reduceSum } from './ops/reduce.ts';
 import { tokenLogProb } from './ops/nn.ts';
 import { opError, type Value } from './value.ts';
@@ -19,6 +19,17 @@ export function linear(x: Value, w: Value, b?: Value): Value {
   const flat = reshape(x, [-1, x.shape[x.rank - 1]]);
   const y = b ? add(matmul(flat, w), b) : matmul(flat, w);
   return reshape(y, [...x.shape.slice(0, -1), w.shape[1]]);
+}
+
+/**
+ * x @ w^T + b for w stored [out, in] (PyTorch's nn.Linear layout): one Gemm with transB on
+ * the flattened x, so neither the weight nor its gradient is ever transposed in memory.
+ */
+export function linearOutIn(x: Value, w: Value, b?: Value): Value {
+  if (w.rank !== 2) throw opError('linearOutIn', [x, w], 'needs a matrix weight [out, in]');
+  const flat = x.rank === 2 ? x : reshape(x, [-1, x.shape[x.rank - 1]]);
+  const y = gemm(flat, w, { transB: true }, b);
+  return x.rank === 2 ? y : reshape(y, [...x.shape.slice(0, -1), w.shape[0]]); // [..., out]
 }
 
 /** x sigmoid(x), the SiLU / swish activation of Llama's SwiGLU. */

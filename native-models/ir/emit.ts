@@ -25,12 +25,48 @@ export interface EmitOptions {
   /** Order of the graph inputs (default: by creation order); must list every free leaf. */
   inputs?: readonly Value[];
   name?: string;
+  /**
+   * Store the frozen initializers of at least `minBytes` in a separate file named
+   * `location` (relative to the model file), as ONNX external data: protobuf caps one
+   * file at 2 GB. The caller writes `EmittedModel.externalData` to that file.
+   */
+  externalData?: { location: string; minBytes?: number };
 }
 
 export interface EmittedModel {
   bytes: Uint8Array;
   inputNames: string[];
   outputNames: string[];
+  /** With `externalData`: the chunks of the external data file, in order. */
+  externalData?: Uint8Array[];
+}
+
+/** Offsets of external tensors are aligned so that ORT can map them in place. */
+const EXTERNAL_ALIGN = 4096;
+
+/** Lays tensors out in an external data file and points their protos at it. */
+class ExternalData {
+  readonly chunks: Uint8Array[] = [];
+  private offset = 0;
+  constructor(readonly location: string, readonly minBytes: number) {}
+
+  /** Moves a tensor's bytes out of the proto when it is large enough. */
+  place(t: TensorProto): void {
+    const raw = t.rawData as Uint8Array;
+    if (raw.byteLength < this.minBytes || raw.byteLength === 0) return;
+    const pad = (EXTERNAL_ALIGN - (this.offset % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
+    if (pad > 0) this.chunks.push(new Uint8Array(pad));
+    this.offset += pad;
+    t.rawData = undefined;
+    t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+    t.externalData = [
+      { key: 'location', value: this.location },
+      { key: 'offset', value: String(this.offset) },
+      { key: 'length', value: String(raw.byteLength) },
+    ];
+    this.chunks.push(raw);
+    this.offset += raw.byteLength;
+  }
 }
 
 type NodeProto = onnxProto.onnx.INodeProto;
@@ -226,6 +262,9 @@ export function emitOnnx(opts: EmitOptions): EmittedModel {
   // silently fed in place of a constant.
   const reserved = new Set([...seenNames.keys(), ...outputs.map(([name]) => name)]);
   const w = new OnnxWriter(graphInputs, usedFrozen, reserved);
+  // Only the frozen weights go out (they come first among the initializers); constants stay inline.
+  const external = opts.externalData ? new ExternalData(opts.externalData.location, opts.externalData.minBytes ?? 0) : undefined;
+  if (external) w.initializers.slice(0, usedFrozen.size).forEach((t) => external.place(t));
 
   const wanted = new Map<number, string>();
   for (const [name, v] of outputs) if (!isLeafKind(v) && !wanted.has(v.id)) wanted.set(v.id, name);
@@ -255,5 +294,6 @@ export function emitOnnx(opts: EmitOptions): EmittedModel {
     bytes: onnx.ModelProto.encode(model).finish(),
     inputNames: graphInputs.map((v) => (v.attrs as { name: string }).name),
     outputNames: outputs.map(([n]) => n),
+    ...(external ? { externalData: external.chunks } : {}),
   };
 }

@@ -71,6 +71,13 @@ const cases: Case[] = [
   { name: 'MatMul broadcast batch [2,1,3,4] @ [3,4,5]', inputs: [f([2, 1, 3, 4]), f([3, 4, 5])], build: ([a, b]) => T.matmul(a, b) },
   { name: 'MatMul 2D @ batched', inputs: [f([3, 4]), f([2, 4, 5])], build: ([a, b]) => T.matmul(a, b) },
 
+  // Gemm: every transpose combination, with and without a bias.
+  { name: 'Gemm', inputs: [f([3, 4]), f([4, 5])], build: ([a, b]) => T.gemm(a, b) },
+  { name: 'Gemm transB + bias [N]', inputs: [f([3, 4]), f([5, 4]), f([5])], build: ([a, b, c]) => T.gemm(a, b, { transB: true }, c) },
+  { name: 'Gemm transA + bias [M,1]', inputs: [f([4, 3]), f([4, 5]), f([3, 1])], build: ([a, b, c]) => T.gemm(a, b, { transA: true }, c) },
+  { name: 'Gemm transA transB', inputs: [f([4, 3]), f([5, 4])], build: ([a, b]) => T.gemm(a, b, { transA: true, transB: true }) },
+  { name: 'linearOutIn [2,3,4] with W [5,4] and bias', inputs: [f([2, 3, 4]), f([5, 4]), f([5])], build: ([x, w, b]) => T.linearOutIn(x, w, b) },
+
   // Reductions.
   { name: 'ReduceSum axis 1', inputs: [f([2, 3, 4])], build: ([x]) => T.reduceSum(x, 1) },
   { name: 'ReduceSum axes [0,2] keepdims', inputs: [f([2, 3, 4])], build: ([x]) => T.reduceSum(x, [0, 2], true) },

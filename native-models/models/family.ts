@@ -30,6 +30,12 @@ export interface ForwardInputs {
   attentionMask?: T.Value;
   /** Cache of earlier positions, one entry per layer (absent: no cache, P = 0). */
   past?: readonly KvCache[];
+  /**
+   * LoRA scale alpha / rank. Required when the params hold adapters
+   * (`<linear>.lora_A`, `<linear>.lora_B`, see models/lora.ts); the forward refuses
+   * adapters without it rather than guess.
+   */
+  loraScale?: number;
 }
 
 export interface ForwardOutputs {
@@ -39,6 +45,17 @@ export interface ForwardOutputs {
   hidden: T.Value;
   /** The cache extended with this call's keys and values: [B, n_kv_heads, P+T, head_dim]. */
   present: KvCache[];
+}
+
+/** One linear projection of the model (what LoRA can adapt). */
+export interface LinearInfo {
+  /** Parameter prefix: the weight is `${prefix}.weight`, adapters `${prefix}.lora_A` / `.lora_B`. */
+  prefix: string;
+  in: number;
+  out: number;
+  /** 'in_out': weight [in, out] (GPT-2 Conv1D); 'out_in': weight [out, in] (nn.Linear). */
+  layout: 'in_out' | 'out_in';
+  kind: 'attention' | 'mlp';
 }
 
 export interface ModelFamily<C> {
@@ -55,4 +72,6 @@ export interface ModelFamily<C> {
   /** Layer count, KV heads and head size, for building caches. */
   cacheShape(c: C): { layers: number; kvHeads: number; headDim: number };
   vocabSize(c: C): number;
+  /** The attention and MLP projections of every layer, for LoRA. */
+  linears(c: C): LinearInfo[];
 }

@@ -4,6 +4,11 @@
 
 import * as T from '../ir/index.ts';
 import type { Rng } from '../train/rng.ts';
+import type { ForwardInputs, ForwardOutputs, KvCache, LinearInfo, ModelFamily } from './family.ts';
+import { HfConfigReader } from './hf-config.ts';
+import { attentionBias, attention, defaultPositions, loraLinear, pastLength, toHeads, weight, type Params } from './layers.ts';
+
+export type { Params } from './layers.ts';
 
 export interface Gpt2Config {
   vocabSize: number;
@@ -11,18 +16,23 @@ export interface Gpt2Config {
   nEmbd: number;
   nLayer: number;
   nHead: number;
+  /** Width of the MLP's hidden layer (Hugging Face `n_inner`; 4 nEmbd by default). */
+  nInner: number;
   layerNormEps: number;
   /** 'gelu_new' is GPT-2's tanh approximation; 'gelu' the exact one. */
   activation: 'gelu_new' | 'gelu';
+  /** LM head shares the token embedding (true for every released GPT-2). */
+  tieWordEmbeddings: boolean;
 }
 
-export const gpt2Defaults = (c: Partial<Gpt2Config> & Pick<Gpt2Config, 'vocabSize'>): Gpt2Config => ({
-  nPositions: 1024, nEmbd: 768, nLayer: 12, nHead: 12, layerNormEps: 1e-5, activation: 'gelu_new', ...c,
-});
+export const gpt2Defaults = (c: Partial<Gpt2Config> & Pick<Gpt2Config, 'vocabSize'>): Gpt2Config => {
+  const nEmbd = c.nEmbd ?? 768;
+  return { nPositions: 1024, nEmbd, nLayer: 12, nHead: 12, nInner: 4 * nEmbd, layerNormEps: 1e-5, activation: 'gelu_new', tieWordEmbeddings: true, ...c };
+};
 
-/** Parameter shapes by Hugging Face name (the LM head is tied to wte). */
+/** Parameter shapes by Hugging Face name (the LM head is listed only when untied). */
 export function gpt2ParamShapes(c: Gpt2Config): Map<string, number[]> {
-  const D = c.nEmbd;
+  const D = c.nEmbd, F = c.nInner;
   const m = new Map<string, number[]>([
     ['transformer.wte.weight', [c.vocabSize, D]],
     ['transformer.wpe.weight', [c.nPositions, D]],
@@ -33,16 +43,15 @@ export function gpt2ParamShapes(c: Gpt2Config): Map<string, number[]> {
     m.set(`${p}.attn.c_attn.weight`, [D, 3 * D]).set(`${p}.attn.c_attn.bias`, [3 * D]);
     m.set(`${p}.attn.c_proj.weight`, [D, D]).set(`${p}.attn.c_proj.bias`, [D]);
     m.set(`${p}.ln_2.weight`, [D]).set(`${p}.ln_2.bias`, [D]);
-    m.set(`${p}.mlp.c_fc.weight`, [D, 4 * D]).set(`${p}.mlp.c_fc.bias`, [4 * D]);
-    m.set(`${p}.mlp.c_proj.weight`, [4 * D, D]).set(`${p}.mlp.c_proj.bias`, [D]);
+    m.set(`${p}.mlp.c_fc.weight`, [D, F]).set(`${p}.mlp.c_fc.bias`, [F]);
+    m.set(`${p}.mlp.c_proj.weight`, [F, D]).set(`${p}.mlp.c_proj.bias`, [D]);
   }
   m.set('transformer.ln_f.weight', [D]).set('transformer.ln_f.bias', [D]);
+  if (!c.tieWordEmbeddings) m.set('lm_head.weight', [c.vocabSize, D]);
   return m;
 }
 
-export type Params = Map<string, T.Value>;
-
-export function gpt2Params(c: Gpt2Config): Params {
+export function gpt2Params(c: Gpt2Config): Map<string, T.Value> {
   return new Map([...gpt2ParamShapes(c)].map(([name, shape]) => [name, T.param(name, shape)]));
 }
 
@@ -65,40 +74,127 @@ export function gpt2Init(c: Gpt2Config, rng: Rng): Map<string, Float32Array> {
   return out;
 }
 
-const at = (p: Params, name: string): T.Value => {
-  const v = p.get(name);
-  if (!v) throw new Error(`GPT-2: missing parameter ${name}`);
-  return v;
-};
+const FAMILY = 'GPT-2';
+
+/** What every block reads besides its input: the attention bias and the LoRA scale. */
+interface Ctx { bias: T.Value; loraScale?: number }
+
+/** A Conv1D projection ([in, out] weight and a bias), LoRA-aware. */
+const proj = (p: Params, prefix: string, x: T.Value, ctx: Ctx): T.Value =>
+  loraLinear(p, prefix, x, { layout: 'in_out', bias: true, loraScale: ctx.loraScale, family: FAMILY });
+
+const norm = (c: Gpt2Config, p: Params, prefix: string, x: T.Value): T.Value =>
+  T.layerNorm(x, weight(p, `${prefix}.weight`, FAMILY), weight(p, `${prefix}.bias`, FAMILY), c.layerNormEps);
 
 /** Causal self-attention of one block; x: [B, T, D]. */
-function attention(c: Gpt2Config, p: Params, prefix: string, x: T.Value): T.Value {
+function selfAttention(c: Gpt2Config, p: Params, prefix: string, x: T.Value, ctx: Ctx, past?: KvCache): { y: T.Value; present: KvCache } {
   const D = c.nEmbd, H = c.nHead, hd = D / H;
-  const [B, Tn] = x.shape;
-  const qkv = T.linear(x, at(p, `${prefix}.c_attn.weight`), at(p, `${prefix}.c_attn.bias`)); // [B, T, 3D]
-  const heads = (t: T.Value) => T.transpose(T.reshape(t, [B, Tn, H, hd]), [0, 2, 1, 3]); // [B, H, T, hd]
-  const [q, k, v] = T.split(qkv, -1, [D, D, D]).map(heads);
-  // Scaling q rather than the scores: the same product, on a T/hd times smaller tensor.
-  const scores = T.matmul(T.mul(q, 1 / Math.sqrt(hd)), T.transposeLast2(k)); // [B, H, T, T]
-  const probs = T.softmax(T.maskScores(scores, T.causalMask(Tn)), -1);
-  const y = T.reshape(T.transpose(T.matmul(probs, v), [0, 2, 1, 3]), [B, Tn, D]); // [B, T, D]
-  return T.linear(y, at(p, `${prefix}.c_proj.weight`), at(p, `${prefix}.c_proj.bias`));
+  const qkv = proj(p, `${prefix}.c_attn`, x, ctx); // [B, T, 3D]
+  const [q, k, v] = T.split(qkv, -1, [D, D, D]).map((t) => toHeads(t, H, hd)); // [B, H, T, hd]
+  const { y, present } = attention({ q, k, v, past, bias: ctx.bias }); // [B, T, D]
+  return { y: proj(p, `${prefix}.c_proj`, y, ctx), present };
 }
 
-function mlp(c: Gpt2Config, p: Params, prefix: string, x: T.Value): T.Value {
-  const h = T.gelu(T.linear(x, at(p, `${prefix}.c_fc.weight`), at(p, `${prefix}.c_fc.bias`)), c.activation === 'gelu_new' ? 'tanh' : 'none');
-  return T.linear(h, at(p, `${prefix}.c_proj.weight`), at(p, `${prefix}.c_proj.bias`));
+function mlp(c: Gpt2Config, p: Params, prefix: string, x: T.Value, ctx: Ctx): T.Value {
+  const h = T.gelu(proj(p, `${prefix}.c_fc`, x, ctx), c.activation === 'gelu_new' ? 'tanh' : 'none'); // [B, T, F]
+  return proj(p, `${prefix}.c_proj`, h, ctx);
 }
 
-/** Logits [B, T, V] for int64 token ids [B, T]. */
+function block(c: Gpt2Config, p: Params, prefix: string, x: T.Value, ctx: Ctx, past?: KvCache): { x: T.Value; present: KvCache } {
+  const a = selfAttention(c, p, `${prefix}.attn`, norm(c, p, `${prefix}.ln_1`, x), ctx, past);
+  x = T.add(x, a.y);
+  x = T.add(x, mlp(c, p, `${prefix}.mlp`, norm(c, p, `${prefix}.ln_2`, x), ctx));
+  return { x, present: a.present };
+}
+
+/** Logits, final hidden states and the extended cache; see ModelFamily.forward. */
+export function gpt2ForwardFull(c: Gpt2Config, p: Params, inputs: ForwardInputs): ForwardOutputs {
+  const { tokens } = inputs;
+  const P = pastLength(inputs.past, c.nLayer, FAMILY);
+  const positions = inputs.positions ?? defaultPositions(tokens, P); // [B, T] or [T]
+  const ctx: Ctx = { bias: attentionBias(tokens, P, inputs.attentionMask), loraScale: inputs.loraScale };
+  let x = T.add(T.gather(weight(p, 'transformer.wte.weight', FAMILY), tokens), T.gather(weight(p, 'transformer.wpe.weight', FAMILY), positions)); // [B, T, D]
+  const present: KvCache[] = [];
+  for (let i = 0; i < c.nLayer; i++) {
+    const b = block(c, p, `transformer.h.${i}`, x, ctx, inputs.past?.[i]);
+    x = b.x;
+    present.push(b.present);
+  }
+  const hidden = norm(c, p, 'transformer.ln_f', x); // [B, T, D]
+  const head = c.tieWordEmbeddings ? weight(p, 'transformer.wte.weight', FAMILY) : weight(p, 'lm_head.weight', FAMILY);
+  const logits = T.matmul(hidden, T.transpose(head, [1, 0])); // [B, T, V]
+  return { logits, hidden, present };
+}
+
+/** Logits [B, T, V] for int64 token ids [B, T] (no cache, no mask). */
 export function gpt2Forward(c: Gpt2Config, p: Params, tokens: T.Value): T.Value {
-  const Tn = tokens.shape[1];
-  let x = T.add(T.gather(at(p, 'transformer.wte.weight'), tokens), T.gather(at(p, 'transformer.wpe.weight'), T.range(Tn))); // [B, T, D]
+  return gpt2ForwardFull(c, p, { tokens }).logits;
+}
+
+function fromHfConfig(json: Record<string, unknown>): Gpt2Config {
+  const r = new HfConfigReader(json, 'GPT-2');
+  r.refuse('scale_attn_weights', (v) => v === false, 'unscaled attention scores');
+  r.refuse('scale_attn_by_inverse_layer_idx', (v) => v === true, 'attention scaled by the inverse layer index');
+  r.refuse('add_cross_attention', (v) => v === true, 'cross-attention is for encoder-decoder models');
+  const act = r.str('activation_function', 'gelu_new');
+  // gelu_pytorch_tanh is the same tanh approximation as gelu_new.
+  const activation = act === 'gelu_new' || act === 'gelu_pytorch_tanh' ? 'gelu_new' : act === 'gelu' ? 'gelu' : undefined;
+  if (!activation) throw new Error(`GPT-2 config.json sets "activation_function": "${act}", which AfD Studio does not support (supported: gelu_new, gelu_pytorch_tanh, gelu).`);
+  const nEmbd = r.int('n_embd'), nHead = r.int('n_head');
+  if (nEmbd % nHead !== 0) throw new Error(`GPT-2 config.json: n_embd ${nEmbd} is not a multiple of n_head ${nHead}.`);
+  return {
+    vocabSize: r.int('vocab_size'),
+    nPositions: r.int('n_positions', 1024),
+    nEmbd,
+    nLayer: r.int('n_layer'),
+    nHead,
+    nInner: r.int('n_inner', 4 * nEmbd),
+    layerNormEps: r.num('layer_norm_epsilon', 1e-5),
+    activation,
+    tieWordEmbeddings: r.bool('tie_word_embeddings', true),
+  };
+}
+
+function toHfConfig(c: Gpt2Config): Record<string, unknown> {
+  return {
+    architectures: ['GPT2LMHeadModel'],
+    model_type: 'gpt2',
+    vocab_size: c.vocabSize,
+    n_positions: c.nPositions,
+    n_ctx: c.nPositions,
+    n_embd: c.nEmbd,
+    n_layer: c.nLayer,
+    n_head: c.nHead,
+    n_inner: c.nInner === 4 * c.nEmbd ? null : c.nInner,
+    layer_norm_epsilon: c.layerNormEps,
+    activation_function: c.activation,
+    tie_word_embeddings: c.tieWordEmbeddings,
+  };
+}
+
+function gpt2Linears(c: Gpt2Config): LinearInfo[] {
+  const D = c.nEmbd, F = c.nInner;
+  const out: LinearInfo[] = [];
   for (let i = 0; i < c.nLayer; i++) {
     const h = `transformer.h.${i}`;
-    x = T.add(x, attention(c, p, `${h}.attn`, T.layerNorm(x, at(p, `${h}.ln_1.weight`), at(p, `${h}.ln_1.bias`), c.layerNormEps)));
-    x = T.add(x, mlp(c, p, `${h}.mlp`, T.layerNorm(x, at(p, `${h}.ln_2.weight`), at(p, `${h}.ln_2.bias`), c.layerNormEps)));
+    out.push(
+      { prefix: `${h}.attn.c_attn`, in: D, out: 3 * D, layout: 'in_out', kind: 'attention' },
+      { prefix: `${h}.attn.c_proj`, in: D, out: D, layout: 'in_out', kind: 'attention' },
+      { prefix: `${h}.mlp.c_fc`, in: D, out: F, layout: 'in_out', kind: 'mlp' },
+      { prefix: `${h}.mlp.c_proj`, in: F, out: D, layout: 'in_out', kind: 'mlp' },
+    );
   }
-  x = T.layerNorm(x, at(p, 'transformer.ln_f.weight'), at(p, 'transformer.ln_f.bias'), c.layerNormEps);
-  return T.matmul(x, T.transpose(at(p, 'transformer.wte.weight'), [1, 0])); // tied LM head: [B, T, V]
+  return out;
 }
+
+export const gpt2Family: ModelFamily<Gpt2Config> = {
+  name: 'gpt2',
+  fromHfConfig,
+  toHfConfig,
+  paramShapes: gpt2ParamShapes,
+  init: gpt2Init,
+  forward: gpt2ForwardFull,
+  cacheShape: (c) => ({ layers: c.nLayer, kvHeads: c.nHead, headDim: c.nEmbd / c.nHead }),
+  vocabSize: (c) => c.vocabSize,
+  linears: gpt2Linears,
+};

@@ -1,0 +1,4 @@
+// Hugging Face checkpoints in and out, and the inference-only ONNX export.
+
+export { importHfModel, type ImportedModel } from './hf-import.ts';
+export { exportHfModel, exportInferenceOnnx, checkWeights, TOKENIZER_FILES, type HfExportOptions, type OnnxExportOptions } from './hf-export.ts';
