@@ -3,6 +3,7 @@
 
 import { doctor } from './doctor.ts';
 import { benchTrain } from './bench.ts';
+import { pretrainCommand } from './pretrain.ts';
 
 export interface Command {
   summary: string;
@@ -11,6 +12,7 @@ export interface Command {
 
 const commands: Record<string, Command> = {
   doctor: { summary: 'check the installation: versions, execution providers, and a 20-step training run', run: doctor },
+  pretrain: { summary: 'build the embedded default model: a BPE tokenizer and a small GPT-2 trained on the HH transcripts', run: pretrainCommand },
   'bench train': { summary: 'training throughput of the engine (and PyTorch with --vs-torch), as JSON', run: benchTrain },
 };
 
