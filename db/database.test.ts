@@ -16,10 +16,11 @@ let n = 0;
 const dbFile = (): string => join(dir, `studio-${++n}.db`);
 const backupsOf = (file: string): string[] => readdirSync(dirname(file)).filter((f) => f.startsWith(`${file.split('/').pop()}.backup-`));
 
-const TABLES = ['artifacts', 'datasets', 'example_edits', 'examples', 'experiments', 'generations', 'judgments', 'metrics', 'models', 'runs'];
+const V1_TABLES = ['artifacts', 'datasets', 'example_edits', 'examples', 'experiments', 'generations', 'judgments', 'metrics', 'models', 'runs'];
+const TABLES = [...V1_TABLES.slice(0, -1), 'run_logs', 'runs'];
 
 function dump(sqlite: Database.Database): Record<string, unknown[]> {
-  return Object.fromEntries(TABLES.map((t) => [t, sqlite.prepare(`SELECT * FROM ${t} ORDER BY 1, 2, 3`).all()]));
+  return Object.fromEntries(V1_TABLES.map((t) => [t, sqlite.prepare(`SELECT * FROM ${t} ORDER BY 1, 2, 3`).all()]));
 }
 
 /** Fills every table of schema v1 with a few related rows, through plain SQL so that the
@@ -76,16 +77,14 @@ test('a populated v1 database migrates to v2 with its data intact and a backup m
   const before = dump(v1.sqlite);
   v1.close();
 
-  const db = await openDatabase(file);
+  const db = await openDatabase(file, { migrations: MIGRATIONS.slice(0, 2) });
   assert.equal(db.migratedFrom, 1);
   assert.equal(db.schemaVersion, 2);
   assert.deepEqual(dump(db.sqlite), before);
   const indexes = db.sqlite.prepare<[], string>("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'examples'").pluck().all();
   assert.ok(indexes.includes('examples_by_split'));
-  // The store reads the migrated rows.
-  const summary = new DatasetStore(db).getByName('demo');
-  assert.equal(summary?.examples, 3);
-  assert.equal(summary?.train, 2);
+  // (The stores read the latest schema only; the v3 test reads these rows through them.)
+  assert.deepEqual(db.sqlite.prepare("SELECT split, count(*) AS n FROM examples GROUP BY split ORDER BY split").all(), [{ split: 'eval', n: 1 }, { split: 'train', n: 2 }]);
   db.close();
 
   assert.ok(db.backupFile !== undefined);
@@ -95,6 +94,23 @@ test('a populated v1 database migrates to v2 with its data intact and a backup m
   assert.equal(backup.pragma('user_version', { simple: true }), 1);
   assert.deepEqual(dump(backup), before);
   backup.close();
+});
+
+test('v3 adds the job columns with values that keep existing rows as they were', async () => {
+  const file = dbFile();
+  const v2 = await openDatabase(file, { migrations: MIGRATIONS.slice(0, 2) });
+  populateV1(v2.sqlite);
+  v2.close();
+  const db = await openDatabase(file);
+  assert.deepEqual([db.migratedFrom, db.schemaVersion], [2, 3]);
+  assert.deepEqual(db.sqlite.prepare('SELECT ready, import_run_id FROM datasets').all(), [{ ready: 1, import_run_id: null }]);
+  assert.deepEqual(db.sqlite.prepare('SELECT status, owner, result FROM runs').all(), [{ status: 'done', owner: null, result: null }]);
+  assert.equal(new DatasetStore(db).getByName('demo')?.examples, 3);
+  assert.throws(() => db.sqlite.exec("UPDATE runs SET result = 'not json'"), /CHECK constraint failed/);
+  // A dataset's import run is provenance: deleting the run keeps the dataset.
+  db.sqlite.exec('UPDATE datasets SET import_run_id = 1; DELETE FROM runs');
+  assert.deepEqual(db.sqlite.prepare('SELECT ready, import_run_id FROM datasets').all(), [{ ready: 1, import_run_id: null }]);
+  db.close();
 });
 
 test('the split index of v2 is what the counts and the split filter use', async () => {
@@ -116,7 +132,7 @@ test('a database from a newer version is refused and left untouched', async () =
     assert.ok(err instanceof DatabaseVersionError);
     assert.equal(err.found, 99);
     assert.equal(err.known, MIGRATIONS.length);
-    assert.match(err.message, /was written by a newer version of AfD Studio \(schema 99; this version knows up to 2\); open it with that newer version, or restore one of its \.backup files\.$/);
+    assert.match(err.message, /was written by a newer version of AfD Studio \(schema 99; this version knows up to 3\); open it with that newer version, or restore one of its \.backup files\.$/);
     return true;
   });
   const check = new Database(file, { readonly: true });

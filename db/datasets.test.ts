@@ -130,3 +130,33 @@ describe('datasets', () => {
     assert.throws(() => store.exportJsonl(999), /There is no dataset #999 to export/);
   });
 });
+
+describe('imports in short transactions (the import job)', () => {
+  const runId = (): number => Number(db.sqlite.prepare("INSERT INTO runs (stage) VALUES ('import-dataset')").run().lastInsertRowid);
+
+  test('the dataset stays hidden until finishImport, which records the counts', () => {
+    const run = runId();
+    const id = store.beginImport(run, { name: 'demo', sourceFile: '/x/demo.jsonl' });
+    assert.equal(store.addImportBatch(run, rows.slice(0, 2)), 2);
+    assert.equal(store.addImportBatch(run, [rows[0], ...rows.slice(2)]), 2); // rows[0] again: a duplicate
+    assert.deepEqual([store.list(), store.get(id), store.getByName('demo')], [[], undefined, undefined]);
+    assert.throws(() => store.create({ name: 'demo' }), new RegExp(`A dataset named "demo" is being imported right now \\(run #${run}\\); wait for that import to finish or choose another name\\.`));
+    const d = store.finishImport(run, { format: 'jsonl', records: 5 });
+    assert.deepEqual([d.id, d.examples, d.train, d.eval, d.sourceRecords, d.sourceDuplicates, d.sourceFormat, d.importRunId], [id, 4, 2, 2, 5, 1, 'jsonl', run]);
+    assert.deepEqual(store.list().map((x) => x.name), ['demo']);
+    // Finished: a discard no longer touches it, and a second finish is refused.
+    assert.equal(store.discardImport(run), false);
+    assert.throws(() => store.finishImport(run, { format: 'jsonl', records: 5 }), /Run #\d+ has no import in progress/);
+  });
+
+  test('discardImport deletes the hidden dataset with every row written so far', () => {
+    const run = runId();
+    store.beginImport(run, { name: 'half' });
+    store.addImportBatch(run, rows);
+    assert.throws(() => store.addImportBatch(run, [{ prompt: 'p', split: 'train' }]), /has no response/);
+    assert.equal(db.sqlite.prepare('SELECT count(*) FROM examples').pluck().get(), 4); // the bad batch left nothing
+    assert.equal(store.discardImport(run), true);
+    assert.deepEqual(db.sqlite.prepare('SELECT (SELECT count(*) FROM datasets) AS d, (SELECT count(*) FROM examples) AS e').get(), { d: 0, e: 0 });
+    assert.equal(store.create({ name: 'half' }).name, 'half'); // the name is free again
+  });
+});

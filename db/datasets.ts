@@ -1,6 +1,7 @@
 // Datasets and their examples: create, list with counts, browse and search, edit with
-// history, delete, export. Bulk imports write through DatasetImportWriter inside a
-// LongTransaction (see main/datasets/import.ts).
+// history, delete, export. Bulk imports either write through DatasetImportWriter inside a
+// LongTransaction (see main/datasets/import.ts), or, as a job, in short transactions into
+// a dataset that stays hidden until its import finishes (beginImport ... finishImport).
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { LongTransaction, Statement, StudioDatabase } from './database.ts';
@@ -18,6 +19,8 @@ export interface Dataset {
   /** Records read from the source file, and how many of them were exact duplicates. */
   sourceRecords: number;
   sourceDuplicates: number;
+  /** The run that imported it, if an import job did. */
+  importRunId: number | null;
 }
 
 export interface DatasetSummary extends Dataset {
@@ -104,11 +107,13 @@ export function exampleHash(e: ExampleContent): string {
   return createHash('sha256').update(JSON.stringify([e.prompt, e.response ?? null, e.chosen ?? null, e.rejected ?? null])).digest('hex');
 }
 
-const DATASET_COLUMNS = 'id, name, created_at AS createdAt, source_file AS sourceFile, source_format AS sourceFormat, source_records AS sourceRecords, source_duplicates AS sourceDuplicates';
+const DATASET_COLUMNS = 'id, name, created_at AS createdAt, source_file AS sourceFile, source_format AS sourceFormat, source_records AS sourceRecords, source_duplicates AS sourceDuplicates, import_run_id AS importRunId';
 const EXAMPLE_COLUMNS = 'id, dataset_id AS datasetId, prompt, response, chosen, rejected, source, tags, split, hash, created_at AS createdAt, updated_at AS updatedAt';
 // Counts per split come from the (dataset_id, split, id) index alone (migration 2).
 const COUNTS = `SELECT dataset_id AS datasetId, split, count(*) AS n FROM examples %WHERE% GROUP BY dataset_id, split`;
-const INSERT_DATASET = 'INSERT INTO datasets (name, source_file, source_format) VALUES (?, ?, ?)';
+// Datasets with ready = 0 are imports in progress (migration 3): invisible until complete.
+const INSERT_DATASET = 'INSERT INTO datasets (name, source_file, source_format, ready, import_run_id) VALUES (?, ?, ?, ?, ?)';
+const IMPORTING = 'SELECT id FROM datasets WHERE import_run_id = ? AND ready = 0';
 const INSERT_EXAMPLE = `INSERT INTO examples (dataset_id, prompt, response, chosen, rejected, source, tags, split, hash)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset_id, hash) DO NOTHING`;
 const PAGE_MAX = 500;
@@ -126,15 +131,15 @@ export class DatasetStore {
   }
 
   create(input: NewDataset): Dataset {
-    const id = insertDataset(this.db.statement(INSERT_DATASET), input);
+    const id = insertDataset(this.db, this.db.statement(INSERT_DATASET), input);
     return this.getDataset(id) as Dataset;
   }
 
   /** Every dataset, by name, with its example counts. */
   list(): DatasetSummary[] {
-    const datasets = this.db.statement<[], Dataset>(`SELECT ${DATASET_COLUMNS} FROM datasets ORDER BY name, id`).all();
+    const datasets = this.db.statement<[], Dataset>(`SELECT ${DATASET_COLUMNS} FROM datasets WHERE ready = 1 ORDER BY name, id`).all();
     const counts = new Map<number, CountRow[]>();
-    for (const c of this.db.statement<[], CountRow>(COUNTS.replace('%WHERE%', '')).all()) {
+    for (const c of this.db.statement<[], CountRow>(COUNTS.replace('%WHERE%', 'WHERE dataset_id IN (SELECT id FROM datasets WHERE ready = 1)')).all()) {
       counts.set(c.datasetId, [...(counts.get(c.datasetId) ?? []), c]);
     }
     return datasets.map((d) => withCounts(d, counts.get(d.id) ?? []));
@@ -147,7 +152,7 @@ export class DatasetStore {
   }
 
   getByName(name: string): DatasetSummary | undefined {
-    const row = this.db.statement<[string], { id: number }>('SELECT id FROM datasets WHERE name = ?').get(name);
+    const row = this.db.statement<[string], { id: number }>('SELECT id FROM datasets WHERE name = ? AND ready = 1').get(name);
     return row === undefined ? undefined : this.get(row.id);
   }
 
@@ -277,8 +282,56 @@ export class DatasetStore {
     });
   }
 
+  /** Throws the sentence create() would if `name` is taken, before any work starts. */
+  checkNameFree(name: string): void {
+    const taken = nameTaken(this.db, name.trim());
+    if (taken !== undefined) throw taken;
+  }
+
+  // The import of a job, in short transactions (each method is one): the dataset is
+  // created hidden, filled batch by batch, and shown by finishImport; discardImport (on
+  // cancel, failure, or after a crash) deletes it with everything written so far.
+
+  /** Creates the hidden dataset that run `runId` will fill; refuses a taken name. */
+  beginImport(runId: number, input: NewDataset): number {
+    return this.db.transaction(() => insertDataset(this.db, this.db.statement(INSERT_DATASET), input, runId));
+  }
+
+  /** Stores one batch of run `runId`'s import; returns how many rows were new. */
+  addImportBatch(runId: number, rows: readonly NewExample[]): number {
+    return this.db.transaction(() => {
+      const datasetId = this.importing(runId);
+      const insert = this.db.statement<InsertExampleParams>(INSERT_EXAMPLE);
+      let inserted = 0;
+      for (const row of rows) inserted += insertExample(insert, datasetId, row);
+      return inserted;
+    });
+  }
+
+  /** Records the source's counts and shows the dataset. */
+  finishImport(runId: number, source: { format: DatasetFormat | null; records: number }): DatasetSummary {
+    return this.db.transaction(() => {
+      const datasetId = this.importing(runId);
+      const stored = this.db.statement<[number], number>('SELECT count(*) FROM examples WHERE dataset_id = ?').pluck().get(datasetId) as number;
+      this.db.statement<[DatasetFormat | null, number, number, number]>('UPDATE datasets SET source_format = ?, source_records = ?, source_duplicates = ?, ready = 1 WHERE id = ?')
+        .run(source.format, source.records, source.records - stored, datasetId);
+      return this.get(datasetId) as DatasetSummary;
+    });
+  }
+
+  /** Deletes the unfinished import of run `runId`, if there is one. */
+  discardImport(runId: number): boolean {
+    return this.db.statement<[number]>('DELETE FROM datasets WHERE import_run_id = ? AND ready = 0').run(runId).changes > 0;
+  }
+
+  private importing(runId: number): number {
+    const row = this.db.statement<[number], { id: number }>(IMPORTING).get(runId);
+    if (row === undefined) throw new Error(`Run #${runId} has no import in progress; it may have been cancelled, so start the import again.`);
+    return row.id;
+  }
+
   private getDataset(id: number): Dataset | undefined {
-    return this.db.statement<[number], Dataset>(`SELECT ${DATASET_COLUMNS} FROM datasets WHERE id = ?`).get(id);
+    return this.db.statement<[number], Dataset>(`SELECT ${DATASET_COLUMNS} FROM datasets WHERE id = ? AND ready = 1`).get(id);
   }
 }
 
@@ -291,7 +344,7 @@ export class DatasetImportWriter {
   }
 
   createDataset(input: NewDataset): number {
-    return insertDataset(this.tx.statement(INSERT_DATASET), input);
+    return insertDataset(this.tx, this.tx.statement(INSERT_DATASET), input);
   }
 
   /** Inserts a batch in one SAVEPOINT; returns how many rows of each split were new. */
@@ -316,17 +369,24 @@ export class DatasetImportWriter {
   }
 }
 
-function insertDataset(statement: Statement, input: NewDataset): number {
+/** Inserts a dataset row, shown at once, or hidden until run `importRunId` finishes it. */
+function insertDataset(db: Pick<StudioDatabase, 'statement'>, statement: Statement, input: NewDataset, importRunId: number | null = null): number {
   const name = input.name.trim();
   if (name === '') throw new Error('A dataset needs a name; type one in.');
   try {
-    return Number(statement.run(name, input.sourceFile ?? null, input.sourceFormat ?? null).lastInsertRowid);
+    return Number(statement.run(name, input.sourceFile ?? null, input.sourceFormat ?? null, importRunId === null ? 1 : 0, importRunId).lastInsertRowid);
   } catch (err) {
-    if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
-      throw new Error(`A dataset named "${name}" already exists; choose another name or delete the old dataset first.`, { cause: err });
-    }
+    if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw nameTaken(db, name, err) ?? err;
     throw err;
   }
+}
+
+/** The sentence for a dataset name in use (by a dataset or an import in progress). */
+function nameTaken(db: Pick<StudioDatabase, 'statement'>, name: string, cause?: unknown): Error | undefined {
+  const holder = db.statement<[string], { ready: number; runId: number | null }>('SELECT ready, import_run_id AS runId FROM datasets WHERE name = ?').get(name);
+  if (holder === undefined) return undefined;
+  if (holder.ready === 0) return new Error(`A dataset named "${name}" is being imported right now (run #${holder.runId}); wait for that import to finish or choose another name.`, { cause });
+  return new Error(`A dataset named "${name}" already exists; choose another name or delete the old dataset first.`, { cause });
 }
 
 function insertExample(statement: Statement<InsertExampleParams>, datasetId: number, row: NewExample): number {

@@ -5,6 +5,7 @@ import type { JsonObject } from './json.ts';
 import { parseJson } from './json.ts';
 
 export type RunStatus = 'queued' | 'running' | 'paused' | 'done' | 'failed' | 'cancelled' | 'interrupted';
+export type RunControl = 'cancel' | 'pause';
 
 export interface Run {
   id: number;
@@ -18,7 +19,14 @@ export interface Run {
   startedAt: string | null;
   finishedAt: string | null;
   error: string | null;
+  /** Where the run's checkpoint is, relative to the studio's files folder. */
   checkpointPath: string | null;
+  /** The process that queued or runs it ("host|boot|pid"); null once it has stopped. */
+  owner: string | null;
+  /** A stop asked by another process, for the owner to carry out. */
+  control: RunControl | null;
+  /** What a finished run produced. */
+  result: JsonObject | null;
 }
 
 export interface NewRun {
@@ -26,18 +34,22 @@ export interface NewRun {
   stage: string;
   config?: JsonObject;
   seed?: number | null;
+  owner?: string | null;
 }
 
 export interface StatusDetails {
   error?: string | null;
   provider?: string | null;
   checkpointPath?: string | null;
+  /** Kept while queued or running, cleared by any other status (as is a pending control). */
+  owner?: string | null;
+  result?: JsonObject | null;
 }
 
 const COLUMNS = `id, experiment_id AS experimentId, stage, status, config, seed, provider, created_at AS createdAt,
-  started_at AS startedAt, finished_at AS finishedAt, error, checkpoint_path AS checkpointPath`;
+  started_at AS startedAt, finished_at AS finishedAt, error, checkpoint_path AS checkpointPath, owner, control, result`;
 const FINAL: readonly RunStatus[] = ['done', 'failed', 'cancelled'];
-type Row = Omit<Run, 'config'> & { config: string };
+type Row = Omit<Run, 'config' | 'result'> & { config: string; result: string | null };
 
 export class RunStore {
   private readonly db: StudioDatabase;
@@ -47,8 +59,8 @@ export class RunStore {
   }
 
   insert(r: NewRun): Run {
-    const { lastInsertRowid } = this.db.statement<[number | null, string, string, number | null]>('INSERT INTO runs (experiment_id, stage, config, seed) VALUES (?, ?, ?, ?)')
-      .run(r.experimentId ?? null, r.stage, JSON.stringify(r.config ?? {}), r.seed ?? null);
+    const { lastInsertRowid } = this.db.statement<[number | null, string, string, number | null, string | null]>('INSERT INTO runs (experiment_id, stage, config, seed, owner) VALUES (?, ?, ?, ?, ?)')
+      .run(r.experimentId ?? null, r.stage, JSON.stringify(r.config ?? {}), r.seed ?? null, r.owner ?? null);
     return this.get(Number(lastInsertRowid)) as Run;
   }
 
@@ -65,28 +77,68 @@ export class RunStore {
   }
 
   /** Sets the status; the first 'running' stamps started_at, a final status finished_at;
-   *  queueing or running again clears the error of an earlier attempt. */
+   *  queueing or running again clears the error and result of an earlier attempt. */
   setStatus(id: number, status: RunStatus, details: StatusDetails = {}): Run {
     const error = details.error ?? null;
     const restarting = status === 'queued' || status === 'running';
-    const changed = this.db.statement<[RunStatus, number, number, string | null, string | null, number, string | null, string | null, number]>(
+    const result = details.result == null ? null : JSON.stringify(details.result);
+    const changed = this.db.statement<[RunStatus, number, number, string | null, string | null, number, string | null, string | null, number, string | null, number, string | null, string | null, number, number]>(
       `UPDATE runs SET status = ?,
          started_at = CASE WHEN ? AND started_at IS NULL THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE started_at END,
          finished_at = CASE WHEN ? THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE NULL END,
          error = CASE WHEN ? IS NOT NULL THEN ? WHEN ? THEN NULL ELSE error END,
-         provider = coalesce(?, provider), checkpoint_path = coalesce(?, checkpoint_path)
+         provider = coalesce(?, provider), checkpoint_path = coalesce(?, checkpoint_path),
+         owner = CASE WHEN ? THEN coalesce(?, owner) ELSE NULL END, control = CASE WHEN ? THEN control ELSE NULL END,
+         result = CASE WHEN ? IS NOT NULL THEN ? WHEN ? THEN NULL ELSE result END
        WHERE id = ?`,
-    ).run(status, status === 'running' ? 1 : 0, FINAL.includes(status) ? 1 : 0, error, error, restarting ? 1 : 0, details.provider ?? null, details.checkpointPath ?? null, id).changes;
+    ).run(status, status === 'running' ? 1 : 0, FINAL.includes(status) ? 1 : 0, error, error, restarting ? 1 : 0, details.provider ?? null, details.checkpointPath ?? null,
+      restarting ? 1 : 0, details.owner ?? null, restarting ? 1 : 0, result, result, restarting ? 1 : 0, id).changes;
     if (changed === 0) throw new Error(`There is no run #${id}; it may have been deleted, so reload the list.`);
     return this.get(id) as Run;
   }
 
-  /** At startup: runs left 'running' by a crash or a closed window become 'interrupted'. */
-  markInterrupted(): number {
-    return this.db.statement("UPDATE runs SET status = 'interrupted' WHERE status = 'running'").run().changes;
+  /** Asks the process that owns a queued or running run to stop it; a cancel is not
+   *  downgraded to a pause. False if the run is not queued or running. */
+  requestControl(id: number, control: RunControl): boolean {
+    return this.db.statement<[RunControl, number]>(
+      "UPDATE runs SET control = CASE WHEN control = 'cancel' THEN 'cancel' ELSE ? END WHERE id = ? AND status IN ('queued', 'running')",
+    ).run(control, id).changes > 0;
+  }
+
+  /** The stops asked for the runs `owner` has queued or running. */
+  pendingControls(owner: string): { id: number; control: RunControl }[] {
+    return this.db.statement<[string], { id: number; control: RunControl }>("SELECT id, control FROM runs WHERE owner = ? AND control IS NOT NULL AND status IN ('queued', 'running')").all(owner);
+  }
+
+  /** Points the run at its checkpoint file (relative to the studio's files folder). */
+  setCheckpoint(id: number, checkpointPath: string): void {
+    this.db.statement<[string, number]>('UPDATE runs SET checkpoint_path = ? WHERE id = ?').run(checkpointPath, id);
+  }
+
+  /** At startup: the runs left queued or running by a process that no longer exists (a
+   *  crash, a closed window) become 'interrupted'. Several processes may share the
+   *  database, so runs of live owners stay; runs queued without an owner wait for any
+   *  runner and stay too. Returns the runs it marked. */
+  interruptAbandoned(isLive: (owner: string) => boolean): Run[] {
+    return this.db.transaction(() => {
+      // A running run without an owner (from before owners were recorded) has none left.
+      const candidates = this.db.statement<[], { id: number; owner: string | null }>("SELECT id, owner FROM runs WHERE status = 'running' OR (status = 'queued' AND owner IS NOT NULL)").all();
+      const mark = this.db.statement<[number]>("UPDATE runs SET status = 'interrupted', owner = NULL, control = NULL WHERE id = ?");
+      const marked: Run[] = [];
+      for (const c of candidates) {
+        if (c.owner !== null && isLive(c.owner)) continue;
+        mark.run(c.id);
+        marked.push(this.get(c.id) as Run);
+      }
+      return marked;
+    });
   }
 }
 
 function toRun(row: Row): Run {
-  return { ...row, config: parseJson<JsonObject>(row.config, `the config of run #${row.id}`) };
+  return {
+    ...row,
+    config: parseJson<JsonObject>(row.config, `the config of run #${row.id}`),
+    result: row.result === null ? null : parseJson<JsonObject>(row.result, `the result of run #${row.id}`),
+  };
 }

@@ -8,6 +8,7 @@ import { GenerationStore } from './generations.ts';
 import { JudgmentStore } from './judgments.ts';
 import { MetricStore } from './metrics.ts';
 import { ModelStore } from './models.ts';
+import { RunLogStore } from './run-logs.ts';
 import { RunStore } from './runs.ts';
 
 test('an experiment, its run, metrics, models, generations and a judgment, then a cascading delete', async () => {
@@ -28,7 +29,7 @@ test('an experiment, its run, metrics, models, generations and a judgment, then 
   const running = runs.setStatus(run.id, 'running', { provider: 'cpu' });
   assert.ok(running.startedAt !== null);
   assert.equal(running.finishedAt, null);
-  assert.equal(runs.markInterrupted(), 1);
+  assert.deepEqual(runs.interruptAbandoned(() => false).map((r) => r.id), [run.id]); // running, and its owner is gone
   assert.equal(runs.get(run.id)?.status, 'interrupted');
   const failed = runs.setStatus(run.id, 'failed', { error: 'out of memory' });
   assert.equal(failed.startedAt, running.startedAt);
@@ -82,5 +83,57 @@ test('artifacts are recorded once per content hash', async () => {
   assert.deepEqual(artifacts.put({ hash: a.hash, size: 10, path: 'elsewhere' }), a);
   assert.equal(artifacts.delete(a.hash), true);
   assert.equal(artifacts.get(a.hash), undefined);
+  db.close();
+});
+
+test('runs for the job runner: owners, results, stops asked from elsewhere, interrupted runs, logs, metric summaries', async () => {
+  const db = await openDatabase(':memory:');
+  const runs = new RunStore(db);
+  const metrics = new MetricStore(db);
+  const logs = new RunLogStore(db);
+  const a = runs.insert({ stage: 'train', owner: 'host|1|10' });
+  assert.equal(a.owner, 'host|1|10');
+  runs.setStatus(a.id, 'running', { owner: 'host|1|11' });
+  assert.equal(runs.get(a.id)?.owner, 'host|1|11');
+  // A stop asked by another process waits for the owner; a cancel is not downgraded.
+  assert.equal(runs.requestControl(a.id, 'pause'), true);
+  assert.equal(runs.requestControl(a.id, 'cancel'), true);
+  assert.equal(runs.requestControl(a.id, 'pause'), true);
+  runs.setStatus(a.id, 'running', { provider: 'cpu' }); // still running: the request stays
+  assert.deepEqual(runs.pendingControls('host|1|11'), [{ id: a.id, control: 'cancel' }]);
+  assert.deepEqual(runs.pendingControls('host|1|10'), []);
+  // Leaving 'running' clears owner and control; a result is kept until the run restarts.
+  const done = runs.setStatus(a.id, 'done', { result: { finalLoss: 1.5 } });
+  assert.deepEqual([done.owner, done.control, done.result], [null, null, { finalLoss: 1.5 }]);
+  assert.equal(runs.requestControl(a.id, 'cancel'), false);
+  assert.equal(runs.setStatus(a.id, 'queued', { owner: 'host|1|12' }).result, null);
+  runs.setCheckpoint(a.id, 'runs/1/checkpoint.safetensors');
+  assert.equal(runs.get(a.id)?.checkpointPath, 'runs/1/checkpoint.safetensors');
+
+  // Interrupted: queued or running runs whose owner is gone; unowned queued runs wait.
+  const b = runs.insert({ stage: 'train', owner: 'host|1|13' });
+  runs.setStatus(b.id, 'running', { owner: 'host|1|13' });
+  const c = runs.insert({ stage: 'train' });
+  const marked = runs.interruptAbandoned((owner) => owner === 'host|1|13');
+  assert.deepEqual(marked.map((r) => [r.id, r.status, r.owner]), [[a.id, 'interrupted', null]]);
+  assert.deepEqual([runs.get(b.id)?.status, runs.get(c.id)?.status], ['running', 'queued']);
+
+  logs.append(b.id, 'info', 'one');
+  logs.append(b.id, 'warn', 'two');
+  logs.append(b.id, 'error', 'three');
+  assert.deepEqual(logs.tail(b.id, 2).map((l) => [l.level, l.text]), [['warn', 'two'], ['error', 'three']]);
+  assert.throws(() => logs.append(b.id, 'debug' as 'info', 'x'), /CHECK constraint failed/);
+
+  metrics.log(b.id, 1, { loss: 3, acc: Number.NaN });
+  metrics.log(b.id, 2, { loss: 2 });
+  metrics.log(b.id, 3, { loss: 2.5 });
+  assert.deepEqual(metrics.summary(b.id), [
+    { name: 'acc', count: 1, firstStep: 1, lastStep: 1, last: Number.NaN, min: null, max: null },
+    { name: 'loss', count: 3, firstStep: 1, lastStep: 3, last: 2.5, min: 2, max: 3 },
+  ]);
+  assert.deepEqual([...metrics.lastSteps()], [[b.id, 3]]);
+  // Deleting a run deletes its logs and metrics.
+  db.sqlite.prepare('DELETE FROM runs WHERE id = ?').run(b.id);
+  assert.deepEqual([logs.tail(b.id), metrics.summary(b.id)], [[], []]);
   db.close();
 });

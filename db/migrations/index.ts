@@ -5,6 +5,7 @@
 import type Database from 'better-sqlite3';
 import { initial } from './001-initial.ts';
 import { examplesBySplit } from './002-examples-by-split.ts';
+import { jobs } from './003-jobs.ts';
 
 export interface Migration {
   readonly version: number;
@@ -12,7 +13,7 @@ export interface Migration {
   up(db: Database.Database): void;
 }
 
-export const MIGRATIONS: readonly Migration[] = [initial, examplesBySplit];
+export const MIGRATIONS: readonly Migration[] = [initial, examplesBySplit, jobs];
 
 /** Versions must run 1, 2, 3... with no gap, or a database could skip a step. */
 export function checkMigrations(migrations: readonly Migration[]): void {

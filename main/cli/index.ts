@@ -1,19 +1,32 @@
 // The `afd` command line: a table of subcommands, each a small module.
 // Errors print one sentence on stderr (the stack only with --debug) and exit non-zero.
 
-import { doctor } from './doctor.ts';
-import { benchTrain } from './bench.ts';
-import { pretrainCommand } from './pretrain.ts';
-
 export interface Command {
   summary: string;
   run(args: string[]): Promise<number>;
 }
 
+// Each command's module is loaded only when the command runs, so that the store
+// commands do not pay for loading ONNX Runtime and the model code.
 const commands: Record<string, Command> = {
-  doctor: { summary: 'check the installation: versions, execution providers, and a 20-step training run', run: doctor },
-  pretrain: { summary: 'build the embedded default model: a BPE tokenizer and a small GPT-2 trained on the HH transcripts', run: pretrainCommand },
-  'bench train': { summary: 'training throughput of the engine (and PyTorch with --vs-torch), as JSON', run: benchTrain },
+  doctor: { summary: 'check the installation: versions, execution providers, and a 20-step training run', run: async (a) => (await import('./doctor.ts')).doctor(a) },
+  generate: { summary: 'generate a response from a model folder (the default model without --model)', run: async (a) => (await import('./generate.ts')).generateCommand(a) },
+  score: { summary: 'log-probability of each token of a text under a model', run: async (a) => (await import('./generate.ts')).scoreCommand(a) },
+  pretrain: { summary: 'build the embedded default model: a BPE tokenizer and a small GPT-2 trained on the HH transcripts', run: async (a) => (await import('./pretrain.ts')).pretrainCommand(a) },
+  'bench train': { summary: 'training throughput of the engine (and PyTorch with --vs-torch), as JSON', run: async (a) => (await import('./bench.ts')).benchTrain(a) },
+  'datasets import': { summary: 'import a dataset file (HH, JSON Lines, CSV; .gz too) as a job, with progress', run: async (a) => (await import('./datasets.ts')).datasetsImport(a) },
+  'datasets list': { summary: 'the datasets in the store, with their example counts', run: async (a) => (await import('./datasets.ts')).datasetsList(a) },
+  'datasets show': { summary: "a dataset's examples, searchable and paged", run: async (a) => (await import('./datasets.ts')).datasetsShow(a) },
+  'datasets export': { summary: 'a dataset as JSON Lines, to stdout or a file', run: async (a) => (await import('./datasets.ts')).datasetsExport(a) },
+  'runs list': { summary: 'the jobs recorded in the store', run: async (a) => (await import('./runs.ts')).runsList(a) },
+  'runs show': { summary: "a run's config, status, metrics, error and log", run: async (a) => (await import('./runs.ts')).runsShow(a) },
+  'runs cancel': { summary: 'cancel a run (a running one stops at its next step, with a checkpoint)', run: async (a) => (await import('./runs.ts')).runsCancel(a) },
+  'runs pause': { summary: 'pause a running run at its next step, with a checkpoint', run: async (a) => (await import('./runs.ts')).runsPause(a) },
+  'runs resume': { summary: 'continue a paused, cancelled, failed or interrupted run from its checkpoint', run: async (a) => (await import('./runs.ts')).runsResume(a) },
+  'train-tiny': { summary: 'train the built-in tiny GPT as a job (progress, Ctrl-C cancels, resumable)', run: async (a) => (await import('./train-tiny.ts')).trainTiny(a) },
+  'models list': { summary: 'the models in the store', run: async (a) => (await import('./models.ts')).modelsList(a) },
+  'models import': { summary: 'check a Hugging Face model folder (safetensors) and copy it into the store', run: async (a) => (await import('./models.ts')).modelsImport(a) },
+  'models export': { summary: 'write a stored model as a Hugging Face folder (optionally as F16 or BF16)', run: async (a) => (await import('./models.ts')).modelsExport(a) },
 };
 
 function usage(): string {

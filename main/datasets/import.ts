@@ -16,7 +16,7 @@ import { basename, resolve } from 'node:path';
 import type { StudioDatabase } from '../../db/database.ts';
 import type { DatasetFormat, NewExample } from '../../db/datasets.ts';
 import { DatasetImportWriter } from '../../db/datasets.ts';
-import type { RenderMessages } from './readers.ts';
+import type { DatasetReader, RenderMessages } from './readers.ts';
 import { readDataset } from './readers.ts';
 import { stableSplit } from './split.ts';
 
@@ -59,50 +59,60 @@ export interface ImportResult {
 
 const BATCH_CHARS = 16 * 1024 * 1024;
 
-export async function importDataset(db: StudioDatabase, file: string, options: ImportOptions): Promise<ImportResult> {
-  const started = performance.now();
-  const name = options.name.trim();
-  if (name === '') throw new Error('A dataset needs a name; type one in.');
-  const evalFraction = options.evalFraction ?? 0.2;
-  stableSplit('', evalFraction); // refuses a fraction outside [0, 1] before any work
-  const batchRows = Math.max(1, options.batchRows ?? 1000);
-  const interval = options.progressIntervalMs ?? 100;
-  const cancelled = (): Error => Object.assign(new Error(`The import of "${name}" was cancelled; nothing was saved.`), { name: 'AbortError' });
-  if (options.signal?.aborted) throw cancelled();
+/** The examples of a dataset file as batches of rows ready to store, each with its split
+ *  and source line: what every import does before it writes. Used by importDataset (one
+ *  long transaction) and by the import-dataset job (short transactions on the app's
+ *  thread). Iterating it checks the signal at every record and reports progress. */
+export class ExampleBatches implements AsyncIterable<NewExample[]> {
+  /** Records read so far, duplicates included. */
+  records = 0;
+  readonly file: string;
+  readonly totalBytes: number;
+  private readonly reader: DatasetReader;
+  private readonly options: ImportOptions;
 
-  let totalBytes: number;
-  try {
-    const s = await stat(file);
-    if (!s.isFile()) throw new Error('not a file');
-    totalBytes = s.size;
-  } catch (err) {
-    throw new Error(`Could not read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); check that the path names a dataset file.`, { cause: err });
+  private constructor(file: string, totalBytes: number, options: ImportOptions) {
+    this.file = file;
+    this.totalBytes = totalBytes;
+    this.options = options;
+    this.reader = readDataset(file, { format: options.format, renderMessages: options.renderMessages, maxLineBytes: options.maxLineBytes });
   }
 
-  const reader = readDataset(file, { format: options.format, renderMessages: options.renderMessages, maxLineBytes: options.maxLineBytes });
-  const source = basename(file);
-  const tx = db.beginLongTransaction(`importing the dataset "${name}"`);
-  try {
-    const writer = new DatasetImportWriter(tx);
-    const datasetId = writer.createDataset({ name, sourceFile: resolve(file), sourceFormat: options.format ?? null });
+  /** Checks the options and that `file` is a readable file, with sentences. */
+  static async open(file: string, options: ImportOptions): Promise<ExampleBatches> {
+    stableSplit('', options.evalFraction ?? 0.2); // refuses a fraction outside [0, 1] before any work
+    if (options.signal?.aborted) throw cancelled(options.name);
+    try {
+      const s = await stat(file);
+      if (!s.isFile()) throw new Error('not a file');
+      return new ExampleBatches(file, s.size, options);
+    } catch (err) {
+      throw unreadableFile(file, err);
+    }
+  }
+
+  /** The format in use: the requested one, or what detection found. */
+  get format(): DatasetFormat {
+    return this.reader.format ?? 'jsonl';
+  }
+
+  get bytesRead(): number {
+    return this.reader.bytesRead;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<NewExample[]> {
+    const { signal, onProgress } = this.options;
+    const evalFraction = this.options.evalFraction ?? 0.2;
+    const batchRows = Math.max(1, this.options.batchRows ?? 1000);
+    const interval = this.options.progressIntervalMs ?? 100;
+    const source = basename(this.file);
     let batch: NewExample[] = [];
     let batchChars = 0;
-    let records = 0;
-    let train = 0;
-    let evalCount = 0;
-    const flush = (): void => {
-      if (batch.length === 0) return;
-      const r = writer.insertExamples(datasetId, batch);
-      train += r.train;
-      evalCount += r.eval;
-      batch = [];
-      batchChars = 0;
-    };
     let lastReport = performance.now();
-
-    for await (const rec of reader) {
-      if (options.signal?.aborted) throw cancelled();
-      records++;
+    this.records = 0;
+    for await (const rec of this.reader) {
+      if (signal?.aborted) throw cancelled(this.options.name);
+      this.records++;
       const row: NewExample = { prompt: rec.prompt, split: stableSplit(rec.prompt, evalFraction), source: `${source}:${rec.line}` };
       if (rec.response !== undefined) row.response = rec.response;
       if (rec.chosen !== undefined && rec.rejected !== undefined) {
@@ -111,22 +121,54 @@ export async function importDataset(db: StudioDatabase, file: string, options: I
       }
       batch.push(row);
       batchChars += rec.prompt.length + (rec.response?.length ?? 0) + (rec.chosen?.length ?? 0) + (rec.rejected?.length ?? 0);
-      if (batch.length >= batchRows || batchChars >= BATCH_CHARS) flush();
-      if (options.onProgress !== undefined) {
+      if (batch.length >= batchRows || batchChars >= BATCH_CHARS) {
+        yield batch;
+        batch = [];
+        batchChars = 0;
+      }
+      if (onProgress !== undefined) {
         const now = performance.now();
         if (now - lastReport >= interval) {
           lastReport = now;
-          options.onProgress({ bytesRead: reader.bytesRead, totalBytes, examples: records });
+          onProgress({ bytesRead: this.reader.bytesRead, totalBytes: this.totalBytes, examples: this.records });
         }
       }
     }
-    flush();
-    if (options.signal?.aborted) throw cancelled();
+    if (batch.length > 0) yield batch;
+    if (signal?.aborted) throw cancelled(this.options.name);
+  }
+}
+
+/** The sentence for a dataset path that is missing or not a readable file. */
+export function unreadableFile(file: string, err: unknown): Error {
+  return new Error(`Could not read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); check that the path names a dataset file.`, { cause: err });
+}
+
+function cancelled(name: string): Error {
+  return Object.assign(new Error(`The import of "${name}" was cancelled; nothing was saved.`), { name: 'AbortError' });
+}
+
+export async function importDataset(db: StudioDatabase, file: string, options: ImportOptions): Promise<ImportResult> {
+  const started = performance.now();
+  const name = options.name.trim();
+  if (name === '') throw new Error('A dataset needs a name; type one in.');
+  const batches = await ExampleBatches.open(file, { ...options, name });
+  const tx = db.beginLongTransaction(`importing the dataset "${name}"`);
+  try {
+    const writer = new DatasetImportWriter(tx);
+    const datasetId = writer.createDataset({ name, sourceFile: resolve(file), sourceFormat: options.format ?? null });
+    let train = 0;
+    let evalCount = 0;
+    for await (const batch of batches) {
+      const r = writer.insertExamples(datasetId, batch);
+      train += r.train;
+      evalCount += r.eval;
+    }
     const inserted = train + evalCount;
-    const format = reader.format ?? 'jsonl';
+    const { records, format } = batches;
     writer.finish(datasetId, { format, records, duplicates: records - inserted });
     tx.commit();
-    return { datasetId, name, format, records, inserted, duplicates: records - inserted, train, eval: evalCount, bytes: totalBytes, ms: performance.now() - started };
+    return { datasetId, name, format, records, inserted, duplicates: records - inserted, train, eval: evalCount, bytes: batches.totalBytes, ms: performance.now() - started };
   } catch (err) {
     tx.rollback();
     throw err;

@@ -1,0 +1,126 @@
+// Following a job in the foreground: a progress line on stderr (a bar with the time left
+// on a terminal, a line every few seconds otherwise), the job's log lines, and Ctrl-C to
+// cancel cleanly (a second Ctrl-C stops at once; the run then shows as interrupted).
+import type { Run } from '../../db/runs.ts';
+import type { JobEvent, JobRunner } from '../jobs/runner.ts';
+import { formatEta } from './progress.ts';
+
+export interface FollowOptions {
+  /** What the line starts with, e.g. "Training". */
+  label: string;
+  stream?: NodeJS.WriteStream;
+  /** Metrics shown beside the progress, e.g. ['loss']. */
+  metrics?: readonly string[];
+}
+
+export interface FollowResult {
+  run: Run;
+  /** The user pressed Ctrl-C. */
+  interrupted: boolean;
+}
+
+const BAR = 24;
+const TTY_INTERVAL_MS = 100;
+const PLAIN_INTERVAL_MS = 5000;
+
+export async function followRun(runner: JobRunner, runId: number, options: FollowOptions): Promise<FollowResult> {
+  const out = options.stream ?? process.stderr;
+  const tty = out.isTTY === true;
+  const shown = options.metrics ?? [];
+  const latest: Record<string, number> = {};
+  let progress: Extract<JobEvent, { type: 'progress' }> | undefined;
+  let lastDraw = -Infinity;
+  let drawn = false;
+  let completeShown = false;
+  let interrupted = false;
+
+  const clear = (): void => {
+    if (tty && drawn) out.write('\r\x1b[2K');
+    drawn = false;
+  };
+  const draw = (force: boolean): void => {
+    const now = performance.now();
+    if (progress === undefined || (!force && now - lastDraw < (tty ? TTY_INTERVAL_MS : PLAIN_INTERVAL_MS))) return;
+    lastDraw = now;
+    const line = progressLine(options.label, progress, shown.filter((m) => m in latest).map((m) => `${m} ${formatNumber(latest[m])}`), tty);
+    if (tty) {
+      out.write(`\r\x1b[2K${line.slice(0, Math.max(20, (out.columns ?? 100) - 1))}`);
+      drawn = true;
+    } else out.write(`${line}\n`);
+  };
+
+  const unsubscribe = runner.onEvent((e) => {
+    if ('runId' in e && e.runId !== runId) return;
+    if (e.type === 'progress') {
+      progress = e;
+      const complete = e.fraction === 1 && !completeShown;
+      completeShown ||= complete;
+      draw(complete);
+    } else if (e.type === 'metric') {
+      Object.assign(latest, e.values);
+    } else if (e.type === 'log') {
+      clear();
+      out.write(`${e.level === 'info' ? '' : `${e.level}: `}${e.text}\n`);
+      if (tty) draw(true);
+    }
+  });
+  const onSigint = (): void => {
+    if (interrupted) {
+      clear();
+      out.write('Stopped without a checkpoint; the run will show as interrupted, and `afd runs resume` continues it from its last checkpoint.\n');
+      process.exit(130);
+    }
+    interrupted = true;
+    clear();
+    out.write('Cancelling at the next step boundary (press Ctrl-C again to stop at once)...\n');
+    try {
+      runner.cancel(runId);
+    } catch (err) {
+      out.write(`${(err as Error).message}\n`);
+    }
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const run = await runner.settled(runId);
+    clear();
+    return { run, interrupted };
+  } finally {
+    process.off('SIGINT', onSigint);
+    unsubscribe();
+  }
+}
+
+export function progressLine(label: string, p: Pick<Extract<JobEvent, { type: 'progress' }>, 'step' | 'total' | 'unit' | 'fraction' | 'etaMs'>, extras: string[], bar: boolean): string {
+  const parts: string[] = [label];
+  if (p.fraction !== 'unknown') {
+    const filled = Math.round(p.fraction * BAR);
+    parts.push(`${bar ? `[${'#'.repeat(filled)}${'.'.repeat(BAR - filled)}] ` : ''}${Math.floor(p.fraction * 100)}%`);
+  }
+  parts.push(p.unit === 'byte' ? `${formatBytes(p.step)}${p.total !== null ? ` of ${formatBytes(p.total)}` : ''}` : `${p.unit} ${p.step}${p.total !== null ? `/${p.total}` : ''}`);
+  parts.push(...extras);
+  if (p.fraction !== 1) parts.push(formatEta(p.etaMs === null ? undefined : p.etaMs / 1000));
+  return parts.join('  ');
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+export function formatNumber(v: number): string {
+  return Number.isFinite(v) ? (Math.abs(v) >= 1000 || Math.abs(v) < 0.01 ? v.toExponential(2) : v.toFixed(3)) : String(v);
+}

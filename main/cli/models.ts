@@ -1,0 +1,105 @@
+// `afd models list|import|export`: the models in the store. Import checks a Hugging Face
+// folder completely and copies it into the store (as a job, with progress); export
+// writes a stored model out as a Hugging Face folder, whole or not at all.
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { JsonObject } from '../../db/json.ts';
+import type { Model } from '../../db/models.ts';
+import { ModelStore } from '../../db/models.ts';
+import type { StudioFiles } from '../jobs/files.ts';
+import { onePositional, printJson, table } from './output.ts';
+import { runInForeground } from './runs.ts';
+import { DB_OPTION, DB_USAGE, withStudio } from './studio.ts';
+
+const LIST_USAGE = `usage: afd models list [--json] [${DB_USAGE}]`;
+export async function modelsList(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { ...DB_OPTION, json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } });
+  if (values.help) return usage(LIST_USAGE);
+  return withStudio(values.db, ({ db, files }) => {
+    const models = new ModelStore(db).list();
+    if (values.json) printJson(models);
+    else if (models.length === 0) console.log('No models yet; import one with `afd models import FOLDER`.');
+    else console.log(table(['id', 'name', 'kind', 'family', 'stage', 'parent', 'run', 'created', 'path'], models.map((m) => [m.id, m.name, m.kind, m.family, m.stage, m.parentId, m.runId, m.createdAt.slice(0, 19).replace('T', ' '), modelFolder(files, m)])));
+    return 0;
+  });
+}
+
+const IMPORT_USAGE = `usage: afd models import FOLDER [--name NAME] [${DB_USAGE}]`;
+export async function modelsImport(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...DB_OPTION, name: { type: 'string' }, help: { type: 'boolean', default: false } } });
+  if (values.help) return usage(IMPORT_USAGE);
+  const dir = resolve(onePositional(positionals, 'model folder', IMPORT_USAGE));
+  const config: JsonObject = { dir };
+  if (values.name !== undefined) config.name = values.name;
+  return withStudio(values.db, (studio) => runInForeground(studio, (runner) => runner.submit('import-model', config), `Importing ${basename(dir)}`, []));
+}
+
+const EXPORT_USAGE = `usage: afd models export NAME|ID --out FOLDER [--dtype F32|F16|BF16] [${DB_USAGE}]`;
+export async function modelsExport(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...DB_OPTION, out: { type: 'string' }, dtype: { type: 'string' }, help: { type: 'boolean', default: false } } });
+  if (values.help) return usage(EXPORT_USAGE);
+  const which = onePositional(positionals, 'model name or id', EXPORT_USAGE);
+  if (values.out === undefined) throw new Error(`Say where to write the model with --out: ${EXPORT_USAGE}`);
+  const dtype = values.dtype?.toUpperCase();
+  if (dtype !== undefined && dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') throw new Error(`--dtype must be F32, F16 or BF16, not '${values.dtype}'.`);
+  const out = resolve(values.out);
+  return withStudio(values.db, async ({ db, files }) => {
+    const model = findModel(new ModelStore(db), which);
+    const source = modelFolder(files, model);
+    if (source === null) throw new Error(`Model #${model.id} ("${model.name}") has no files in the store to export.`);
+    if (!(await emptyOrAbsent(out))) throw new Error(`Cannot export to ${out}: it exists and is not an empty folder; choose a new folder.`);
+    if (dtype === undefined) await copyFolderAtomic(source, out);
+    else {
+      // Converting the stored dtype needs the weights: load, check and write them again.
+      const { importHfModel, exportHfModel } = await import('../../native-models/checkpoint/index.ts');
+      const m = await importHfModel(source);
+      await exportHfModel(out, { family: m.family, config: m.config, weights: m.weights, baseConfig: m.configJson, generationConfig: m.generationConfig, tokenizerFrom: source, dtype });
+    }
+    console.error(`Exported model #${model.id} ("${model.name}") to ${out}.`);
+    return 0;
+  });
+}
+
+/** The absolute folder of a model's files (paths in the store are relative to its files folder). */
+function modelFolder(files: StudioFiles, m: Model): string | null {
+  if (m.path === null) return null;
+  return isAbsolute(m.path) ? m.path : files.absolute(m.path);
+}
+
+function findModel(store: ModelStore, which: string): Model {
+  const models = store.list();
+  const byId = /^#?\d+$/.test(which) ? models.find((m) => m.id === Number(which.replace('#', ''))) : undefined;
+  if (byId !== undefined) return byId;
+  const named = models.filter((m) => m.name === which);
+  if (named.length === 1) return named[0];
+  if (named.length > 1) throw new Error(`${named.length} models are named "${which}" (ids ${named.map((m) => m.id).join(', ')}); give the id instead.`);
+  throw new Error(`There is no model "${which}"; \`afd models list\` shows the names and ids.`);
+}
+
+async function emptyOrAbsent(dir: string): Promise<boolean> {
+  const st = await stat(dir).catch(() => undefined);
+  return st === undefined || (st.isDirectory() && (await readdir(dir)).length === 0);
+}
+
+/** Copies the files of `from` to a new folder `to`, assembled beside it and renamed. */
+async function copyFolderAtomic(from: string, to: string): Promise<void> {
+  const temp = join(dirname(to), `.${basename(to)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  await mkdir(temp, { recursive: true });
+  try {
+    for (const name of await readdir(from)) await copyFile(join(from, name), join(temp, name));
+    await rmdir(to).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+    await rename(temp, to);
+  } catch (err) {
+    await rm(temp, { recursive: true, force: true });
+    throw new Error(`Could not export to ${to} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); check that the folder is writable and the disk has room.`, { cause: err });
+  }
+}
+
+function usage(text: string): number {
+  console.log(text);
+  return 0;
+}

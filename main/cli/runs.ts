@@ -1,0 +1,202 @@
+// `afd runs list|show|cancel|pause|resume`: the jobs recorded in the store.
+import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { MetricStore } from '../../db/metrics.ts';
+import { RunLogStore } from '../../db/run-logs.ts';
+import type { Run, RunStatus } from '../../db/runs.ts';
+import { RunStore } from '../../db/runs.ts';
+import { JobRunner } from '../jobs/runner.ts';
+import { followRun, formatDuration, formatNumber } from './follow.ts';
+import { oneLine, onePositional, printJson, table } from './output.ts';
+import type { Studio } from './studio.ts';
+import { DB_OPTION, DB_USAGE, withStudio } from './studio.ts';
+
+const STATUSES: readonly RunStatus[] = ['queued', 'running', 'paused', 'done', 'failed', 'cancelled', 'interrupted'];
+
+const LIST_USAGE = `usage: afd runs list [--json] [--status ${STATUSES.join('|')}] [${DB_USAGE}]`;
+export async function runsList(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { ...DB_OPTION, json: { type: 'boolean', default: false }, status: { type: 'string' }, help: { type: 'boolean', default: false } } });
+  if (values.help) return usage(LIST_USAGE);
+  const status = values.status as RunStatus | undefined;
+  if (status !== undefined && !STATUSES.includes(status)) throw new Error(`--status must be one of ${STATUSES.join(', ')}, not '${values.status}'.`);
+  return withStudio(values.db, ({ db }) => {
+    const runs = new RunStore(db).list({ status });
+    if (values.json) {
+      printJson(runs);
+      return 0;
+    }
+    if (runs.length === 0) {
+      console.log(status === undefined ? 'No runs yet; `afd train-tiny --steps 100` starts a small one.' : `No ${status} runs.`);
+      return 0;
+    }
+    const steps = new MetricStore(db).lastSteps();
+    console.log(table(['id', 'kind', 'status', 'step', 'created', 'finished', 'error'], runs.map((r) => [
+      r.id, r.stage, r.status, stepText(steps.get(r.id), r), short(r.createdAt), short(r.finishedAt), oneLine(r.error, 60),
+    ])));
+    return 0;
+  });
+}
+
+const SHOW_USAGE = `usage: afd runs show ID [--json] [--logs 20] [${DB_USAGE}]`;
+export async function runsShow(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...DB_OPTION, json: { type: 'boolean', default: false }, logs: { type: 'string' }, help: { type: 'boolean', default: false } } });
+  if (values.help) return usage(SHOW_USAGE);
+  const id = runId(onePositional(positionals, 'run id', SHOW_USAGE));
+  const logCount = values.logs === undefined ? 20 : Number(values.logs);
+  if (!Number.isInteger(logCount) || logCount < 0) throw new Error(`--logs must be a whole number, not '${values.logs}'.`);
+  return withStudio(values.db, ({ db, files }) => {
+    const run = findRun(new RunStore(db), id);
+    const metrics = new MetricStore(db).summary(id);
+    const logs = new RunLogStore(db).tail(id, logCount);
+    const checkpoint = run.checkpointPath === null ? null : files.absolute(run.checkpointPath);
+    if (values.json) {
+      // One run: a single object (lists are arrays).
+      printJson({ ...run, checkpointFile: checkpoint, metrics, logs });
+      return 0;
+    }
+    const lines = [
+      `Run #${run.id}: ${run.stage}, ${run.status}${run.provider !== null ? ` on ${run.provider}` : ''}`,
+      `  created ${run.createdAt}${run.startedAt !== null ? `, started ${run.startedAt}` : ''}${run.finishedAt !== null ? `, finished ${run.finishedAt}` : ''}`,
+      `  config: ${JSON.stringify(run.config)}`,
+    ];
+    if (run.seed !== null) lines.push(`  seed: ${run.seed}`);
+    if (run.error !== null) lines.push(`  error: ${run.error}`);
+    if (run.result !== null) lines.push(`  result: ${JSON.stringify(run.result)}`);
+    if (checkpoint !== null) lines.push(`  checkpoint: ${checkpoint}${existsSync(checkpoint) ? '' : ' (missing)'}`);
+    if (run.status === 'running' && run.control !== null) lines.push(`  asked to ${run.control}`);
+    if (metrics.length > 0) {
+      lines.push('  metrics:');
+      lines.push(indent(table(['name', 'steps', 'last step', 'last', 'min', 'max'], metrics.map((m) => [m.name, m.count, m.lastStep, formatNumber(m.last), m.min === null ? 'NaN' : formatNumber(m.min), m.max === null ? 'NaN' : formatNumber(m.max)])), 4));
+    }
+    if (logs.length > 0) {
+      lines.push(`  log${logs.length === logCount ? ` (last ${logCount} lines)` : ''}:`);
+      for (const l of logs) lines.push(`    ${l.at.slice(11, 23)} ${l.level === 'info' ? '' : `${l.level}: `}${l.text.split('\n').join('\n      ')}`);
+    }
+    console.log(lines.join('\n'));
+    return 0;
+  });
+}
+
+const CANCEL_USAGE = `usage: afd runs cancel ID [${DB_USAGE}]`;
+export function runsCancel(argv: string[]): Promise<number> {
+  return stopCommand(argv, 'cancel', CANCEL_USAGE);
+}
+
+const PAUSE_USAGE = `usage: afd runs pause ID [${DB_USAGE}]`;
+export function runsPause(argv: string[]): Promise<number> {
+  return stopCommand(argv, 'pause', PAUSE_USAGE);
+}
+
+/** How long `runs cancel` waits for another process to carry out the stop. */
+const REMOTE_WAIT_MS = 60_000;
+
+async function stopCommand(argv: string[], action: 'cancel' | 'pause', usageText: string): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...DB_OPTION, help: { type: 'boolean', default: false } } });
+  if (values.help) return usage(usageText);
+  const id = runId(onePositional(positionals, 'run id', usageText));
+  return withStudio(values.db, async ({ db, files }) => {
+    const runner = new JobRunner({ db, files });
+    let run = action === 'cancel' ? runner.cancel(id) : runner.pause(id);
+    if (run.status === 'queued' || run.status === 'running') {
+      // Another process runs it; its runner stops it at the next step boundary.
+      console.error(`Asked run #${id} to ${action}; waiting for the process running it...`);
+      const store = new RunStore(db);
+      const deadline = performance.now() + REMOTE_WAIT_MS;
+      while ((run.status === 'queued' || run.status === 'running') && performance.now() < deadline) {
+        await sleep(200);
+        run = store.get(id) ?? run;
+      }
+      if (run.status === 'queued' || run.status === 'running') {
+        console.error(`Run #${id} has not stopped yet; it stops at its next step boundary (see \`afd runs show ${id}\`).`);
+        return 1;
+      }
+    }
+    console.log(stoppedText(run));
+    return 0;
+  });
+}
+
+const RESUME_USAGE = `usage: afd runs resume ID [${DB_USAGE}]`;
+export async function runsResume(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...DB_OPTION, help: { type: 'boolean', default: false } } });
+  if (values.help) return usage(RESUME_USAGE);
+  const id = runId(onePositional(positionals, 'run id', RESUME_USAGE));
+  return withStudio(values.db, (studio) => runInForeground(studio, (runner) => runner.resume(id), `Run #${id}`));
+}
+
+/** Starts a job with `start`, follows it with a progress line, and reports how it ended:
+ *  0 when done, 130 after Ctrl-C, 1 otherwise (a failure throws its sentence). */
+export async function runInForeground(studio: Studio, start: (runner: JobRunner) => Run, label: string, metrics: readonly string[] = ['loss']): Promise<number> {
+  const runner = new JobRunner({ db: studio.db, files: studio.files });
+  const run = start(runner);
+  const { run: end, interrupted } = await followRun(runner, run.id, { label, metrics });
+  await runner.close();
+  if (end.status === 'failed') throw new Error(end.error ?? `Run #${end.id} failed; see \`afd runs show ${end.id}\`.`);
+  if (end.status === 'done') {
+    console.log(describeResult(end));
+    return 0;
+  }
+  console.error(stoppedText(end));
+  return interrupted ? 130 : 1;
+}
+
+/** One sentence about a finished run's result. */
+export function describeResult(run: Run): string {
+  const r = run.result ?? {};
+  const took = run.startedAt !== null && run.finishedAt !== null ? ` in ${formatDuration(Date.parse(run.finishedAt) - Date.parse(run.startedAt))}` : '';
+  if (run.stage === 'import-dataset') {
+    return `Imported "${String(r.name)}": ${String(r.inserted)} examples (train ${String(r.train)}, eval ${String(r.eval)}) from ${String(r.records)} ${String(r.format)} records, ${String(r.duplicates)} exact duplicates dropped${took}.`;
+  }
+  if (run.stage === 'import-model') {
+    return `Imported model #${String(r.modelId)} ("${String(r.name)}"): ${String(r.family)}, ${typeof r.params === 'number' ? r.params.toLocaleString('en') : '?'} parameters${took}.`;
+  }
+  if (run.stage === 'train-tiny-lm') {
+    return `Run #${run.id} trained ${String(r.steps)} steps${took}; final loss ${typeof r.finalLoss === 'number' ? formatNumber(r.finalLoss) : 'unknown'}.`;
+  }
+  return `Run #${run.id} (${run.stage}) is done${took}: ${JSON.stringify(r)}.`;
+}
+
+function stoppedText(run: Run): string {
+  if (run.stage === 'import-dataset' && run.status !== 'paused') {
+    return `The import of "${String(run.config.name)}" (run #${run.id}) was ${run.status}; nothing was saved, and \`afd runs resume ${run.id}\` imports it again.`;
+  }
+  const resumable = run.checkpointPath !== null ? `; \`afd runs resume ${run.id}\` continues it from its checkpoint` : `; \`afd runs resume ${run.id}\` starts it again`;
+  switch (run.status) {
+    case 'cancelled': return `Run #${run.id} is cancelled${resumable}.`;
+    case 'paused': return `Run #${run.id} is paused${resumable}.`;
+    case 'interrupted': return `Run #${run.id} was interrupted${resumable}.`;
+    default: return `Run #${run.id} is ${run.status}.`;
+  }
+}
+
+function runId(text: string): number {
+  const id = Number(text.replace(/^#/, ''));
+  if (!Number.isSafeInteger(id) || id <= 0) throw new Error(`'${text}' is not a run id; run ids are whole numbers (see \`afd runs list\`).`);
+  return id;
+}
+
+function findRun(store: RunStore, id: number): Run {
+  const run = store.get(id);
+  if (run === undefined) throw new Error(`There is no run #${id}; check the number with \`afd runs list\`.`);
+  return run;
+}
+
+function stepText(step: number | undefined, run: Run): string {
+  const total = typeof run.config.steps === 'number' ? run.config.steps : null;
+  if (step === undefined) return '';
+  return total === null ? String(step) : `${step}/${total}`;
+}
+
+function short(time: string | null): string {
+  return time === null ? '' : time.slice(0, 19).replace('T', ' ');
+}
+
+function indent(text: string, n: number): string {
+  return text.split('\n').map((l) => ' '.repeat(n) + l).join('\n');
+}
+
+function usage(text: string): number {
+  console.log(text);
+  return 0;
+}

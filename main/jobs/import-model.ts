@@ -1,0 +1,63 @@
+// Job kind `import-model`: checks a Hugging Face model folder completely (architecture,
+// every tensor's name, dtype and shape: native-models/checkpoint) and copies it into the
+// run's folder in the store, where it is registered as an imported model. The copy is
+// assembled under a temporary name and renamed when complete; the model's row points
+// at it only once the run is done, so a crash or a cancel leaves no model and no files.
+import type { Stats } from 'node:fs';
+import { statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import type { JsonObject } from '../../db/json.ts';
+import { ModelStore } from '../../db/models.ts';
+import { text } from './config.ts';
+import type { JobKind } from './kind.ts';
+
+/** Where the copy goes inside the run's folder. */
+export const MODEL_FOLDER = 'model';
+
+export type ImportModelConfig = {
+  /** Absolute path of the Hugging Face folder. */
+  dir: string;
+  name: string;
+};
+
+export const importModelKind: JobKind<ImportModelConfig> = {
+  name: 'import-model',
+  summary: 'check and copy a Hugging Face model folder (safetensors) into the store',
+  worker: new URL('./import-model.worker.ts', import.meta.url),
+  resume: 'restart',
+  pausable: false,
+
+  parseConfig(raw: JsonObject): ImportModelConfig {
+    const dir = resolve(text(raw, 'dir'));
+    return { dir, name: raw.name === undefined ? basename(dir) : text(raw, 'name').trim() };
+  },
+
+  device: () => 'io',
+
+  check(_db, config) {
+    let st: Stats | undefined;
+    try {
+      st = statSync(config.dir);
+    } catch {
+      st = undefined;
+    }
+    if (st === undefined || !st.isDirectory()) throw new Error(`${config.dir} is not a folder; give the folder of a Hugging Face model (with config.json and safetensors weights).`);
+  },
+
+  finish({ db, run }, config, result) {
+    const model = new ModelStore(db).insert({
+      name: config.name,
+      kind: 'imported',
+      family: String(result.family),
+      stage: 'base',
+      config: result.config as JsonObject,
+      path: `runs/${run.id}/${MODEL_FOLDER}`,
+    });
+    return { ...result, modelId: model.id, name: model.name };
+  },
+};
+
+/** The files of a Hugging Face folder worth keeping: config, weights, tokenizer. */
+export function modelFiles(names: readonly string[], tokenizerFiles: readonly string[]): string[] {
+  return names.filter((n) => n === 'config.json' || n === 'generation_config.json' || n === 'model.safetensors.index.json' || n.endsWith('.safetensors') || tokenizerFiles.includes(n)).sort();
+}
