@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Reference side of `afd bench generate`: times transformers' generate (KV cache,
+greedy, fp32, CPU) on a Hugging Face model folder written by the TypeScript side (the
+same random weights), on the same prompts, and prints ONE JSON line to stdout.
+
+A benchmark oracle only; the product never needs Python.
+
+Usage:
+    python3 bench/torch_generate.py --model DIR --prompts prompts.json
+        [--batches 1,16] [--new-tokens 32] [--repeats 3] [--threads 2]
+
+prompts.json: {"prompts": [[token ids], ...]} with at least max(batches) rows of one
+length; batch b uses the first b rows.
+
+Protocol (the same on both sides): one warm-up generate of 2 tokens per batch size, then
+`repeats` times generate(max_new_tokens=1) (t1: prefill and the first token) and
+generate(max_new_tokens=N) (tN); the fastest of each (the machine is shared: the best
+time is the one least disturbed by other work). prefill tokens/s = b * prompt_len / t1,
+decode tokens/s = b * (N - 1) / (tN - t1).
+"""
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="transformers generate reference for afd bench generate")
+    p.add_argument("--model", required=True, help="Hugging Face model folder (config.json, model.safetensors)")
+    p.add_argument("--prompts", required=True, help="JSON file {\"prompts\": [[ids], ...]}")
+    p.add_argument("--batches", default="1,16")
+    p.add_argument("--new-tokens", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args(argv)
+    try:
+        a.batches = [int(x) for x in a.batches.split(",") if x]
+    except ValueError:
+        p.error(f"--batches must be comma-separated whole numbers, got {a.batches!r}")
+    if not a.batches or min(a.batches) < 1:
+        p.error("--batches needs at least one batch size >= 1")
+    if a.new_tokens < 2:
+        p.error("--new-tokens must be >= 2 (decode speed is measured from tokens 2..N)")
+    if a.repeats < 1:
+        p.error("--repeats must be >= 1")
+    return a
+
+
+def main(argv):
+    args = parse_args(argv)
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM
+        import transformers
+    except ImportError as e:
+        print(f"PyTorch or transformers is not installed ({e}): pip install torch transformers safetensors", file=sys.stderr)
+        return 2
+
+    torch.set_num_threads(args.threads)
+    torch.set_float32_matmul_precision("highest")
+    with open(args.prompts) as f:
+        prompts = json.load(f)["prompts"]
+    if len(prompts) < max(args.batches) or len({len(p) for p in prompts}) != 1:
+        print("prompts.json needs at least max(batches) prompts, all of one length", file=sys.stderr)
+        return 2
+
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    model.eval()
+    # No EOS: every row generates exactly N tokens, as on the TypeScript side.
+    gc = model.generation_config
+    gc.eos_token_id = None
+    gc.bos_token_id = None
+    gc.pad_token_id = 0
+
+    def generate(ids, n):
+        with torch.inference_mode():
+            return model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=n,
+                min_new_tokens=n,
+                do_sample=False,
+                use_cache=True,
+            )
+
+    def timed(ids, n):
+        t0 = time.perf_counter()
+        out = generate(ids, n)
+        return (time.perf_counter() - t0) * 1000, out
+
+    runs = []
+    for b in args.batches:
+        ids = torch.tensor(prompts[:b], dtype=torch.long)
+        L, N = ids.shape[1], args.new_tokens
+        generate(ids, 2)  # warm-up
+        t1s, tns, out = [], [], None
+        for _ in range(args.repeats):
+            t1s.append(timed(ids, 1)[0])
+            ms, out = timed(ids, N)
+            tns.append(ms)
+        t1, tn = min(t1s), min(tns)
+        runs.append({
+            "batch": b,
+            "prompt_len": L,
+            "new_tokens": N,
+            "t1_ms": t1,
+            "tn_ms": tn,
+            "prefill_tokens_per_s": b * L / (t1 / 1000),
+            "decode_tokens_per_s": b * (N - 1) / ((tn - t1) / 1000),
+            "tokens": out[:, L:].tolist(),
+        })
+    print(json.dumps({
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+        "threads": torch.get_num_threads(),
+        "attn_implementation": getattr(model.config, "_attn_implementation", None),
+        "dtype": "float32",
+        "device": "cpu",
+        "machine": platform.machine(),
+        "runs": runs,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
