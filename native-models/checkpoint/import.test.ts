@@ -4,8 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gpt2Defaults, gpt2Family } from '../models/gpt2.ts';
 import { llamaDefaults, llamaFamily } from '../models/llama.ts';
@@ -15,18 +14,12 @@ import { Rng } from '../train/rng.ts';
 import ort from 'onnxruntime-node';
 import { maxAbsDiff, testDecoder } from '../models/test-decoder.ts';
 import { exportHfModel, exportInferenceOnnx, importHfModel } from './index.ts';
+import { withTempDir } from '../../test/support/temp-dir.ts';
 
 const gpt: ModelSpec = { family: gpt2Family, config: gpt2Defaults({ vocabSize: 30, nPositions: 8, nEmbd: 8, nLayer: 2, nHead: 2 }) };
 const llama: ModelSpec = { family: llamaFamily, config: llamaDefaults({ vocabSize: 30, hiddenSize: 8, intermediateSize: 12, numLayers: 1, numHeads: 2, numKvHeads: 1, tieWordEmbeddings: true }) };
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'afd-import-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir('import', fn);
 
 /** The model's tensors as F32 safetensors entries, by name. */
 function tensorsOf(m: ModelSpec, seed = 0): Map<string, NamedTensor> {

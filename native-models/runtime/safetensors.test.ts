@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -11,17 +10,11 @@ import {
 } from './safetensors.ts';
 import type { NamedTensor, SafeDType } from './safetensors.ts';
 import { f32ToBf16, f32ToF16 } from './float16.ts';
+import { withTempDir } from '../../test/support/temp-dir.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'afd-safetensors-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir('safetensors', fn);
 
 // One tensor of every dtype, plus a scalar, an empty tensor and awkward names.
 function sample(): Map<string, NamedTensor> {

@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StreamDecoder, Tokenizer } from './tokenizer.ts';
 import type { TokenizerConfig, TokenizerJson } from './tokenizer.ts';
 import { trainBpe } from './bpe-trainer.ts';
 import { smallCorpus } from './test-data.ts';
+import { withTempDir } from '../../test/support/temp-dir.ts';
 
 /** A tiny Llama-style tokenizer: Metaspace, BPE with byte fallback, "<s> $A". */
 function llamaJson(): TokenizerJson {
@@ -42,14 +42,7 @@ function llamaJson(): TokenizerJson {
 const CHATML = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 const STRICT = "{% for m in messages %}{% if (m.role == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Roles must alternate user/assistant') }}{% endif %}{{ bos_token }}{{ m.role }}: {{ m.content }}{{ eos_token }}{% endfor %}";
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'afd-tokenizer-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir('tokenizer', fn);
 
 /** One sentence that names `what`. */
 function oneSentence(what: string): (err: unknown) => boolean {
