@@ -219,3 +219,22 @@ test('close() rolls back an unfinished long transaction', async () => {
   again.close();
   assert.ok(existsSync(file));
 });
+
+test('a populated database of every earlier version migrates to the latest with its rows kept', async () => {
+  for (let from = 1; from < MIGRATIONS.length; from++) {
+    const file = dbFile();
+    const old = await openDatabase(file, { migrations: MIGRATIONS.slice(0, from) });
+    populateV1(old.sqlite);
+    const counts = (d: Database.Database) =>
+      Object.fromEntries(['datasets', 'examples', 'models', 'runs', 'metrics', 'generations', 'judgments'].map((t) => [t, d.prepare(`SELECT count(*) AS n FROM ${t}`).get()]));
+    const before = counts(old.sqlite);
+    old.close();
+    const db = await openDatabase(file);
+    assert.deepEqual([db.migratedFrom, db.schemaVersion], [from, MIGRATIONS.length], `from v${from}`);
+    assert.deepEqual(counts(db.sqlite), before, `rows kept from v${from}`);
+    assert.equal(db.sqlite.pragma('integrity_check', { simple: true }), 'ok');
+    assert.ok(db.backupFile !== undefined, `a backup of the v${from} file was made`);
+    assert.equal(new DatasetStore(db).getByName('demo')?.examples, 3);
+    db.close();
+  }
+});
