@@ -21,11 +21,12 @@ import type { ProviderName } from '../native-models/runtime/providers.ts';
 import { fromFloat32, writeSafetensors, type NamedTensor } from '../native-models/runtime/safetensors.ts';
 import { Rng } from '../native-models/train/rng.ts';
 import { Generator } from '../native-models/generate/generator.ts';
+import { importHfModel } from '../native-models/checkpoint/index.ts';
 
-export type GenerateBenchModel = 'gpt2-small' | 'small';
+export type GenerateBenchModel = 'default' | 'gpt2-small' | 'small';
 
 /** GPT-2 small's shape (124M parameters) and a small model of the size the studio trains itself. */
-export const GENERATE_BENCH_MODELS: Readonly<Record<GenerateBenchModel, Gpt2Config>> = {
+export const GENERATE_BENCH_MODELS: Readonly<Record<Exclude<GenerateBenchModel, 'default'>, Gpt2Config>> = {
   'gpt2-small': gpt2Defaults({ vocabSize: 50257, nPositions: 1024, nEmbd: 768, nLayer: 12, nHead: 12 }),
   small: gpt2Defaults({ vocabSize: 8192, nPositions: 512, nEmbd: 256, nLayer: 4, nHead: 4 }),
 };
@@ -92,8 +93,14 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+async function embeddedDefault(): Promise<{ config: Gpt2Config; weights: Map<string, Float32Array> }> {
+  const m = await importHfModel(fileURLToPath(new URL('../models/default', import.meta.url)));
+  if (m.family !== gpt2Family) throw new Error('the embedded default model is expected to be a GPT-2');
+  return { config: m.config as Gpt2Config, weights: m.weights };
+}
+
 export async function runGenerateBench(o: GenerateBenchOptions): Promise<GenerateBenchResult> {
-  const models = o.models ?? ['small', 'gpt2-small'];
+  const models = o.models ?? ['default', 'gpt2-small'];
   const batches = o.batches ?? [1, 16];
   const L = o.promptLength ?? 64, N = o.newTokens ?? 32, repeats = o.repeats ?? 3;
   const provider = o.provider ?? 'cpu';
@@ -102,9 +109,9 @@ export async function runGenerateBench(o: GenerateBenchOptions): Promise<Generat
   const result: GenerateBenchResult = { provider, threads: o.threads, peak_rss_mb: 0, runs: [] };
 
   for (const name of models) {
-    const c = GENERATE_BENCH_MODELS[name];
+    // 'default' is the embedded default model with its trained weights; the others random.
+    const { config: c, weights } = name === 'default' ? await embeddedDefault() : { config: GENERATE_BENCH_MODELS[name], weights: gpt2Family.init(GENERATE_BENCH_MODELS[name], new Rng(o.seed ?? 0)) };
     if (L + N > c.nPositions) throw new Error(`promptLength + newTokens (${L + N}) exceeds the ${c.nPositions} positions of the ${name} model.`);
-    const weights = gpt2Family.init(c, new Rng(o.seed ?? 0));
     const params = [...weights.values()].reduce((s, a) => s + a.length, 0);
     const rng = new Rng((o.seed ?? 0) + 1);
     const prompts = Array.from({ length: Math.max(...batches) }, () => Array.from({ length: L }, () => rng.int(c.vocabSize)));

@@ -47,3 +47,38 @@ export async function benchTrain(argv: string[]): Promise<number> {
   console.log(JSON.stringify(result));
   return 0;
 }
+
+/** `afd bench generate`: prefill and decode throughput at batch 1 and 16 (see bench/README.md). */
+export async function benchGenerate(argv: string[]): Promise<number> {
+  const { runGenerateBench } = await import('../../bench/generate.ts');
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      models: { type: 'string' }, batches: { type: 'string' }, 'prompt-length': { type: 'string' }, 'new-tokens': { type: 'string' }, repeats: { type: 'string' }, threads: { type: 'string' },
+      provider: { type: 'string' }, json: { type: 'boolean', default: false }, 'vs-torch': { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log('usage: afd bench generate [--json] [--vs-torch] [--models default,gpt2-small,small] [--batches 1,16] [--prompt-length 64] [--new-tokens 32] [--repeats 3] [--threads N] [--provider cpu|webgpu|cuda]');
+    return 0;
+  }
+  const list = (v: string | undefined) => v?.split(',').map((x) => x.trim()).filter(Boolean);
+  const models = list(values.models);
+  const known = ['default', 'gpt2-small', 'small'];
+  for (const m of models ?? []) if (!known.includes(m)) throw new Error(`--models takes ${known.join(', ')}; '${m}' is not one of them`);
+  const int = (name: string, v: string | undefined) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive whole number, not '${v}'`);
+    return n;
+  };
+  const batches = list(values.batches)?.map((b) => int('batches', b)!);
+  const log = values.json ? undefined : (s: string) => console.error(s);
+  const result = await runGenerateBench({
+    models: models as ('default' | 'gpt2-small' | 'small')[] | undefined, batches, promptLength: int('prompt-length', values['prompt-length']), newTokens: int('new-tokens', values['new-tokens']),
+    repeats: int('repeats', values.repeats), threads: int('threads', values.threads) ?? availableParallelism(), provider: values.provider as 'cpu' | 'webgpu' | 'cuda' | undefined,
+    vsTorch: values['vs-torch'], log,
+  });
+  console.log(JSON.stringify(result));
+  return 0;
+}

@@ -13,6 +13,7 @@ const commands: Record<string, Command> = {
   generate: { summary: 'generate a response from a model folder (the default model without --model)', run: async (a) => (await import('./generate.ts')).generateCommand(a) },
   score: { summary: 'log-probability of each token of a text under a model', run: async (a) => (await import('./generate.ts')).scoreCommand(a) },
   pretrain: { summary: 'build the embedded default model: a BPE tokenizer and a small GPT-2 trained on the HH transcripts', run: async (a) => (await import('./pretrain.ts')).pretrainCommand(a) },
+  'bench generate': { summary: 'generation throughput (prefill and decode, batch 1 and 16), with --vs-torch against transformers, as JSON', run: async (a) => (await import('./bench.ts')).benchGenerate(a) },
   'bench train': { summary: 'training throughput of the engine (and PyTorch with --vs-torch), as JSON', run: async (a) => (await import('./bench.ts')).benchTrain(a) },
   'datasets import': { summary: 'import a dataset file (HH, JSON Lines, CSV; .gz too) as a job, with progress', run: async (a) => (await import('./datasets.ts')).datasetsImport(a) },
   'datasets list': { summary: 'the datasets in the store, with their example counts', run: async (a) => (await import('./datasets.ts')).datasetsList(a) },
