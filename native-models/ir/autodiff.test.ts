@@ -128,3 +128,15 @@ test('gradCheck rejects a wrong gradient rule, naming the op, the input and the 
     /^AssertionError.*BadSquare: d loss \/ d input 1 \(float64\[2, 3\]\) at element \[\d, \d\]: analytic .* vs numeric/,
   );
 });
+
+test('a reshape whose symbolic dim is 0 at run time gives an empty tensor', async () => {
+  // The Reshape is emitted with allowzero, so by the ONNX spec the 0 in [3, 0] means 0 rather
+  // than "copy x's dim 1" (ORT 1.30 copes with zero-size inputs either way).
+  const x = T.input('x', 'float32', ['P', 3]);
+  const y = T.reshape(x, [3, 'P']);
+  const s = await ort.InferenceSession.create(T.emitOnnx({ outputs: { y } }).bytes);
+  const empty = await s.run({ x: new ort.Tensor('float32', new Float32Array(0), [0, 3]) });
+  assert.deepEqual(empty.y.dims, [3, 0]);
+  const full = await s.run({ x: new ort.Tensor('float32', new Float32Array(6), [2, 3]) });
+  assert.deepEqual(full.y.dims, [3, 2]);
+});

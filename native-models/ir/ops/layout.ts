@@ -7,7 +7,9 @@ export const ReshapeOp = defineOp<{ shape: Dim[] }>({
   kind: 'Reshape',
   infer: (inputs, a) => ({ dtype: inputs[0].dtype, shape: a.shape }),
   vjp: ({ g, inputs: [x] }) => [reshape(g, x.shape)],
-  emit: (e, v) => e.node('Reshape', [e.name(v.inputs[0]), e.shape(v.attrs.shape)]),
+  // allowzero: a symbolic dim that is 0 at run time (an empty KV cache) means 0, not
+  // ONNX's default "copy this dim from the input".
+  emit: (e, v) => e.node('Reshape', [e.name(v.inputs[0]), e.shape(v.attrs.shape)], { allowzero: 1 }),
 });
 
 /** Reshape; one entry may be -1 and is inferred (symbolically when dims are symbols). */
