@@ -6,7 +6,7 @@ import * as T from '../ir/index.ts';
 import type { Rng } from '../train/rng.ts';
 import type { ForwardInputs, ForwardOutputs, KvCache, LinearInfo, ModelFamily } from './family.ts';
 import { HfConfigReader } from './hf-config.ts';
-import { attentionBias, attention, defaultPositions, loraLinear, pastLength, toHeads, weight, type Params } from './layers.ts';
+import { attentionBias, attention, defaultPositions, initWeights, loraLinear, paramLeaves, pastLength, toHeads, weight, type Params } from './layers.ts';
 
 export type { Params } from './layers.ts';
 
@@ -51,27 +51,18 @@ export function gpt2ParamShapes(c: Gpt2Config): Map<string, number[]> {
   return m;
 }
 
-export function gpt2Params(c: Gpt2Config): Map<string, T.Value> {
-  return new Map([...gpt2ParamShapes(c)].map(([name, shape]) => [name, T.param(name, shape)]));
-}
+export const gpt2Params = (c: Gpt2Config): Map<string, T.Value> => paramLeaves(gpt2ParamShapes(c));
 
 /**
  * GPT-2's initialization: normal(0, 0.02) weights, residual output projections scaled by
  * 1/sqrt(2 n_layer) (GPT-2 paper, section 2.3), zero biases, unit LayerNorm gains.
  */
 export function gpt2Init(c: Gpt2Config, rng: Rng): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
-  for (const [name, shape] of gpt2ParamShapes(c)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const a = new Float32Array(n);
-    if (/ln_\d\.weight$|ln_f\.weight$/.test(name)) a.fill(1);
-    else if (name.endsWith('.weight')) {
-      const std = /c_proj\.weight$/.test(name) ? 0.02 / Math.sqrt(2 * c.nLayer) : 0.02;
-      for (let i = 0; i < n; i++) a[i] = rng.normal() * std;
-    }
-    out.set(name, a);
-  }
-  return out;
+  return initWeights(gpt2ParamShapes(c), rng, (name) => {
+    if (/ln_\d\.weight$|ln_f\.weight$/.test(name)) return { fill: 1 };
+    if (!name.endsWith('.weight')) return { fill: 0 };
+    return { std: /c_proj\.weight$/.test(name) ? 0.02 / Math.sqrt(2 * c.nLayer) : 0.02 };
+  });
 }
 
 const FAMILY = 'GPT-2';

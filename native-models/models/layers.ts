@@ -5,9 +5,28 @@
 
 import * as T from '../ir/index.ts';
 import type { KvCache, LinearInfo } from './family.ts';
+import type { Rng } from '../train/rng.ts';
 
 /** Parameter values by Hugging Face name (LoRA adapters included when present). */
 export type Params = ReadonlyMap<string, T.Value>;
+
+/** One parameter leaf per named shape. */
+export function paramLeaves(shapes: ReadonlyMap<string, number[]>): Map<string, T.Value> {
+  return new Map([...shapes].map(([name, shape]) => [name, T.param(name, shape)]));
+}
+
+/** Initial weights: for each tensor, `rule` says fill it with a constant or draw normal(0, std). */
+export function initWeights(shapes: ReadonlyMap<string, number[]>, rng: Rng, rule: (name: string) => { fill: number } | { std: number }): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, shape] of shapes) {
+    const a = new Float32Array(shape.reduce((x, y) => x * y, 1));
+    const r = rule(name);
+    if ('fill' in r) a.fill(r.fill);
+    else for (let i = 0; i < a.length; i++) a[i] = rng.normal() * r.std;
+    out.set(name, a);
+  }
+  return out;
+}
 
 /** Looks a parameter up, naming the family and the tensor when it is missing. */
 export function weight(p: Params, name: string, family: string): T.Value {

@@ -7,7 +7,7 @@ import * as T from '../ir/index.ts';
 import type { Rng } from '../train/rng.ts';
 import type { ForwardInputs, ForwardOutputs, KvCache, LinearInfo, ModelFamily } from './family.ts';
 import { HfConfigReader } from './hf-config.ts';
-import { attention, attentionBias, defaultPositions, loraLinear, pastLength, toHeads, weight, type Params } from './layers.ts';
+import { attention, attentionBias, defaultPositions, initWeights, loraLinear, paramLeaves, pastLength, toHeads, weight, type Params } from './layers.ts';
 
 /** Rotary embedding: base theta and an optional rescaling of the frequencies. */
 export type RopeScaling =
@@ -89,21 +89,14 @@ export function llamaParamShapes(c: LlamaConfig): Map<string, number[]> {
   return m;
 }
 
-export function llamaParams(c: LlamaConfig): Map<string, T.Value> {
-  return new Map([...llamaParamShapes(c)].map(([name, shape]) => [name, T.param(name, shape)]));
-}
+export const llamaParams = (c: LlamaConfig): Map<string, T.Value> => paramLeaves(llamaParamShapes(c));
 
 /** Hugging Face's initialization: normal(0, initializer_range) weights, zero biases, unit norm gains. */
 export function llamaInit(c: LlamaConfig, rng: Rng): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
-  for (const [name, shape] of llamaParamShapes(c)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const a = new Float32Array(n);
-    if (name.endsWith('norm.weight')) a.fill(1);
-    else if (name.endsWith('.weight')) for (let i = 0; i < n; i++) a[i] = rng.normal() * c.initializerRange;
-    out.set(name, a);
-  }
-  return out;
+  return initWeights(llamaParamShapes(c), rng, (name) => {
+    if (name.endsWith('norm.weight')) return { fill: 1 };
+    return name.endsWith('.weight') ? { std: c.initializerRange } : { fill: 0 };
+  });
 }
 
 // ---------------------------------------------------------------- rotary
