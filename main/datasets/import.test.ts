@@ -13,8 +13,9 @@ import { DatasetStore } from '../../db/datasets.ts';
 import { importDataset } from './import.ts';
 import type { ImportProgress } from './import.ts';
 import { DatasetFormatError } from './readers.ts';
+import { HH_HARMLESS_FILE } from '../afd/hh.ts';
 
-const HH_FILE = '/work/shared/data/hh-rlhf/harmless-base-test.jsonl.gz';
+const HH_FILE = HH_HARMLESS_FILE;
 const dir = mkdtempSync(join(tmpdir(), 'afd-import-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 let fileCount = 0;

@@ -10,8 +10,9 @@ import { DatasetStore } from '../../db/datasets.ts';
 import { importDataset } from '../datasets/import.ts';
 import { StudioFiles } from './files.ts';
 import { JobRunner } from './runner.ts';
+import { HH_HARMLESS_FILE } from '../afd/hh.ts';
 
-const HH_FILE = '/work/shared/data/hh-rlhf/harmless-base-test.jsonl.gz';
+const HH_FILE = HH_HARMLESS_FILE;
 const dir = mkdtempSync(join(tmpdir(), 'afd-import-job-'));
 const db = await openDatabase(':memory:');
 const files = StudioFiles.forDatabase(':memory:');

@@ -1,9 +1,11 @@
 // Shared inputs of the tokenizer tests: a small multilingual corpus, the strings that
 // encode/decode must handle, and the HH-RLHF transcripts when they are on this machine.
 import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 
-export const HH_FILE = '/work/shared/data/hh-rlhf/harmless-base-test.jsonl.gz';
+/** The HH-RLHF copy shipped in the repository (data/hh-rlhf/). */
+export const HH_FILE = fileURLToPath(new URL('../../data/hh-rlhf/harmless-base-test.jsonl.gz', import.meta.url));
 
 const LINES = [
   'The quick brown fox jumps over the lazy dog. The dog sleeps; the fox runs away!',
