@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { StudioDatabase } from '../../db/database.ts';
 import { openDatabase } from '../../db/database.ts';
@@ -14,16 +13,10 @@ import { importDataset } from './import.ts';
 import type { ImportProgress } from './import.ts';
 import { DatasetFormatError } from './readers.ts';
 import { HH_HARMLESS_FILE } from '../afd/hh.ts';
+import { tempFiles } from '../../test/support/temp-dir.ts';
 
 const HH_FILE = HH_HARMLESS_FILE;
-const dir = mkdtempSync(join(tmpdir(), 'afd-import-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-let fileCount = 0;
-function file(name: string, content: string | Buffer): string {
-  const path = join(dir, `${++fileCount}-${name}`);
-  writeFileSync(path, content);
-  return path;
-}
+const { dir, file } = tempFiles('import');
 
 const TABLES = ['datasets', 'examples', 'example_edits'];
 function counts(db: StudioDatabase): Record<string, number> {

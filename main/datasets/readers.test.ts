@@ -1,21 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import type { DatasetRecord, ReadOptions } from './readers.ts';
 import { DatasetFormatError, readDataset } from './readers.ts';
+import { tempFiles } from '../../test/support/temp-dir.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'afd-readers-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-let fileCount = 0;
-function file(name: string, content: string | Buffer): string {
-  const path = join(dir, `${++fileCount}-${name}`);
-  writeFileSync(path, content);
-  return path;
-}
+const { dir, file } = tempFiles('readers');
 
 async function read(path: string, options?: ReadOptions): Promise<DatasetRecord[]> {
   const out: DatasetRecord[] = [];
