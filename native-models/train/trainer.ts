@@ -89,6 +89,17 @@ export class Trainer {
     return f;
   }
 
+  /** The graph's batch inputs out of `batch` (which may carry more, e.g. a batch built for several objectives). */
+  private batchFeeds(batch: Feeds): Feeds {
+    const out: Feeds = {};
+    for (const name of this.graphs.batchInputs) {
+      const t = batch[name];
+      if (t === undefined) throw new Error(`the batch has no input '${name}' (it has ${Object.keys(batch).join(', ')})`);
+      out[name] = t;
+    }
+    return out;
+  }
+
   /**
    * One optimizer step at learning rate `lr`: one batch, or (with accumulation k) an
    * array of k micro-batches whose gradients are averaged.
@@ -107,7 +118,7 @@ export class Trainer {
       const sums: Feeds = {};
       for (const p of this.graphs.params) sums[gradSumName(p.name)] = new ort.Tensor('float32', new Float32Array(p.shape.reduce((a, b) => a * b, 1)), p.shape);
       for (const mb of batches) {
-        const out = await this.accSession.run({ ...mb, ...this.paramFeeds(), ...sums });
+        const out = await this.accSession.run({ ...this.batchFeeds(mb), ...this.paramFeeds(), ...sums });
         loss += num(out.loss) / k;
         for (const m of this.graphs.metrics) metrics[m] = (metrics[m] ?? 0) + num(out[m]) / k;
         for (const p of this.graphs.params) sums[gradSumName(p.name)] = out[nextName(gradSumName(p.name))];
@@ -115,7 +126,7 @@ export class Trainer {
       if (!Number.isFinite(loss)) throw new TrainingDivergedError(t, 'loss');
       Object.assign(feeds, sums);
     } else {
-      Object.assign(feeds, batches[0]);
+      Object.assign(feeds, this.batchFeeds(batches[0]));
     }
     const out = await this.stepSession.run(feeds);
     if (!this.accSession) {

@@ -1,0 +1,55 @@
+// A reward function r(x, y) as Best-of-N, RL and evaluation use it, whatever made it:
+// a trained scorer (stages/reward.ts: demonstrations vs samples, preferences, the gold
+// judge), the density ratio log pi_SFT - log pi_0 (stages/density-ratio.ts), or a length
+// heuristic (bon:length). The reward artifact's artifact.json says which; every reward
+// stage writes one of the RewardDetails below.
+import type { ProviderName } from '../../native-models/runtime/providers.ts';
+import { densityRatioReward } from './density-ratio.ts';
+import { loadScorerReward } from './scorer.ts';
+import { artifactDetails, type Artifact } from './stage.ts';
+
+export interface Scored {
+  prompt: string;
+  response: string;
+}
+
+export interface RewardFunction {
+  /** A short description for logs and tables. */
+  readonly describe: string;
+  /** One reward per item, in order. */
+  score(items: readonly Scored[], onProgress?: (done: number, total: number) => void): Promise<number[]>;
+  release(): Promise<void>;
+}
+
+export interface RewardRuntime {
+  provider: ProviderName;
+  threads: number | undefined;
+}
+
+/** The details a reward artifact's artifact.json holds. */
+export type RewardDetails =
+  | { type: 'reward'; reward: 'scorer'; dir: string }
+  | { type: 'reward'; reward: 'density-ratio'; policy: string; base: string; perToken: boolean }
+  | { type: 'reward'; reward: 'length'; mode: 'longest' | 'median'; target: number };
+
+/** Length heuristics: the longest response, or the one closest to the demonstrations' median length (in characters). */
+export function lengthReward(mode: 'longest' | 'median', target: number): RewardFunction {
+  return {
+    describe: mode === 'longest' ? 'length (longest)' : `length (closest to ${target} characters)`,
+    score: async (items) => items.map((x) => (mode === 'longest' ? x.response.length : -Math.abs(x.response.length - target))),
+    release: async () => {},
+  };
+}
+export async function loadRewardFunction(a: Artifact, runtime: RewardRuntime): Promise<RewardFunction> {
+  const d = artifactDetails(a) as unknown as RewardDetails;
+  switch (d.reward) {
+    case 'scorer':
+      return loadScorerReward(d.dir, runtime);
+    case 'density-ratio':
+      return densityRatioReward(d.policy, d.base, d.perToken, runtime);
+    case 'length':
+      return lengthReward(d.mode, d.target);
+    default:
+      throw new Error(`${a.dir}: unknown reward kind ${JSON.stringify((d as { reward?: unknown }).reward)}`);
+  }
+}

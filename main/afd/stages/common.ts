@@ -1,0 +1,43 @@
+// Settings several stages share, parsed in one place so they mean the same everywhere.
+import type { JsonObject } from '../../../db/json.ts';
+import { integer, number, oneOf, text } from '../../jobs/config.ts';
+import type { Adaptation } from '../lm.ts';
+import type { TrainingSettings } from '../training.ts';
+
+/** `full` fine-tuning or `lora` adapters (rank, alpha). */
+export function adaptation(raw: JsonObject): Adaptation {
+  const kind = oneOf(raw, 'adaptation', ['full', 'lora'] as const, 'full');
+  return kind === 'full' ? { kind } : { kind, rank: integer(raw, 'loraRank', 8, 1, 1024), alpha: number(raw, 'loraAlpha', 16, 0, 1e6) };
+}
+
+export function adaptationSettings(a: Adaptation): JsonObject {
+  return a.kind === 'full' ? { adaptation: 'full' } : { adaptation: 'lora', loraRank: a.rank, loraAlpha: a.alpha };
+}
+
+/** Optimizer settings with a stage's own defaults, as stored in its config. */
+export function trainingConfig(raw: JsonObject, defaults: { lr: number; weightDecay?: number }): JsonObject {
+  return {
+    lr: number(raw, 'lr', defaults.lr, 0, 10),
+    /** Fraction of the steps spent warming up linearly (then cosine decay to lr / 10). */
+    warmup: number(raw, 'warmup', 0.05, 0, 1),
+    weightDecay: number(raw, 'weightDecay', defaults.weightDecay ?? 0, 0, 10),
+    clipNorm: number(raw, 'clipNorm', 1, 0, 1e6),
+    checkpointEvery: integer(raw, 'checkpointEvery', 50, 1),
+  };
+}
+
+/** The settings of a parsed config for a run of `steps` steps. */
+export function trainingSettings(config: JsonObject, steps: number): TrainingSettings {
+  const n = (k: string): number => config[k] as number;
+  return { steps, lr: n('lr'), warmupSteps: Math.ceil(n('warmup') * steps), weightDecay: n('weightDecay'), clipNorm: n('clipNorm'), checkpointEvery: n('checkpointEvery') };
+}
+
+/** A stage id naming an input (default: `fallback`). */
+export const ref = (raw: JsonObject, field: string, fallback?: string): string => text(raw, field, fallback);
+
+export function refs(raw: JsonObject, field: string): string[] {
+  const v = raw[field];
+  if (typeof v === 'string') return [v];
+  if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string')) throw new Error(`${field} must be a stage id or a list of stage ids, not ${JSON.stringify(v ?? null)}.`);
+  return v as string[];
+}

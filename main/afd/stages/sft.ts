@@ -1,0 +1,64 @@
+// Stage `sft`: supervised fine-tuning = forward KL to the demonstrator (DESIGN.md §2.1).
+// Cross-entropy on the response tokens of the train demonstrations only; the prompt's
+// tokens are context, never targets.
+import type { JsonObject } from '../../../db/json.ts';
+import { sftLoss } from '../../../native-models/objectives/losses.ts';
+import { Rng } from '../../../native-models/train/rng.ts';
+import { integer } from '../../jobs/config.ts';
+import { encodePair, loadModel, saveModel, sequenceFeeds, sequenceInputs, shuffled, trainableModel, type Encoded } from '../lm.ts';
+import { modelDir, one, writeArtifactDetails, type Stage } from '../stage.ts';
+import { createTrainer, trainSteps } from '../training.ts';
+import { adaptation, adaptationSettings, ref, trainingConfig, trainingSettings } from './common.ts';
+import { join } from 'node:path';
+
+export type SftConfig = JsonObject & { model: string; epochs: number; batch: number; maxLength: number };
+
+/** Row order of every epoch, from the stage's seed: step s takes rows [s*B, (s+1)*B) of the concatenated epochs. */
+export function epochBatches(n: number, batch: number, epochs: number, seed: number): number[][] {
+  const out: number[][] = [];
+  for (let e = 0; e < epochs; e++) {
+    const order = shuffled(n, new Rng(seed * 1009 + e));
+    for (let i = 0; i < n; i += batch) out.push(order.slice(i, i + batch));
+  }
+  return out;
+}
+
+export const sftStage: Stage<SftConfig> = {
+  kind: 'sft',
+  summary: 'supervised fine-tuning on the demonstrations (response tokens only)',
+  produces: 'model',
+  inputs: { model: { types: ['model'] } },
+
+  parse(raw) {
+    return {
+      model: ref(raw, 'model', 'pi0'),
+      epochs: integer(raw, 'epochs', 2, 1, 1000),
+      batch: integer(raw, 'batch', 8, 1, 4096),
+      maxLength: integer(raw, 'maxLength', 384, 8, 1 << 20),
+      ...adaptationSettings(adaptation(raw)),
+      ...trainingConfig(raw, { lr: 3e-4 }),
+    };
+  },
+
+  async run(ctx, config, inputs) {
+    const model = await loadModel(modelDir(one(inputs, 'model')));
+    const demos = (await ctx.data()).train;
+    const maxLength = Math.min(config.maxLength, model.maxLength);
+    const rows: Encoded[] = demos.map((d) => encodePair(model, d.prompt, d.response, maxLength));
+    const batches = epochBatches(rows.length, config.batch, config.epochs, ctx.seed);
+    const settings = trainingSettings(config, batches.length);
+    const tm = trainableModel(model, adaptation(config), new Rng(ctx.seed));
+    const x = sequenceInputs();
+    const { logits } = model.family.forward(model.config, tm.params, { tokens: x.tokens, ...(tm.loraScale === undefined ? {} : { loraScale: tm.loraScale }) });
+    const trainer = await createTrainer(ctx, tm, sftLoss(logits, x.targets, x.mask), settings);
+    try {
+      const status = await trainSteps(ctx, trainer, settings, (s) => sequenceFeeds(batches[s].map((i) => rows[i]), model.eosId));
+      if (status === 'stopped') return { status, step: trainer.stepCount };
+      await saveModel(join(ctx.dir, 'model'), model, tm.weights(trainer.parameters()));
+    } finally {
+      await trainer.release();
+    }
+    await writeArtifactDetails(ctx.dir, { type: 'model', from: 'sft' });
+    return { status: 'done', summary: { steps: batches.length, examples: rows.length } };
+  },
+};
