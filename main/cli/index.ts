@@ -19,6 +19,9 @@ const commands: Record<string, Command> = {
   'datasets list': { summary: 'the datasets in the store, with their example counts', run: async (a) => (await import('./datasets.ts')).datasetsList(a) },
   'datasets show': { summary: "a dataset's examples, searchable and paged", run: async (a) => (await import('./datasets.ts')).datasetsShow(a) },
   'datasets export': { summary: 'a dataset as JSON Lines, to stdout or a file', run: async (a) => (await import('./datasets.ts')).datasetsExport(a) },
+  run: { summary: 'run an AfD experiment (a YAML pipeline of stages) with progress; Ctrl-C pauses, --resume continues', run: async (a) => (await import('./experiment.ts')).runCommand(a) },
+  demo: { summary: 'the HH-Harmless microcosm at small scale on the default model (about 15 minutes on 2 cores)', run: async (a) => (await import('./experiment.ts')).demoCommand(a) },
+  repro: { summary: 'reproduce the HH-Harmless results: every method row, results.json, a table and plots', run: async (a) => (await import('./experiment.ts')).reproCommand(a) },
   'runs list': { summary: 'the jobs recorded in the store', run: async (a) => (await import('./runs.ts')).runsList(a) },
   'runs show': { summary: "a run's config, status, metrics, error and log", run: async (a) => (await import('./runs.ts')).runsShow(a) },
   'runs cancel': { summary: 'cancel a run (a running one stops at its next step, with a checkpoint)', run: async (a) => (await import('./runs.ts')).runsCancel(a) },
@@ -28,6 +31,7 @@ const commands: Record<string, Command> = {
   'models list': { summary: 'the models in the store', run: async (a) => (await import('./models.ts')).modelsList(a) },
   'models import': { summary: 'check a Hugging Face model folder (safetensors) and copy it into the store', run: async (a) => (await import('./models.ts')).modelsImport(a) },
   'models export': { summary: 'write a stored model as a Hugging Face folder (optionally as F16 or BF16)', run: async (a) => (await import('./models.ts')).modelsExport(a) },
+  serve: { summary: 'the studio in a browser: its API and interface on this machine (prints the address with its access token)', run: async (a) => (await import('./serve.ts')).serveCommand(a) },
 };
 
 function usage(): string {

@@ -57,6 +57,9 @@ export interface JobKind<C extends JsonObject = JsonObject, W = unknown> {
   /** How a stopped run goes on: from its checkpoint, or again from the start. */
   readonly resume: 'checkpoint' | 'restart';
   readonly pausable: boolean;
+  /** A finished run's whole folder is its output (read by later runs), so start-up
+   *  cleaning keeps it; otherwise only the files rows reference are kept. */
+  readonly keepsFolder?: boolean;
   /** Checks a config and fills in every default, so the stored config repeats the run;
    *  throws a sentence naming what is wrong. */
   parseConfig(raw: JsonObject): C;

@@ -4,6 +4,7 @@ import type { JobKind } from './kind.ts';
 import { importDatasetKind } from './import-dataset.ts';
 import { importModelKind } from './import-model.ts';
 import { trainTinyLm } from './train-tiny-lm.ts';
+import { afdStageKind } from './afd-stage.ts';
 
 export type KindTable = Readonly<Record<string, JobKind>>;
 
@@ -11,4 +12,5 @@ export const KINDS: KindTable = {
   [trainTinyLm.name]: trainTinyLm,
   [importDatasetKind.name]: importDatasetKind,
   [importModelKind.name]: importModelKind,
+  [afdStageKind.name]: afdStageKind,
 };

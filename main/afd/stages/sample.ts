@@ -114,6 +114,7 @@ export const sampleStage: Stage<SampleConfig> = {
         });
         await writeFileAtomic(name(c), Buffer.from(`${lines.join("\n")}\n`));
         done.add(c);
+        await ctx.checkpointed(chunkDir, done.size); // the chunk files are the checkpoint
         ctx.metric(done.size, { tokens_per_second: tokens / ((performance.now() - t0) / 1000) });
         ctx.progress(done.size, chunks, 'chunks');
       }

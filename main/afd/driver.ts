@@ -1,0 +1,192 @@
+// Running an experiment on the job runner: each stage becomes an `afd-stage` run of the
+// experiment, in order, given the artifacts of the stages it names. Starting an
+// experiment again (resume) reuses every finished stage, continues an unfinished one
+// from its checkpoint, and runs the rest; it never redoes finished work.
+import { createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { StudioDatabase } from '../../db/database.ts';
+import { DatasetStore } from '../../db/datasets.ts';
+import { ExperimentStore } from '../../db/experiments.ts';
+import type { JsonObject } from '../../db/json.ts';
+import { ModelStore } from '../../db/models.ts';
+import { RunStore, type Run } from '../../db/runs.ts';
+import type { JobRunner } from '../jobs/runner.ts';
+import type { DataSpec, ExperimentDefinition, ExperimentProgress, StageSpec, StageState } from './contract.ts';
+import { DEMOS, inputRefs, parseExperiment, PI0 } from './experiment.ts';
+import type { Artifact } from './stage.ts';
+import { STAGES } from './stages/index.ts';
+
+/** The embedded default model (pi_0 of the reproduction). */
+export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/default', import.meta.url));
+
+/** Each stage's seed: the experiment's, mixed with the stage id (so adding a stage changes no other stage's seed). */
+export function stageSeed(experimentSeed: number, id: string): number {
+  let h = 0x811c9dc5;
+  for (const ch of id) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  return (h ^ Math.imul(experimentSeed, 0x9e3779b1)) >>> 0;
+}
+
+/** The latest run of each stage id of an experiment. */
+function stageRuns(db: StudioDatabase, experimentId: number): Map<string, Run> {
+  const out = new Map<string, Run>();
+  for (const r of new RunStore(db).list({ experimentId }).sort((a, b) => a.id - b.id)) {
+    if (r.stage === 'afd-stage' && typeof r.config.id === 'string') out.set(r.config.id, r);
+  }
+  return out;
+}
+
+export function experimentProgress(db: StudioDatabase, experimentId: number): ExperimentProgress {
+  const e = new ExperimentStore(db).get(experimentId);
+  if (e === undefined) throw new Error(`There is no experiment #${experimentId}.`);
+  const def = parseExperiment(e.definition);
+  const runs = stageRuns(db, experimentId);
+  return {
+    experimentId,
+    stages: def.stages.map((s) => {
+      const r = runs.get(s.id);
+      return { id: s.id, kind: s.kind, runId: r?.id ?? null, state: (r?.status ?? 'pending') as StageState };
+    }),
+  };
+}
+
+export type ExperimentOutcome = ExperimentProgress & { status: 'done' | 'paused' | 'cancelled' | 'failed' | 'interrupted'; error?: string };
+
+export class ExperimentDriver {
+  readonly experimentId: number;
+  readonly done: Promise<ExperimentOutcome>;
+  private readonly listeners = new Set<(p: ExperimentProgress) => void>();
+  private current: number | null = null;
+  private stopping: 'pause' | 'cancel' | null = null;
+
+  private constructor(private readonly db: StudioDatabase, private readonly runner: JobRunner, private readonly def: ExperimentDefinition, experimentId: number) {
+    this.experimentId = experimentId;
+    const unsubscribe = runner.onEvent((e) => {
+      if (e.type === 'status' && e.run.experimentId === experimentId) this.emit();
+    });
+    this.done = this.drive().finally(unsubscribe);
+  }
+
+  /** Starts (or with `experimentId`, resumes) an experiment; `definition` is checked first. */
+  static start(db: StudioDatabase, runner: JobRunner, definition: ExperimentDefinition | JsonObject, opts: { experimentId?: number } = {}): ExperimentDriver {
+    const def = parseExperiment(definition);
+    const store = new ExperimentStore(db);
+    let id = opts.experimentId;
+    if (id === undefined) id = store.insert({ name: def.name, definition: def as unknown as JsonObject }).id;
+    else if (store.get(id) === undefined) throw new Error(`There is no experiment #${id} to resume.`);
+    return new ExperimentDriver(db, runner, def, id);
+  }
+
+  /** Resumes the stored experiment with this id, with its stored definition. */
+  static resume(db: StudioDatabase, runner: JobRunner, experimentId: number): ExperimentDriver {
+    const e = new ExperimentStore(db).get(experimentId);
+    if (e === undefined) throw new Error(`There is no experiment #${experimentId} to resume.`);
+    return ExperimentDriver.start(db, runner, e.definition, { experimentId });
+  }
+
+  progress(): ExperimentProgress {
+    return experimentProgress(this.db, this.experimentId);
+  }
+
+  onProgress(listener: (p: ExperimentProgress) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Stops the running stage at its next step boundary (with a checkpoint); no later stage starts. */
+  stop(reason: 'pause' | 'cancel'): void {
+    this.stopping = reason;
+    if (this.current !== null) {
+      if (reason === 'pause') this.runner.pause(this.current);
+      else this.runner.cancel(this.current);
+    }
+  }
+
+  /** The run of the stage running now, if any. */
+  get currentRun(): number | null {
+    return this.current;
+  }
+
+  private emit(): void {
+    if (this.listeners.size === 0) return;
+    const p = this.progress();
+    for (const l of this.listeners) l(p);
+  }
+
+  private async drive(): Promise<ExperimentOutcome> {
+    const artifacts = new Map<string, Artifact>([[PI0, this.initialModel()]]);
+    const data = await this.dataSpec();
+    const finish = (status: ExperimentOutcome['status'], error?: string): ExperimentOutcome => ({ ...this.progress(), status, ...(error === undefined ? {} : { error }) });
+    for (const spec of this.def.stages) {
+      if (this.stopping !== null) return finish(this.stopping === 'pause' ? 'paused' : 'cancelled');
+      let run = stageRuns(this.db, this.experimentId).get(spec.id);
+      if (run === undefined) run = this.runner.submit('afd-stage', this.jobConfig(spec, artifacts, data), { experimentId: this.experimentId });
+      else if (run.status !== 'done' && run.status !== 'queued' && run.status !== 'running') run = this.runner.resume(run.id);
+      this.current = run.id;
+      this.emit();
+      if (run.status !== 'done') run = await this.runner.settled(run.id);
+      this.current = null;
+      if (run.status !== 'done') {
+        const status = run.status === 'paused' || run.status === 'cancelled' || run.status === 'interrupted' ? run.status : 'failed';
+        return finish(status, run.error ?? undefined);
+      }
+      const result = run.result ?? {};
+      artifacts.set(spec.id, {
+        type: STAGES[spec.kind].produces, dir: this.runner.files.runDir(run.id), stage: spec.id,
+        ...(typeof result.modelId === 'number' ? { modelId: result.modelId } : {}),
+      });
+    }
+    return finish('done');
+  }
+
+  private jobConfig(spec: StageSpec, artifacts: ReadonlyMap<string, Artifact>, data: DataSpec): JsonObject {
+    const stage = STAGES[spec.kind];
+    const { id, kind: _kind, ...settings } = spec;
+    const inputs: JsonObject = {};
+    for (const field of Object.keys(stage.inputs)) {
+      const refs = inputRefs(settings[field]).filter((r) => r !== DEMOS);
+      const resolved = refs.map((r) => {
+        const a = artifacts.get(r);
+        if (a === undefined) throw new Error(`stage '${id}': input ${field} names '${r}', which has no output yet.`);
+        return a as unknown as JsonObject;
+      });
+      if (resolved.length > 0) inputs[field] = stage.inputs[field].list ? resolved : resolved[0];
+    }
+    return {
+      stage: spec.kind, id, experiment: this.def.name, settings: settings as JsonObject, inputs, data: data as unknown as JsonObject,
+      seed: typeof settings.seed === 'number' ? settings.seed : stageSeed(this.def.seed, id), provider: this.def.provider, threads: this.def.threads,
+    };
+  }
+
+  /** pi_0 as an artifact, registered in the store (once) so that trained models have a parent. */
+  private initialModel(): Artifact {
+    const models = new ModelStore(this.db);
+    const m = this.def.model;
+    if (m.startsWith('store:')) {
+      const name = m.slice('store:'.length);
+      const row = models.list().find((x) => x.name === name);
+      if (row === undefined || row.path === null) throw new Error(`There is no model named '${name}' in the store; import it first (afd models import DIR).`);
+      return { type: 'model', stage: PI0, dir: this.runner.files.absolute(row.path), modelId: row.id };
+    }
+    const dir = m === 'default' ? DEFAULT_MODEL_DIR : resolve(m);
+    const name = m === 'default' ? 'default (pi_0)' : dir;
+    const row = models.list().find((x) => x.path === dir) ?? models.insert({ name, kind: 'imported', family: null, stage: 'base', path: dir });
+    return { type: 'model', stage: PI0, dir, modelId: row.id };
+  }
+
+  /** The demonstrations; a store dataset is exported to a file the stages read. */
+  private async dataSpec(): Promise<DataSpec> {
+    const d = this.def.data;
+    if (!d.source.startsWith('store:')) return d;
+    const name = d.source.slice('store:'.length);
+    const datasets = new DatasetStore(this.db);
+    const ds = datasets.getByName(name);
+    if (ds === undefined) throw new Error(`There is no dataset named '${name}' in the store; import it first (afd datasets import FILE --name ${name}).`);
+    const file = join(this.runner.files.root, 'experiments', String(this.experimentId), 'data.jsonl');
+    await mkdir(dirname(file), { recursive: true });
+    await pipeline(datasets.exportJsonl(ds.id), createWriteStream(file));
+    return { ...d, source: file, format: 'jsonl' };
+  }
+}

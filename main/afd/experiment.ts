@@ -1,0 +1,95 @@
+// Experiment definitions: a named pipeline of stages over one initial model and one set
+// of demonstrations (YAML or JSON; see experiments/*.yaml). Parsing checks everything a
+// run would otherwise trip on later: unknown stages, bad settings, inputs that name a
+// stage not defined before them or of the wrong type; each error names the stage.
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import type { JsonObject } from '../../db/json.ts';
+import { integer, number, oneOf, text } from '../jobs/config.ts';
+import type { DataSpec, ExperimentDefinition, StageSpec } from './contract.ts';
+import { HH_HARMLESS_SOURCE } from './data.ts';
+import type { ArtifactType } from './stage.ts';
+import { STAGES } from './stages/index.ts';
+
+/** Input values that are not stage ids: the initial model, and the demonstrations themselves. */
+export const PI0 = 'pi0';
+export const DEMOS = 'demos';
+
+const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function dataSpec(raw: JsonObject): DataSpec {
+  const d: DataSpec = { source: text(raw, 'source', HH_HARMLESS_SOURCE), evalFraction: number(raw, 'evalFraction', 0.2, 0.01, 0.99) };
+  if (raw.format !== undefined) d.format = oneOf(raw, 'format', ['hh', 'jsonl', 'csv'] as const, 'jsonl');
+  if (raw.maxTrain !== undefined) d.maxTrain = integer(raw, 'maxTrain', undefined, 1);
+  if (raw.maxEval !== undefined) d.maxEval = integer(raw, 'maxEval', undefined, 1);
+  return d;
+}
+
+/** The stage ids an input field names (one or a list), as written. */
+export function inputRefs(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
+  return [];
+}
+
+export function parseExperiment(raw: unknown): ExperimentDefinition {
+  if (!isObject(raw)) throw new Error('An experiment must be a mapping with a name and a list of stages.');
+  const stagesRaw = raw.stages;
+  if (!Array.isArray(stagesRaw) || stagesRaw.length === 0) throw new Error('An experiment needs `stages`: a list of at least one stage.');
+  const threads = raw.threads ?? null;
+  const def: ExperimentDefinition = {
+    name: text(raw, 'name').trim(),
+    seed: integer(raw, 'seed', 0, 0, 2 ** 32 - 1),
+    model: text(raw, 'model', 'default'),
+    data: dataSpec(isObject(raw.data) ? raw.data : {}),
+    provider: oneOf(raw, 'provider', ['auto', 'cpu', 'webgpu', 'cuda'] as const, 'auto'),
+    threads: threads === null ? null : integer(raw, 'threads', undefined, 1, 1024),
+    stages: [],
+  };
+  const produced = new Map<string, ArtifactType>([[PI0, 'model']]);
+  for (const [index, s] of stagesRaw.entries()) {
+    const where = `stage ${index + 1}`;
+    if (!isObject(s)) throw new Error(`${where} must be a mapping with an id and a kind.`);
+    const id = typeof s.id === 'string' && /^[A-Za-z0-9][\w.:-]*$/.test(s.id) ? s.id : null;
+    if (id === null) throw new Error(`${where} needs an id made of letters, digits, '-', '_', '.' or ':' (got ${JSON.stringify(s.id ?? null)}).`);
+    if (produced.has(id)) throw new Error(`stage id '${id}' is used twice${id === PI0 ? ` ('${PI0}' names the initial model)` : ''}.`);
+    const stage = typeof s.kind === 'string' ? STAGES[s.kind] : undefined;
+    if (stage === undefined) throw new Error(`stage '${id}': kind must be one of ${Object.keys(STAGES).join(', ')}, not ${JSON.stringify(s.kind ?? null)}.`);
+    const { id: _id, kind: _kind, ...settings } = s;
+    let parsed: JsonObject;
+    try {
+      parsed = stage.parse(settings);
+    } catch (err) {
+      throw new Error(`stage '${id}' (${stage.kind}): ${(err as Error).message}`, { cause: err });
+    }
+    for (const [field, spec] of Object.entries(stage.inputs)) {
+      const refs = inputRefs(parsed[field]);
+      if (refs.length === 0 && !spec.optional) throw new Error(`stage '${id}' (${stage.kind}): ${field} must name ${spec.list ? 'earlier stages' : 'an earlier stage'}.`);
+      for (const r of refs) {
+        if (r === DEMOS) continue; // stages that accept the demonstrations check it themselves
+        const type = produced.get(r);
+        if (type === undefined) throw new Error(`stage '${id}' (${stage.kind}): ${field} names '${r}', which is not a stage defined before it.`);
+        if (!spec.types.includes(type)) throw new Error(`stage '${id}' (${stage.kind}): ${field} needs ${spec.types.join(' or ')} output, but '${r}' makes ${type}.`);
+      }
+    }
+    produced.set(id, stage.produces);
+    def.stages.push({ id, kind: stage.kind, ...parsed } as StageSpec);
+  }
+  return def;
+}
+
+/** Reads a YAML (or JSON) experiment file. */
+export async function readExperimentFile(file: string): Promise<ExperimentDefinition> {
+  let raw: unknown;
+  try {
+    raw = parseYaml(await readFile(file, 'utf8'));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new Error(e.code === 'ENOENT' ? `${file} does not exist.` : `${file} is not valid YAML: ${e.message}`, { cause: err });
+  }
+  try {
+    return parseExperiment(raw);
+  } catch (err) {
+    throw new Error(`${file}: ${(err as Error).message}`, { cause: err });
+  }
+}

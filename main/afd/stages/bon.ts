@@ -1,0 +1,116 @@
+// Stages `bon` and `bon:length`: Best-of-N extrapolation (DESIGN.md §2.4). For each N in
+// a list, every prompt keeps the highest-reward response among its first N stored
+// samples (the samples are i.i.d., so the first N are a sample of N); one scoring pass
+// serves every N. `bon` uses a reward stage's function; `bon:length` a length heuristic
+// (the longest response, or the one closest to the demonstrations' median length), the
+// baseline that exposes a reward model that only learned length.
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { JsonObject } from '../../../db/json.ts';
+import { argmax, bonKlBound } from '../../eval/stats.ts';
+import { oneOf } from '../../jobs/config.ts';
+import { lengthReward, loadRewardFunction, type RewardFunction } from '../reward-function.ts';
+import { one, writeArtifactDetails, type Artifact, type Stage, type StageContext } from '../stage.ts';
+import { readSamples, type Sample, type SampleSet } from './sample.ts';
+import { ref } from './common.ts';
+
+export const SELECTION_FILE = 'selection.json';
+
+export interface Selection {
+  /** The samples artifact's folder the picks index into. */
+  samples: string;
+  ns: number[];
+  /** picks[N][i] = the sample index k kept for prompt i. */
+  picks: Record<string, number[]>;
+  /** The reward of every sample, rewards[i][k]. */
+  rewards: number[][];
+  /** Upper bound of KL(BoN || sampling policy) for each N: log N - (N - 1) / N. */
+  klBound: Record<string, number>;
+}
+
+export type BonConfig = JsonObject & { samples: string; ns: number[] };
+
+function parseNs(raw: JsonObject): number[] {
+  const v = raw.ns ?? [1, 2, 4, 8, 16, 32];
+  if (!Array.isArray(v) || v.length === 0 || v.some((n) => typeof n !== 'number' || !Number.isInteger(n) || n < 1)) throw new Error(`ns must be a list of whole numbers from 1 up, not ${JSON.stringify(v)}.`);
+  return [...new Set(v as number[])].sort((a, b) => a - b);
+}
+
+/** For each N, the argmax of the rewards over each prompt's first N samples. */
+export function selectBestOfN(rewards: readonly (readonly number[])[], ns: readonly number[]): Record<string, number[]> {
+  return Object.fromEntries(ns.map((n) => [String(n), rewards.map((r) => argmax(r.slice(0, n)))]));
+}
+
+export function readSelection(a: Artifact): Selection {
+  return JSON.parse(readFileSync(join(a.dir, SELECTION_FILE), 'utf8')) as Selection;
+}
+
+/** Scores every stored sample in chunks of prompts, with progress. */
+async function scoreSamples(ctx: StageContext, set: SampleSet, reward: RewardFunction): Promise<number[][] | null> {
+  const out: number[][] = [];
+  const chunk = 16;
+  for (let i = 0; i < set.byPrompt.length; i += chunk) {
+    if (ctx.stopRequested()) return null;
+    const group = set.byPrompt.slice(i, i + chunk);
+    const flat: Sample[] = group.flat();
+    const scores = await reward.score(flat.map((s) => ({ prompt: s.prompt, response: s.text })));
+    let j = 0;
+    for (const row of group) out.push(row.map(() => scores[j++]));
+    ctx.progress(Math.min(set.byPrompt.length, i + chunk), set.byPrompt.length, 'prompts');
+  }
+  return out;
+}
+
+async function runBestOfN(ctx: StageContext, config: BonConfig, samplesArtifact: Artifact, reward: RewardFunction) {
+  const set = readSamples(samplesArtifact);
+  const ns = config.ns.filter((n) => n <= set.n);
+  if (ns.length < config.ns.length) ctx.log(`skipping N > ${set.n}: the samples stage drew ${set.n} per prompt`);
+  if (ns.length === 0) throw new Error(`every N in ${JSON.stringify(config.ns)} is above the ${set.n} samples per prompt of stage ${samplesArtifact.stage}; sample more or choose smaller N.`);
+  ctx.log(`Best-of-N over ${set.byPrompt.length} prompts with ${reward.describe}`);
+  const rewards = await scoreSamples(ctx, set, reward);
+  // Scoring is one pass with no state worth keeping: a stopped run starts it again.
+  if (rewards === null) return { status: 'stopped' as const, step: 0 };
+  const picks = selectBestOfN(rewards, ns);
+  const selection: Selection = { samples: samplesArtifact.dir, ns, picks, rewards, klBound: Object.fromEntries(ns.map((n) => [String(n), bonKlBound(n)])) };
+  for (const n of ns) {
+    const kept = picks[String(n)].map((k, i) => rewards[i][k]);
+    ctx.metric(n, { selected_reward: kept.reduce((a, b) => a + b, 0) / kept.length });
+  }
+  await writeFile(join(ctx.dir, SELECTION_FILE), JSON.stringify(selection));
+  await writeArtifactDetails(ctx.dir, { type: 'selection', samples: samplesArtifact.dir, ns, reward: reward.describe });
+  return { status: 'done' as const, summary: { prompts: set.byPrompt.length, ns, reward: reward.describe } };
+}
+
+export const bonStage: Stage<BonConfig & { reward: string }> = {
+  kind: 'bon',
+  summary: 'Best-of-N: keep the highest-reward response among N stored samples, for each N',
+  produces: 'selection',
+  inputs: { samples: { types: ['samples'] }, reward: { types: ['reward'] } },
+  parse: (raw) => ({ samples: ref(raw, 'samples'), reward: ref(raw, 'reward'), ns: parseNs(raw) }),
+  async run(ctx, config, inputs) {
+    const reward = await loadRewardFunction(one(inputs, 'reward'), { provider: ctx.provider, threads: ctx.threads });
+    try {
+      return await runBestOfN(ctx, config, one(inputs, 'samples'), reward);
+    } finally {
+      await reward.release();
+    }
+  },
+};
+
+export const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? 0 : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+export const bonLengthStage: Stage<BonConfig & { mode: 'longest' | 'median' }> = {
+  kind: 'bon:length',
+  summary: 'Best-of-N by length alone (longest, or closest to the demonstrations\' median): the baseline that exposes length hacking',
+  produces: 'selection',
+  inputs: { samples: { types: ['samples'] } },
+  parse: (raw) => ({ samples: ref(raw, 'samples'), ns: parseNs(raw), mode: oneOf(raw, 'mode', ['median', 'longest'] as const, 'median') }),
+  async run(ctx, config, inputs) {
+    const target = median((await ctx.data()).train.map((d) => d.response.length));
+    return runBestOfN(ctx, config, one(inputs, 'samples'), lengthReward(config.mode, target));
+  },
+};

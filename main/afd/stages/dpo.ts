@@ -1,0 +1,132 @@
+// Stage `dpo` (baseline, DESIGN.md §2.7): Direct Preference Optimization on the train
+// prompts' chosen/rejected pairs. The reference's log-probabilities never change, so they
+// are computed once up front (Generator.score) and fed to the graph as inputs; the graph
+// computes the policy's log-probabilities of both responses of each pair in one batch
+// (chosen rows first, then rejected) and the DPO loss over them. SPIN (spin.ts) runs the
+// same loop on other pairs.
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import type { JsonObject } from '../../../db/json.ts';
+import { Generator } from '../../../native-models/generate/generator.ts';
+import * as T from '../../../native-models/ir/index.ts';
+import { dpoLoss } from '../../../native-models/objectives/losses.ts';
+import { Rng } from '../../../native-models/train/rng.ts';
+import { integer, number } from '../../jobs/config.ts';
+import { encodePair, loadModel, responseLogProbs, saveModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded, type LoadedModel } from '../lm.ts';
+import { modelDir, one, writeArtifactDetails, type Stage, type StageContext, type StageOutcome } from '../stage.ts';
+import { createTrainer, trainSteps } from '../training.ts';
+import { adaptation, adaptationSettings, ref, trainingConfig, trainingSettings } from './common.ts';
+import { epochBatches } from './sft.ts';
+
+/** The settings dpo and spin share. */
+export type PairConfig = JsonObject & { policy: string; reference: string; beta: number; epochs: number; batch: number; maxLength: number };
+
+export type DpoConfig = PairConfig;
+
+export interface Pair {
+  prompt: string;
+  chosen: string;
+  rejected: string;
+}
+
+export function parsePairConfig(raw: JsonObject, defaults: { lr: number; epochs: number }): PairConfig {
+  const policy = ref(raw, 'policy', 'sft');
+  return {
+    policy,
+    reference: ref(raw, 'reference', policy),
+    beta: number(raw, 'beta', 0.1, 1e-6, 1e6),
+    epochs: integer(raw, 'epochs', defaults.epochs, 1, 1000),
+    /** Pairs per step (each pair is two rows). */
+    batch: integer(raw, 'batch', 8, 1, 4096),
+    maxLength: integer(raw, 'maxLength', 384, 8, 1 << 20),
+    ...adaptationSettings(adaptation(raw)),
+    ...trainingConfig(raw, { lr: defaults.lr }),
+  };
+}
+
+/** log ref(response | prompt) of every encoded row, by one generator over the reference's weights. */
+export async function referenceLogProbs(ctx: StageContext, reference: LoadedModel, rows: readonly Encoded[]): Promise<Float32Array> {
+  const gen = await Generator.create(reference.family, reference.config, reference.weights, { provider: ctx.provider, ...(ctx.threads ? { threads: ctx.threads } : {}) });
+  try {
+    const scored = await gen.score(rows.map((r) => r.ids.slice(0, r.start)), rows.map((r) => r.ids.slice(r.start)));
+    return Float32Array.from(scored, (s) => s.sum);
+  } finally {
+    await gen.release();
+  }
+}
+
+/** Loads the policy and its reference (once when they are the same folder); they must share a tokenizer. */
+export async function loadPolicyAndReference(policyDir: string, referenceDir: string): Promise<{ policy: LoadedModel; reference: LoadedModel }> {
+  const policy = await loadModel(policyDir);
+  const reference = referenceDir === policyDir ? policy : await loadModel(referenceDir);
+  if (reference.family.vocabSize(reference.config) !== policy.family.vocabSize(policy.config) || reference.eosId !== policy.eosId) {
+    throw new Error(`The reference model (${referenceDir}) has another vocabulary than the policy (${policyDir}); choose a reference with the policy's tokenizer.`);
+  }
+  return { policy, reference };
+}
+
+/**
+ * Trains `policy` with the DPO loss on `pairs` against `reference` and writes it as the
+ * stage's model artifact (`from` names the stage in artifact.json). Metrics per step: loss,
+ * margin = mean[(log pi - log ref)(chosen) - (log pi - log ref)(rejected)], and accuracy =
+ * the share of pairs whose margin is positive.
+ */
+export async function runPairs(ctx: StageContext, config: PairConfig, policy: LoadedModel, reference: LoadedModel, pairs: readonly Pair[], from: string): Promise<StageOutcome> {
+  const maxLength = Math.min(config.maxLength, policy.maxLength);
+  const chosen = pairs.map((p) => encodePair(policy, p.prompt, p.chosen, maxLength));
+  const rejected = pairs.map((p) => encodePair(policy, p.prompt, p.rejected, maxLength));
+  ctx.log(`scoring ${pairs.length} pairs with the reference`);
+  const refLogp = await referenceLogProbs(ctx, reference, [...chosen, ...rejected]);
+  const n = pairs.length;
+  const batches = epochBatches(n, config.batch, config.epochs, ctx.seed);
+  const settings = trainingSettings(config, batches.length);
+  const tm = trainableModel(policy, adaptation(config), new Rng(ctx.seed));
+  const x = sequenceInputs();
+  const refChosen = T.input('ref_chosen', 'float32', ['P']), refRejected = T.input('ref_rejected', 'float32', ['P']);
+  const chosenIndex = T.input('chosen_index', 'int64', ['P']), rejectedIndex = T.input('rejected_index', 'int64', ['P']);
+  const { logits } = policy.family.forward(policy.config, tm.params, { tokens: x.tokens, ...(tm.loraScale === undefined ? {} : { loraScale: tm.loraScale }) });
+  const logp = responseLogProbs(logits, x.targets, x.mask);
+  const pc = T.gather(logp, chosenIndex), pr = T.gather(logp, rejectedIndex);
+  const margin = T.sub(T.sub(pc, refChosen), T.sub(pr, refRejected));
+  const metrics = { margin: T.reduceMean(margin), accuracy: T.reduceMean(T.cast(T.less(0, margin), 'float32')) };
+  const trainer = await createTrainer(ctx, tm, dpoLoss(pc, pr, refChosen, refRejected, config.beta), settings, metrics);
+  const batch = (step: number): Record<string, ort.Tensor> => {
+    const b = batches[step], P = b.length;
+    return {
+      ...sequenceFeeds([...b.map((i) => chosen[i]), ...b.map((i) => rejected[i])], policy.eosId),
+      ref_chosen: new ort.Tensor('float32', Float32Array.from(b, (i) => refLogp[i]), [P]),
+      ref_rejected: new ort.Tensor('float32', Float32Array.from(b, (i) => refLogp[n + i]), [P]),
+      chosen_index: new ort.Tensor('int64', BigInt64Array.from(b, (_, j) => BigInt(j)), [P]),
+      rejected_index: new ort.Tensor('int64', BigInt64Array.from(b, (_, j) => BigInt(P + j)), [P]),
+    };
+  };
+  try {
+    const status = await trainSteps(ctx, trainer, settings, batch);
+    if (status === 'stopped') return { status, step: trainer.stepCount };
+    await saveModel(join(ctx.dir, 'model'), policy, tm.weights(trainer.parameters()));
+  } finally {
+    await trainer.release();
+  }
+  await writeArtifactDetails(ctx.dir, { type: 'model', from });
+  return { status: 'done', summary: { steps: batches.length, pairs: n } };
+}
+
+export const dpoStage: Stage<DpoConfig> = {
+  kind: 'dpo',
+  summary: 'DPO on the chosen/rejected pairs of the train prompts (a preference baseline)',
+  produces: 'model',
+  inputs: { policy: { types: ['model'] }, reference: { types: ['model'] } },
+
+  parse(raw) {
+    return parsePairConfig(raw, { lr: 5e-6, epochs: 1 });
+  },
+
+  async run(ctx, config, inputs) {
+    const train = (await ctx.data()).train;
+    const missing = train.filter((d) => d.rejected === undefined).length;
+    if (missing > 0) throw new Error(`DPO needs a rejected response for every train prompt, but ${missing} of ${train.length} have none; use a dataset with chosen/rejected pairs.`);
+    const pairs = train.map((d) => ({ prompt: d.prompt, chosen: d.response, rejected: d.rejected! }));
+    const { policy, reference } = await loadPolicyAndReference(modelDir(one(inputs, 'policy')), modelDir(one(inputs, 'reference')));
+    return runPairs(ctx, config, policy, reference, pairs, 'dpo');
+  },
+};

@@ -1,0 +1,120 @@
+// Stage `eval` (DESIGN.md §3): the gold judge scores each candidate's responses on the
+// evaluation prompts. Per method: gold reward mean with a 95% interval, win rate against
+// a reference policy's responses (ties count half) with a Wilson interval, mean length
+// and distinct-2 (so length hacking shows), and for Best-of-N rows the KL bound.
+// Candidates are samples stages (one row: each prompt's first sample) or Best-of-N
+// selections (one row per N). Every stored response is scored once.
+import { writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { JsonObject } from '../../../db/json.ts';
+import { distinctN, meanCI, winRate } from '../../eval/stats.ts';
+import { loadRewardFunction, type RewardFunction } from '../reward-function.ts';
+import type { ResultRow, ResultsTable } from '../contract.ts';
+import { artifactDetails, many, one, writeArtifactDetails, type Artifact, type Stage, type StageContext } from '../stage.ts';
+import { readSelection } from './bon.ts';
+import { readSamples, type Sample, type SampleSet } from './sample.ts';
+import { ref, refs } from './common.ts';
+
+export const EVALUATION_FILE = 'evaluation.json';
+
+export type EvalConfig = JsonObject & {
+  judge: string;
+  reference: string;
+  candidates: string[];
+  /** Method name of a candidate stage in the table (default: the stage id). */
+  labels: Record<string, string>;
+};
+
+export interface Evaluation extends ResultsTable {
+  rows: (ResultRow & { stage: string })[];
+  reference: string;
+  judge: string;
+}
+
+export const readEvaluation = (a: Artifact): Evaluation => JSON.parse(readFileSync(join(a.dir, EVALUATION_FILE), 'utf8')) as Evaluation;
+
+/** Gold scores of every sample of a set, scored once per set however many rows use it. */
+class GoldCache {
+  private readonly sets = new Map<string, { set: SampleSet; gold: number[][] }>();
+  constructor(private readonly judge: RewardFunction, private readonly ctx: StageContext) {}
+
+  async of(samplesDir: string, a: Artifact): Promise<{ set: SampleSet; gold: number[][] }> {
+    let hit = this.sets.get(samplesDir);
+    if (hit === undefined) {
+      const set = readSamples({ ...a, type: 'samples', dir: samplesDir });
+      const flat: Sample[] = set.byPrompt.flat();
+      this.ctx.log(`gold judge scoring ${flat.length} responses of ${samplesDir}`);
+      const scores = await this.judge.score(flat.map((s) => ({ prompt: s.prompt, response: s.text })));
+      let j = 0;
+      hit = { set, gold: set.byPrompt.map((row) => row.map(() => scores[j++])) };
+      this.sets.set(samplesDir, hit);
+    }
+    return hit;
+  }
+}
+
+/** One table row from each prompt's chosen response (`picks[i]` = sample index). */
+function row(method: string, stage: string, set: SampleSet, gold: number[][], picks: readonly number[], refGold: readonly number[], extra: Partial<ResultRow> = {}): ResultRow & { stage: string } {
+  const g = picks.map((k, i) => gold[i][k]);
+  const chosen = picks.map((k, i) => set.byPrompt[i][k]);
+  const m = meanCI(g);
+  const w = winRate(g.map((x, i) => (x > refGold[i] ? 1 : x < refGold[i] ? 0 : 0.5)));
+  return {
+    method, stage, ...extra,
+    gold_mean: m.mean, gold_ci95: m.ci95,
+    win_rate_vs_sft: w.rate, win_rate_ci95: w.ci95,
+    mean_length: chosen.reduce((s, x) => s + x.tokens, 0) / chosen.length,
+    distinct_2: distinctN(chosen.map((x) => x.text.split(/\s+/).filter(Boolean)), 2),
+  };
+}
+
+export const evalStage: Stage<EvalConfig> = {
+  kind: 'eval',
+  summary: 'gold-judge evaluation: reward with intervals, win rate against a reference, length, distinct-2',
+  produces: 'evaluation',
+  inputs: { judge: { types: ['reward'] }, reference: { types: ['samples'] }, candidates: { types: ['samples', 'selection'], list: true } },
+
+  parse(raw) {
+    const labels = raw.labels ?? {};
+    if (typeof labels !== 'object' || labels === null || Array.isArray(labels) || Object.values(labels).some((v) => typeof v !== 'string')) throw new Error('labels must map stage ids to method names.');
+    return { judge: ref(raw, 'judge', 'judge'), reference: ref(raw, 'reference'), candidates: refs(raw, 'candidates'), labels: labels as Record<string, string> };
+  },
+
+  async run(ctx, config, inputs) {
+    const judgeArtifact = one(inputs, 'judge');
+    const judge = await loadRewardFunction(judgeArtifact, { provider: ctx.provider, threads: ctx.threads });
+    try {
+      const cache = new GoldCache(judge, ctx);
+      const refArtifact = one(inputs, 'reference');
+      const ref = await cache.of(refArtifact.dir, refArtifact);
+      if (ref.set.split !== 'eval') ctx.log(`note: the reference ${refArtifact.stage} was sampled on ${ref.set.split} prompts, not eval prompts`);
+      const refGold = ref.gold.map((r) => r[0]);
+      const candidates = many(inputs, 'candidates');
+      const rows: Evaluation['rows'] = [];
+      for (const [c, a] of candidates.entries()) {
+        if (ctx.stopRequested()) return { status: 'stopped', step: c };
+        const method = config.labels[a.stage] ?? a.stage;
+        if (a.type === 'samples') {
+          const { set, gold } = await cache.of(a.dir, a);
+          if (set.byPrompt.length !== refGold.length) throw new Error(`candidate ${a.stage} has ${set.byPrompt.length} prompts but the reference ${refArtifact.stage} has ${refGold.length}; sample both on the same split.`);
+          rows.push(row(method, a.stage, set, gold, set.byPrompt.map(() => 0), refGold));
+        } else {
+          const sel = readSelection(a);
+          const { set, gold } = await cache.of(sel.samples, a);
+          for (const n of sel.ns) rows.push(row(method, a.stage, set, gold, sel.picks[String(n)], refGold, { n, kl_estimate: sel.klBound[String(n)] }));
+        }
+        ctx.progress(c + 1, candidates.length, 'candidates');
+      }
+      const details = artifactDetails(judgeArtifact);
+      const accuracy = typeof details.cvAccuracy === 'number' ? details.cvAccuracy : null;
+      const evaluation: Evaluation = { gold_judge_accuracy: accuracy, rows, reference: refArtifact.stage, judge: judgeArtifact.stage };
+      await writeFile(join(ctx.dir, EVALUATION_FILE), `${JSON.stringify(evaluation, null, 1)}\n`);
+      await writeArtifactDetails(ctx.dir, { type: 'evaluation' });
+      for (const r of rows) ctx.log(`${r.method}${r.n === undefined ? '' : ` N=${r.n}`}: gold ${r.gold_mean.toFixed(3)} [${r.gold_ci95.map((x) => x.toFixed(3)).join(', ')}], win rate ${r.win_rate_vs_sft.toFixed(3)}, length ${r.mean_length.toFixed(1)}`);
+      return { status: 'done', summary: { rows: rows.length, gold_judge_accuracy: accuracy } };
+    } finally {
+      await judge.release();
+    }
+  },
+};

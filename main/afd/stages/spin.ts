@@ -1,0 +1,82 @@
+// Stage `spin` (baseline, DESIGN.md §2.7): Self-Play fIne-tuNing = the DPO loss with the
+// demonstrations as chosen and the policy's own samples as rejected, against the policy
+// it starts from. The samples come from a `sample` stage over the policy on the train
+// prompts, or are drawn here (seeded per prompt and sample, so a resumed run redraws the
+// same ones). The training loop is dpo.ts's.
+import { Generator } from '../../../native-models/generate/generator.ts';
+import { integer, number } from '../../jobs/config.ts';
+import type { Demonstration } from '../data.ts';
+import { encodePrompt, type LoadedModel } from '../lm.ts';
+import { modelDir, one, type Stage, type StageContext, type StageInputs } from '../stage.ts';
+import { loadPolicyAndReference, parsePairConfig, runPairs, type Pair, type PairConfig } from './dpo.ts';
+import { readSamples, sampleSeed } from './sample.ts';
+
+export type SpinConfig = PairConfig & {
+  /** A samples stage of the policy on the train prompts; absent: drawn in this stage. */
+  samples?: string;
+  /** Samples per prompt drawn here (without `samples`). */
+  n: number;
+  maxNewTokens: number;
+  temperature: number;
+};
+
+/** n samples per train prompt from `policy`, seeded like the sample stage's. */
+async function drawSamples(ctx: StageContext, policy: LoadedModel, prompts: readonly string[], config: SpinConfig): Promise<string[][]> {
+  const gen = await Generator.create(policy.family, policy.config, policy.weights, { provider: ctx.provider, ...(ctx.threads ? { threads: ctx.threads } : {}) });
+  try {
+    const rows = prompts.flatMap((p, i) => Array.from({ length: config.n }, (_, k) => ({ i, k, ids: encodePrompt(policy, p, config.maxNewTokens) })));
+    const decode = (ids: readonly number[]): string => policy.tokenizer.decode(ids, { skipSpecialTokens: true });
+    const results = await gen.generate(rows.map((r) => r.ids), {
+      maxNewTokens: config.maxNewTokens, temperature: config.temperature, eosTokenIds: [policy.eosId], decode,
+      seed: rows.map((r) => sampleSeed(ctx.seed, r.i, r.k, config.n)),
+    });
+    const out: string[][] = prompts.map(() => []);
+    results.forEach((res, j) => out[rows[j].i].push(res.text ?? ''));
+    return out;
+  } finally {
+    await gen.release();
+  }
+}
+
+/** The policy's samples of each train prompt, from the samples input (checked to match the prompts) or drawn here. */
+async function ownSamples(ctx: StageContext, config: SpinConfig, inputs: StageInputs, policy: LoadedModel, train: readonly Demonstration[]): Promise<string[][]> {
+  const source = inputs.samples;
+  if (source === undefined) {
+    ctx.log(`drawing ${config.n} sample(s) per train prompt from the policy`);
+    return drawSamples(ctx, policy, train.map((d) => d.prompt), config);
+  }
+  const set = readSamples(one(inputs, 'samples'));
+  if (set.split !== 'train') throw new Error(`SPIN needs samples of the train prompts, but ${config.samples ?? 'the samples stage'} sampled the ${set.split} prompts.`);
+  return train.map((d, i) => {
+    const s = set.byPrompt[i];
+    if (s === undefined || s.length === 0 || s[0].prompt !== d.prompt) throw new Error(`The samples of ${config.samples ?? 'the samples stage'} do not match the experiment's train prompts (prompt ${i}); sample the policy on this experiment's train split.`);
+    return s.map((x) => x.text);
+  });
+}
+
+export const spinStage: Stage<SpinConfig> = {
+  kind: 'spin',
+  summary: "SPIN: DPO with the demonstrations as chosen and the policy's own samples as rejected",
+  produces: 'model',
+  inputs: { policy: { types: ['model'] }, reference: { types: ['model'] }, samples: { types: ['samples'], optional: true } },
+
+  parse(raw) {
+    const samples = raw.samples ?? undefined;
+    if (samples !== undefined && (typeof samples !== 'string' || samples.trim() === '')) throw new Error(`samples must be the id of a samples stage, not ${JSON.stringify(samples)}.`);
+    return {
+      ...parsePairConfig(raw, { lr: 5e-6, epochs: 1 }),
+      ...(samples === undefined ? {} : { samples }),
+      n: integer(raw, 'n', 1, 1, 64),
+      maxNewTokens: integer(raw, 'maxNewTokens', 64, 1, 1 << 16),
+      temperature: number(raw, 'temperature', 1, 0, 100),
+    };
+  },
+
+  async run(ctx, config, inputs) {
+    const train = (await ctx.data()).train;
+    const { policy, reference } = await loadPolicyAndReference(modelDir(one(inputs, 'policy')), modelDir(one(inputs, 'reference')));
+    const samples = await ownSamples(ctx, config, inputs, policy, train);
+    const pairs: Pair[] = train.flatMap((d, i) => samples[i].map((rejected) => ({ prompt: d.prompt, chosen: d.response, rejected })));
+    return runPairs(ctx, config, policy, reference, pairs, 'spin');
+  },
+};

@@ -1,0 +1,166 @@
+// `afd run FILE`, `afd demo` and `afd repro hh-harmless`: an experiment run in the
+// foreground on the store's job runner, with a progress line per stage (time left), the
+// stages' log lines, Ctrl-C to pause cleanly (a checkpoint; `--resume` continues), and
+// the results table at the end.
+import { cpus, totalmem } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Resvg } from '@resvg/resvg-js';
+import { ExperimentStore } from '../../db/experiments.ts';
+import type { JsonObject } from '../../db/json.ts';
+import type { ExperimentDefinition, ResultsTable } from '../afd/contract.ts';
+import { ExperimentDriver, type ExperimentOutcome } from '../afd/driver.ts';
+import { parseExperiment, readExperimentFile } from '../afd/experiment.ts';
+import { experimentResults, goldVsNSvg, resultsMarkdown } from '../afd/results.ts';
+import { JobRunner, type JobEvent } from '../jobs/runner.ts';
+import { formatDuration, formatNumber, progressLine } from './follow.ts';
+import { onePositional, printJson } from './output.ts';
+import { DB_OPTION, DB_USAGE, withStudio, type Studio } from './studio.ts';
+
+const EXPERIMENTS_DIR = fileURLToPath(new URL('../../experiments/', import.meta.url));
+const RUN_USAGE = `usage: afd run EXPERIMENT.yaml [--resume] [--json] [${DB_USAGE}]`;
+const DEMO_USAGE = `usage: afd demo [--resume] [--json] [${DB_USAGE}]`;
+const REPRO_USAGE = `usage: afd repro hh-harmless [--out DIR] [--max-train N] [--max-eval N] [--resume] [--json] [${DB_USAGE}]`;
+
+const options = { ...DB_OPTION, resume: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } as const;
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options });
+  if (values.help) return help(RUN_USAGE);
+  const def = await readExperimentFile(onePositional(positionals, 'experiment file', RUN_USAGE));
+  return withStudio(values.db, async (studio) => report(await runExperiment(studio, def, values.resume), values.json, studio));
+}
+
+export async function demoCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options });
+  if (values.help) return help(DEMO_USAGE);
+  const def = await readExperimentFile(join(EXPERIMENTS_DIR, 'demo.yaml'));
+  return withStudio(values.db, async (studio) => report(await runExperiment(studio, def, values.resume), values.json, studio));
+}
+
+export async function reproCommand(argv: string[]): Promise<number> {
+  const str = { type: 'string' } as const;
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...options, out: str, 'max-train': str, 'max-eval': str } });
+  if (values.help) return help(REPRO_USAGE);
+  const which = onePositional(positionals, 'reproduction name', REPRO_USAGE);
+  if (which !== 'hh-harmless') throw new Error(`There is no reproduction named '${which}'; the one available is hh-harmless.`);
+  const raw = (await readExperimentFile(join(EXPERIMENTS_DIR, 'hh-harmless.yaml'))) as unknown as JsonObject;
+  const data = { ...(raw.data as JsonObject) };
+  if (values['max-train'] !== undefined) data.maxTrain = Number(values['max-train']);
+  if (values['max-eval'] !== undefined) data.maxEval = Number(values['max-eval']);
+  const def = parseExperiment({ ...raw, data });
+  const out = resolve(values.out ?? 'afd-results/hh-harmless');
+  const started = Date.now();
+  return withStudio(values.db, async (studio) => {
+    const outcome = await runExperiment(studio, def, values.resume);
+    const code = await report(outcome, values.json, studio);
+    const table = experimentResults(studio.db, outcome.experimentId);
+    if (table !== null) {
+      await mkdir(out, { recursive: true });
+      const svg = goldVsNSvg(table);
+      await writeFile(join(out, 'results.json'), `${JSON.stringify(table, null, 1)}\n`);
+      await writeFile(join(out, 'results.md'), resultsMarkdown(table));
+      await writeFile(join(out, 'gold-vs-n.svg'), svg);
+      await writeFile(join(out, 'gold-vs-n.png'), new Resvg(svg, { background: 'white', fitTo: { mode: 'zoom', value: 2 } }).render().asPng());
+      const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` };
+      await writeFile(join(out, 'run.json'), `${JSON.stringify({ command: `afd repro ${argv.join(' ')}`, experiment: def, machine, durationSeconds: Math.round((Date.now() - started) / 1000), experimentId: outcome.experimentId }, null, 1)}\n`);
+      if (!values.json) console.log(`Wrote results.json, results.md and gold-vs-n.svg/.png to ${out}.`);
+    }
+    return code;
+  });
+}
+
+function help(usage: string): number {
+  console.log(usage);
+  return 0;
+}
+
+/** Runs (or resumes the latest experiment of that name) with a progress line per stage. */
+export async function runExperiment(studio: Studio, def: ExperimentDefinition, resume: boolean, err: NodeJS.WriteStream = process.stderr): Promise<ExperimentOutcome> {
+  const runner = await JobRunner.open({ db: studio.db, files: studio.files });
+  let driver: ExperimentDriver;
+  if (resume) {
+    const previous = new ExperimentStore(studio.db).list().find((e) => e.name === def.name);
+    if (previous === undefined) throw new Error(`There is no earlier experiment named '${def.name}' to resume; run it without --resume.`);
+    err.write(`Resuming experiment #${previous.id} (${def.name}): finished stages are kept.\n`);
+    driver = ExperimentDriver.start(studio.db, runner, def, { experimentId: previous.id });
+  } else {
+    driver = ExperimentDriver.start(studio.db, runner, def);
+    err.write(`Experiment #${driver.experimentId} (${def.name}): ${def.stages.length} stages.\n`);
+  }
+  const tty = err.isTTY === true;
+  const total = def.stages.length;
+  let label = '';
+  let lastDraw = 0;
+  let drawn = false;
+  const latest: Record<string, number> = {};
+  const clear = (): void => {
+    if (tty && drawn) err.write('\r\x1b[2K');
+    drawn = false;
+  };
+  const announced = new Set<number>();
+  const stopProgress = driver.onProgress((p) => {
+    const i = p.stages.findIndex((s) => s.runId !== null && s.runId === driver.currentRun);
+    if (i < 0 || announced.has(p.stages[i].runId!)) return;
+    announced.add(p.stages[i].runId!);
+    label = `[${i + 1}/${total}] ${p.stages[i].id}`;
+    clear();
+    err.write(`${label} (${p.stages[i].kind}, run #${p.stages[i].runId})\n`);
+  });
+  const stopEvents = runner.onEvent((e: JobEvent) => {
+    if (!('runId' in e) || e.runId !== driver.currentRun) return;
+    if (e.type === 'metric') Object.assign(latest, e.values);
+    else if (e.type === 'log') {
+      clear();
+      err.write(`  ${e.text}\n`);
+    } else if (e.type === 'progress') {
+      const now = performance.now();
+      if (now - lastDraw < (tty ? 100 : 10_000) && e.fraction !== 1) return;
+      lastDraw = now;
+      const extras = ['loss', 'selected_reward'].filter((m) => m in latest).map((m) => `${m} ${formatNumber(latest[m])}`);
+      const line = progressLine(`  ${label}`, e, extras, tty);
+      if (tty) {
+        err.write(`\r\x1b[2K${line.slice(0, Math.max(20, (err.columns ?? 100) - 1))}`);
+        drawn = true;
+      } else err.write(`${line}\n`);
+    }
+  });
+  let interrupts = 0;
+  const onSigint = (): void => {
+    clear();
+    if (++interrupts > 1) {
+      err.write('Stopped at once; `--resume` continues from the last checkpoint.\n');
+      process.exit(130);
+    }
+    err.write('Pausing at the next step boundary, with a checkpoint (Ctrl-C again stops at once)...\n');
+    driver.stop('pause');
+  };
+  process.on('SIGINT', onSigint);
+  const t0 = Date.now();
+  try {
+    const outcome = await driver.done;
+    clear();
+    err.write(`Experiment #${outcome.experimentId} ${outcome.status} after ${formatDuration(Date.now() - t0)}.\n`);
+    return outcome;
+  } finally {
+    process.off('SIGINT', onSigint);
+    stopProgress();
+    stopEvents();
+    await runner.close();
+  }
+}
+
+async function report(outcome: ExperimentOutcome, json: boolean, studio: Studio): Promise<number> {
+  if (outcome.status === 'failed') throw new Error(`${outcome.error ?? 'a stage failed'} (see \`afd runs list\`; \`--resume\` continues after the finished stages).`);
+  if (outcome.status !== 'done') {
+    console.error(`The experiment is ${outcome.status}; run the same command with --resume to continue where it stopped.`);
+    return 130;
+  }
+  const table: ResultsTable | null = experimentResults(studio.db, outcome.experimentId);
+  if (json) printJson(table ?? { experimentId: outcome.experimentId, stages: outcome.stages });
+  else if (table !== null) console.log(resultsMarkdown(table));
+  else console.log(`All ${outcome.stages.length} stages are done (the experiment has no eval stage, so there is no results table).`);
+  return 0;
+}
