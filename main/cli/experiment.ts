@@ -106,6 +106,7 @@ export async function runExperiment(studio: Studio, def: ExperimentDefinition, r
     if (i < 0 || announced.has(p.stages[i].runId!)) return;
     announced.add(p.stages[i].runId!);
     label = `[${i + 1}/${total}] ${p.stages[i].id}`;
+    for (const k of Object.keys(latest)) delete latest[k];
     clear();
     err.write(`${label} (${p.stages[i].kind}, run #${p.stages[i].runId})\n`);
   });
