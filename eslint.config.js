@@ -8,7 +8,7 @@ const noImportsFrom = (...groups) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'renderer/dist/**', '**/*.py'] },
+  { ignores: ['node_modules/**', 'dist/**', 'renderer/dist/**', 'scratch/**', '**/*.py'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -102,7 +102,7 @@ export const judgeStage: Stage<JudgeConfig> = {
     if (r.status === 'stopped') return { status: 'stopped', step: offset + r.step };
     const dir = await saveScorer(ctx.dir, model, r.backbone, r.head, r.maxLength);
     ctx.metric(total, { gold_judge_accuracy: cvAccuracy });
-    const details: JsonObject = { type: 'reward', reward: 'scorer', dir, loss: 'bt', source: 'gold judge', cvAccuracy, folds: K, pairs: prompts.length };
+    const details: JsonObject = { type: 'reward', reward: 'scorer', dir, loss: 'bt', source: 'gold judge', cvAccuracy, gold_judge_accuracy: cvAccuracy, folds: K, pairs: prompts.length };
     await writeArtifactDetails(ctx.dir, details);
     return {
       status: 'done',

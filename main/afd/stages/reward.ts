@@ -16,7 +16,7 @@ import type { Demonstration, Demonstrations } from '../data.ts';
 import { encodePair, loadModel, sequenceFeeds, sequenceInputs, trainableModel, type LoadedModel } from '../lm.ts';
 import type { RewardFunction } from '../reward-function.ts';
 import { headOf, hiddenSize, loadScorerReward, saveScorer, scorerScores, withScoreHead, type ScoreHead } from '../scorer.ts';
-import { modelDir, one, writeArtifactDetails, type Artifact, type Stage, type StageContext, type StageInputs } from '../stage.ts';
+import { modelDir, one, writeArtifactDetails, type Artifact, type Stage, type StageContext, type StageInputs, type StageOutcome } from '../stage.ts';
 import { createTrainer, trainSteps } from '../training.ts';
 import { adaptation, adaptationSettings, ref, trainingConfig, trainingSettings } from './common.ts';
 import { readSamples } from './sample.ts';
@@ -225,7 +225,7 @@ export async function scorerReport(ctx: StageContext, reward: RewardFunction, lo
  * What reward and pref-reward share after building their data: split the prompts into
  * training and held-out ones, train, save the scorer, report, write the artifact.
  */
-export async function runScorerStage(ctx: StageContext, config: HeldOutConfig, inputs: StageInputs, loss: ScorerLoss, prompts: readonly PromptResponses[], details: JsonObject) {
+export async function runScorerStage(ctx: StageContext, config: HeldOutConfig, inputs: StageInputs, loss: ScorerLoss, prompts: readonly PromptResponses[], details: JsonObject): Promise<StageOutcome> {
   const model = await loadModel(modelDir(one(inputs, 'backbone')));
   const train = scorerDataset(prompts.filter((p) => !heldOutPrompt(p.prompt, config.heldOut)));
   const held = scorerDataset(prompts.filter((p) => heldOutPrompt(p.prompt, config.heldOut)));
@@ -241,7 +241,7 @@ export async function runScorerStage(ctx: StageContext, config: HeldOutConfig, i
     await reward.release();
   }
   await writeArtifactDetails(ctx.dir, { type: 'reward', reward: 'scorer', dir, loss, ...details, heldOutAccuracy: report.held_out_accuracy });
-  return { status: 'done' as const, summary: { steps: r.steps, train_responses: train.items.length, train_pairs: train.pairs.length, ...report } };
+  return { status: 'done', summary: { steps: r.steps, train_responses: train.items.length, train_pairs: train.pairs.length, ...report } };
 }
 
 export type RewardConfig = HeldOutConfig & { positive: string; negative: string; loss: ScorerLoss };

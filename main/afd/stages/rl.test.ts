@@ -113,15 +113,16 @@ test('a stopped and resumed RL run ends with the same weights as an uninterrupte
   assert.ok(moved, 'the weights changed');
 });
 
-test('the rl stage loads its reward from a reward artifact (the length heuristic) and writes a model', async () => {
+test('the rl stage loads its reward from a reward artifact (the length heuristic) and writes a LoRA-trained model, adapters merged', async () => {
   const rewardDir = join(root, 'length-reward');
   await mkdir(rewardDir, { recursive: true });
   await writeArtifactDetails(rewardDir, { type: 'reward', reward: 'length', mode: 'longest', target: 0 });
-  const run = await runStage(rlStage, { policy: 'pi0', reward: 'length', steps: 2, k: 2, promptsPerStep: 2, maxNewTokens: 16, lr: 1e-4 }, {
+  const run = await runStage(rlStage, { policy: 'pi0', reward: 'length', steps: 2, k: 2, promptsPerStep: 2, maxNewTokens: 16, lr: 1e-3, adaptation: 'lora', loraRank: 4 }, {
     policy: pi0(join(root, 'pi0')), reference: pi0(join(root, 'pi0')), reward: { type: 'reward', dir: rewardDir, stage: 'length' },
   }, { dir: join(root, 'rl-stage'), data });
   assert.equal(run.outcome.status, 'done');
-  const m = await loadModel(join(root, 'rl-stage', 'model'));
-  assert.equal(m.weights.size, (await loadModel(join(root, 'pi0'))).weights.size);
+  const [m, p0] = [await loadModel(join(root, 'rl-stage', 'model')), await loadModel(join(root, 'pi0'))];
+  assert.equal(m.weights.size, p0.weights.size);
+  assert.ok([...m.weights].some(([n, w]) => w.some((x, i) => x !== p0.weights.get(n)![i])), 'the merged adapters changed the weights');
   assert.ok(run.metrics.some((x) => x.values.reward > 0), 'length rewards are positive');
 });

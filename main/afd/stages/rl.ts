@@ -198,6 +198,7 @@ export class PolicyUpdate {
 export async function runRl(ctx: StageContext, config: PolicyConfig, policy: LoadedModel, reference: LoadedModel, reward: RewardFunction): Promise<StageOutcome> {
   const prompts = (await ctx.data()).train.map((d) => d.prompt);
   const pu = await PolicyUpdate.create(ctx, config, policy, reference, prompts);
+  ctx.log(`reward: ${reward.describe}; ${config.k} samples for each of ${config.promptsPerStep} prompts per step, ${config.estimator} advantages, beta ${config.beta}`);
   const extra = new Map<number, Record<string, number>>();
   let last: Record<string, number> = {};
   try {

@@ -21,6 +21,8 @@ export interface TestRunOptions {
   stopAtProgress?: number;
   /** Continues from this checkpoint (from an earlier TestRun). */
   checkpoint?: string | null;
+  /** ORT intra-op threads (default 1). */
+  threads?: number;
   /** The id of the stage in artifacts it produces (default: its kind). */
   id?: string;
 }
@@ -34,7 +36,7 @@ export async function runStage<C extends JsonObject>(stage: Stage<C>, raw: JsonO
   const controller = new AbortController();
   const outcome = await stage.run(
     {
-      seed: o.seed ?? 0, dir: o.dir, checkpoint, provider: 'cpu', threads: 1, signal: controller.signal,
+      seed: o.seed ?? 0, dir: o.dir, checkpoint, provider: 'cpu', threads: o.threads ?? 1, signal: controller.signal,
       stopRequested: () => stop,
       data: async () => o.data,
       progress: (step) => {
