@@ -248,6 +248,22 @@ export class DatasetStore {
     ).all(exampleId);
   }
 
+  /** Character lengths of every example's prompt and response (the chosen text of a pair
+   *  without one), for the dataset's statistics. */
+  lengths(datasetId: number): { prompt: number; response: number | null; pair: number; hasResponse: number }[] {
+    return this.db.statement<[number], { prompt: number; response: number | null; pair: number; hasResponse: number }>(
+      `SELECT length(prompt) AS prompt, length(coalesce(response, chosen)) AS response, chosen IS NOT NULL AS pair, response IS NOT NULL AS hasResponse
+       FROM examples WHERE dataset_id = ?`,
+    ).all(datasetId);
+  }
+
+  /** How many examples carry each tag, most used first. */
+  tagCounts(datasetId: number): { tag: string; count: number }[] {
+    return this.db.statement<[number], { tag: string; count: number }>(
+      'SELECT json_each.value AS tag, count(*) AS count FROM examples, json_each(examples.tags) WHERE dataset_id = ? GROUP BY json_each.value ORDER BY count DESC, tag',
+    ).all(datasetId);
+  }
+
   deleteExample(id: number): boolean {
     return this.db.statement<[number]>('DELETE FROM examples WHERE id = ?').run(id).changes > 0;
   }

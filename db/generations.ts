@@ -58,6 +58,17 @@ export class GenerationStore {
     return this.db.statement<[number], Row>(`SELECT ${COLUMNS} FROM generations WHERE model_id = ? ORDER BY id`).all(modelId).map(toGeneration);
   }
 
+  /** Pairs of responses of two models to the same prompt that no judgment has compared
+   *  yet (in either order), newest first, for blind A/B voting. */
+  unjudgedPairs(modelA: number, modelB: number, limit = 200): { a: number; b: number; prompt: string }[] {
+    return this.db.statement<[number, number, number], { a: number; b: number; prompt: string }>(
+      `SELECT ga.id AS a, gb.id AS b, ga.prompt AS prompt FROM generations ga JOIN generations gb ON gb.prompt = ga.prompt AND gb.model_id = ?
+       WHERE ga.model_id = ? AND NOT EXISTS (SELECT 1 FROM judgments j WHERE (j.a_generation_id = ga.id AND j.b_generation_id = gb.id)
+         OR (j.a_generation_id = gb.id AND j.b_generation_id = ga.id))
+       ORDER BY ga.id DESC, gb.id DESC LIMIT ?`,
+    ).all(modelB, modelA, Math.max(1, Math.floor(limit)));
+  }
+
   /** Merges scores into the stored ones (json_patch), e.g. after a judge has run. */
   addScores(id: number, scores: JsonObject): void {
     this.db.statement<[string, number]>('UPDATE generations SET scores = json_patch(scores, ?) WHERE id = ?').run(JSON.stringify(scores), id);

@@ -46,6 +46,16 @@ export class JudgmentStore {
       .all(generationId, generationId).map(toJudgment);
   }
 
+  /** Judgments of a response of model `a` against one of model `b` (either side), oldest
+   *  first, with the model of each side. */
+  betweenModels(a: number, b: number): (Judgment & { aModelId: number; bModelId: number })[] {
+    return this.db.statement<[number, number, number, number], Row & { aModelId: number; bModelId: number }>(
+      `SELECT ${COLUMNS.split(', ').map((c) => `j.${c}`).join(', ')}, ga.model_id AS aModelId, gb.model_id AS bModelId
+       FROM judgments j JOIN generations ga ON ga.id = j.a_generation_id JOIN generations gb ON gb.id = j.b_generation_id
+       WHERE (ga.model_id = ? AND gb.model_id = ?) OR (ga.model_id = ? AND gb.model_id = ?) ORDER BY j.id`,
+    ).all(a, b, b, a).map((row) => ({ ...toJudgment(row), aModelId: row.aModelId, bModelId: row.bModelId }));
+  }
+
   list(): Judgment[] {
     return this.db.statement<[], Row>(`SELECT ${COLUMNS} FROM judgments ORDER BY id`).all().map(toJudgment);
   }

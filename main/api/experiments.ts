@@ -1,0 +1,148 @@
+// The experiments view's methods over the AfD pipeline (main/afd: definitions, recipes,
+// the driver that runs a definition's stages as jobs, the results table). The pipeline's
+// modules are loaded here and nowhere else in the API, on first use.
+import type { StudioDatabase } from '../../db/database.ts';
+import { ExperimentStore } from '../../db/experiments.ts';
+import type { JsonObject } from '../../db/json.ts';
+import { RunStore } from '../../db/runs.ts';
+import type { ExperimentDefinition, ExperimentProgress, Recipe, ResultsTable, StageState } from '../afd/contract.ts';
+import type { JobRunner } from '../jobs/runner.ts';
+import type { ExperimentDetail, ExperimentSummary } from './contract.ts';
+import type { ApiContext, Handlers } from './context.ts';
+import { runInfo } from './runs.ts';
+
+// The shapes the pipeline's modules export (main/afd/driver.ts, experiment.ts, recipes.ts,
+// results.ts), as agreed in main/afd/contract.ts.
+interface Driver {
+  readonly experimentId: number;
+  readonly done: Promise<ExperimentProgress>;
+  progress(): ExperimentProgress;
+  onProgress(listener: (p: ExperimentProgress) => void): () => void;
+  stop(reason: 'pause' | 'cancel'): void;
+}
+
+export interface Pipeline {
+  start(db: StudioDatabase, runner: JobRunner, definition: ExperimentDefinition, opts?: { experimentId?: number }): Driver;
+  progress(db: StudioDatabase, experimentId: number): ExperimentProgress;
+  parse(raw: unknown): ExperimentDefinition;
+  /** null when this build has no recipes module. */
+  recipes: Recipe[] | null;
+  results(db: StudioDatabase, experimentId: number): ResultsTable | null;
+}
+
+/** Loads the pipeline's modules; a clear sentence if this build lacks them. */
+export async function loadPipeline(): Promise<Pipeline> {
+  const load = async <T>(file: string): Promise<T> => {
+    try {
+      return (await import(new URL(`../afd/${file}`, import.meta.url).href)) as T;
+    } catch (err) {
+      throw new Error(`The AfD pipeline could not be loaded (main/afd/${file}: ${(err as Error).message}); update or reinstall AfD Studio.`, { cause: err });
+    }
+  };
+  const [driver, experiment, recipes, results] = await Promise.all([
+    load<{ ExperimentDriver: { start: Pipeline['start'] }; experimentProgress: Pipeline['progress'] }>('driver.ts'),
+    load<{ parseExperiment: Pipeline['parse'] }>('experiment.ts'),
+    // Recipes are a convenience: experiments run without them.
+    load<{ RECIPES: Recipe[] }>('recipes.ts').catch(() => ({ RECIPES: null })),
+    load<{ experimentResults: Pipeline['results'] }>('results.ts'),
+  ]);
+  return {
+    start: (db, runner, definition, opts) => driver.ExperimentDriver.start(db, runner, definition, opts),
+    progress: driver.experimentProgress,
+    parse: experiment.parseExperiment,
+    recipes: recipes.RECIPES,
+    results: results.experimentResults,
+  };
+}
+
+/** The experiment's state from its stages': what needs attention first. */
+export function experimentState(p: ExperimentProgress): StageState {
+  const states = p.stages.map((s) => s.state);
+  for (const s of ['running', 'queued', 'failed', 'interrupted', 'paused', 'cancelled'] as const) if (states.includes(s)) return s;
+  if (states.length > 0 && states.every((s) => s === 'done')) return 'done';
+  return 'pending';
+}
+
+export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipeline>): Handlers<'experiments.recipes' | 'experiments.start' | 'experiments.list' | 'experiments.get' | 'experiments.stop' | 'experiments.resume' | 'results.get'> & { close(): void } {
+  const experiments = new ExperimentStore(ctx.db);
+  const runs = new RunStore(ctx.db);
+  const drivers = new Map<number, { driver: Driver; unsubscribe: () => void }>();
+
+  const experiment = (id: number) => {
+    const e = experiments.get(id);
+    if (e === undefined) throw new Error(`There is no experiment #${id}; it may have been deleted, so reload the list.`);
+    return e;
+  };
+  const detail = (pl: Pipeline, id: number): ExperimentDetail => {
+    const e = experiment(id);
+    return { id: e.id, name: e.name, createdAt: e.createdAt, definition: e.definition, progress: pl.progress(ctx.db, id), runs: runs.list({ experimentId: id }).map(runInfo) };
+  };
+  const watch = (driver: Driver): void => {
+    const unsubscribe = driver.onProgress((progress) => ctx.emit({ type: 'experiment.progress', progress }));
+    drivers.set(driver.experimentId, { driver, unsubscribe });
+    void driver.done.then(
+      (p) => ctx.log('info', `Experiment #${driver.experimentId} ended: ${experimentState(p)}.`),
+      (err: Error) => ctx.log('error', `Experiment #${driver.experimentId} failed: ${err.message}`),
+    ).finally(() => {
+      unsubscribe();
+      if (drivers.get(driver.experimentId)?.driver === driver) drivers.delete(driver.experimentId);
+    });
+  };
+  const launch = async (definition: JsonObject, experimentId?: number): Promise<ExperimentDetail> => {
+    const pl = await pipeline();
+    // A definition that names no provider follows the studio's setting.
+    const forced = ctx.settings.get().forcedProvider;
+    const parsed = pl.parse(definition.provider === undefined && forced !== 'auto' ? { ...definition, provider: forced } : definition);
+    const driver = pl.start(ctx.db, ctx.runner, parsed, experimentId === undefined ? {} : { experimentId });
+    watch(driver);
+    ctx.emit({ type: 'experiment.progress', progress: driver.progress() });
+    ctx.log('info', `Experiment #${driver.experimentId} "${parsed.name}" ${experimentId === undefined ? 'started' : 'resumed'}.`);
+    return detail(pl, driver.experimentId);
+  };
+
+  return {
+    'experiments.recipes': async () => {
+      const recipes = (await pipeline()).recipes;
+      if (recipes === null) throw new Error('This build of AfD Studio has no ready-made recipes; write an experiment definition instead.');
+      return recipes;
+    },
+    'experiments.start': (p) => launch(p.definition),
+    'experiments.list': async (): Promise<ExperimentSummary[]> => {
+      const pl = await pipeline();
+      return experiments.list().map((e) => {
+        const progress = pl.progress(ctx.db, e.id);
+        return { id: e.id, name: e.name, createdAt: e.createdAt, state: experimentState(progress), stages: progress.stages.length, stagesDone: progress.stages.filter((s) => s.state === 'done').length };
+      });
+    },
+    'experiments.get': async (p) => detail(await pipeline(), p.experimentId),
+    'experiments.stop': async (p) => {
+      const pl = await pipeline();
+      experiment(p.experimentId);
+      const active = drivers.get(p.experimentId);
+      if (active !== undefined) {
+        active.driver.stop(p.reason);
+      } else {
+        // Started by another process or before a restart: stop its live runs directly.
+        for (const r of runs.list({ experimentId: p.experimentId })) {
+          if (r.status === 'queued' || r.status === 'running') ctx.runner[p.reason](r.id);
+        }
+      }
+      ctx.log('info', `Experiment #${p.experimentId}: ${p.reason} asked.`);
+      return pl.progress(ctx.db, p.experimentId);
+    },
+    'experiments.resume': async (p) => {
+      const e = experiment(p.experimentId);
+      if (drivers.has(p.experimentId)) throw new Error(`Experiment #${p.experimentId} is already running; pause or cancel it first.`);
+      return launch(e.definition, e.id);
+    },
+    'results.get': async (p) => {
+      const pl = await pipeline();
+      experiment(p.experimentId);
+      return pl.results(ctx.db, p.experimentId);
+    },
+    close: () => {
+      for (const { unsubscribe } of drivers.values()) unsubscribe();
+      drivers.clear();
+    },
+  };
+}

@@ -1,0 +1,115 @@
+// Interactive generation for the views (playground, compare), off the main thread: one
+// worker thread, started on first use, that keeps the last models loaded. The service
+// talks to it through GenerationBackend, which tests replace with a fake.
+import { Worker } from 'node:worker_threads';
+import type { ProviderSetting } from './contract.ts';
+import type { GenCommand, GeneratedRow, GenerateRequest, GenReply, ProviderProbe } from './generation-protocol.ts';
+
+export type { GeneratedRow, GenerateRequest, ProviderProbe } from './generation-protocol.ts';
+
+export interface GenerationBackend {
+  /** Generates every prompt; onToken gets each token's new text. Rejects with a
+   *  GenerationStopped (carrying what was generated) when the signal aborts. */
+  generate(request: GenerateRequest, onToken: (row: number, index: number, text: string) => void, signal: AbortSignal): Promise<GeneratedRow[]>;
+  /** Which execution provider ONNX Runtime would use with this setting, and why. */
+  probe(provider: ProviderSetting): Promise<ProviderProbe>;
+  close(): Promise<void>;
+}
+
+/** Generation stopped by its signal; `partial` holds each row's text so far. */
+export class GenerationStopped extends Error {
+  override readonly name = 'AbortError';
+  readonly partial: GeneratedRow[];
+  constructor(partial: GeneratedRow[]) {
+    super('The generation was stopped.');
+    this.partial = partial;
+  }
+}
+
+const ENTRY = new URL('./generation-entry.mjs', import.meta.url);
+
+interface Pending {
+  onToken?: (row: number, index: number, text: string) => void;
+  resolve(value: GeneratedRow[] | ProviderProbe): void;
+  reject(err: Error): void;
+}
+
+export class WorkerGeneration implements GenerationBackend {
+  private worker: Worker | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+
+  generate(request: GenerateRequest, onToken: (row: number, index: number, text: string) => void, signal: AbortSignal): Promise<GeneratedRow[]> {
+    const id = this.nextId++;
+    return new Promise<GeneratedRow[]>((resolve, reject) => {
+      this.pending.set(id, { onToken, resolve: (v) => resolve(v as GeneratedRow[]), reject });
+      const cancel = (): void => this.post({ type: 'cancel', id });
+      signal.addEventListener('abort', cancel, { once: true });
+      this.post({ type: 'generate', id, request });
+    });
+  }
+
+  probe(provider: ProviderSetting): Promise<ProviderProbe> {
+    const id = this.nextId++;
+    return new Promise<ProviderProbe>((resolve, reject) => {
+      this.pending.set(id, { resolve: (v) => resolve(v as ProviderProbe), reject });
+      this.post({ type: 'probe', id, provider });
+    });
+  }
+
+  async close(): Promise<void> {
+    const w = this.worker;
+    this.worker = undefined;
+    if (w !== undefined) await w.terminate();
+    this.failAll(new Error('The studio is shutting down; the generation was stopped.'));
+  }
+
+  private post(cmd: GenCommand): void {
+    this.ensure().postMessage(cmd);
+  }
+
+  private ensure(): Worker {
+    if (this.worker !== undefined) return this.worker;
+    // execArgv: [] so that test or --import flags of the parent do not reach the worker.
+    const w = new Worker(ENTRY, { execArgv: [], name: 'afd generation' });
+    w.unref();
+    w.on('message', (m: GenReply) => this.onReply(m));
+    const lost = (err: Error): void => {
+      if (this.worker === w) this.worker = undefined;
+      this.failAll(err);
+    };
+    w.on('error', (err) => lost(new Error(`The generation worker failed (${err.message}); try again.`)));
+    w.on('exit', (code) => lost(new Error(`The generation worker stopped unexpectedly (exit code ${code}); try again.`)));
+    this.worker = w;
+    return w;
+  }
+
+  private onReply(m: GenReply): void {
+    const p = this.pending.get(m.id);
+    if (p === undefined) return;
+    switch (m.type) {
+      case 'token':
+        p.onToken?.(m.row, m.index, m.text);
+        return;
+      case 'done':
+        this.pending.delete(m.id);
+        p.resolve(m.rows);
+        return;
+      case 'probed':
+        this.pending.delete(m.id);
+        p.resolve(m.probe);
+        return;
+      case 'failed':
+        this.pending.delete(m.id);
+        p.reject(m.cancelled ? new GenerationStopped(m.partial ?? []) : new Error(m.message));
+        return;
+    }
+  }
+
+  private failAll(err: Error): void {
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.reject(err);
+    }
+  }
+}

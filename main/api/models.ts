@@ -1,0 +1,132 @@
+// The models view's methods (list with lineage, import, generate) and the streamed
+// generations that compare shares: tokens go out as events, finished responses are
+// stored as generations so that blind A/B voting can use them.
+import { randomUUID } from 'node:crypto';
+import { isAbsolute } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { StudioDatabase } from '../../db/database.ts';
+import { GenerationStore } from '../../db/generations.ts';
+import type { Model } from '../../db/models.ts';
+import { ModelStore } from '../../db/models.ts';
+import type { GenerationStream, ModelInfo, SamplingSettings } from './contract.ts';
+import type { ApiContext, Handlers } from './context.ts';
+import type { GeneratedRow } from './generation.ts';
+import { GenerationStopped } from './generation.ts';
+import { runInfo } from './runs.ts';
+
+/** The embedded default model (pi_0), shipped with the app. */
+export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/default', import.meta.url));
+const BUILTIN = 'default';
+
+/** Registers the embedded model in the store once, so that it has an id like any other
+ *  (its generations and judgments need one). Returns its id. */
+export function ensureBuiltinModel(db: StudioDatabase): number {
+  const store = new ModelStore(db);
+  const found = store.list().find(isBuiltin);
+  if (found !== undefined) return found.id;
+  return store.insert({ name: 'Default model (embedded)', kind: 'imported', family: 'gpt2', stage: 'base', config: { builtin: BUILTIN } }).id;
+}
+
+const isBuiltin = (m: Model): boolean => m.config.builtin === BUILTIN;
+
+export function modelInfo(m: Model): ModelInfo {
+  return { id: m.id, name: m.name, kind: isBuiltin(m) ? 'builtin' : m.kind, family: m.family, parentId: m.parentId, stage: m.stage, runId: m.runId, createdAt: m.createdAt };
+}
+
+/** Streams of generation: each (model, prompt) is one stream with its own id. */
+export class GenerationStreams {
+  private readonly ctx: ApiContext;
+  private readonly models: ModelStore;
+  private readonly generations: GenerationStore;
+  private readonly aborts = new Map<string, AbortController>();
+
+  constructor(ctx: ApiContext) {
+    this.ctx = ctx;
+    this.models = new ModelStore(ctx.db);
+    this.generations = new GenerationStore(ctx.db);
+  }
+
+  /** Where a model's Hugging Face folder is. */
+  modelDir(modelId: number): string {
+    const m = this.models.get(modelId);
+    if (m === undefined) throw new Error(`There is no model #${modelId}; it may have been deleted, so reload the list.`);
+    if (isBuiltin(m)) return DEFAULT_MODEL_DIR;
+    if (m.path === null) throw new Error(`Model "${m.name}" (#${m.id}) has no weights on disk yet; wait for the run that trains it to finish.`);
+    return isAbsolute(m.path) ? m.path : this.ctx.runner.files.absolute(m.path);
+  }
+
+  /** Starts one model on several prompts (one batch in the worker); returns at once. */
+  start(modelId: number, prompts: readonly string[], sampling: SamplingSettings = {}): GenerationStream[] {
+    const modelDir = this.modelDir(modelId);
+    const streams = prompts.map((prompt, promptIndex) => ({ streamId: randomUUID(), modelId, promptIndex, prompt }));
+    const abort = new AbortController();
+    for (const s of streams) this.aborts.set(s.streamId, abort);
+    const texts = streams.map(() => '');
+    const onToken = (row: number, index: number, text: string): void => {
+      texts[row] += text;
+      this.ctx.emit({ type: 'generation.token', streamId: streams[row].streamId, index, text });
+    };
+    const provider = this.ctx.settings.get().forcedProvider;
+    void this.ctx.generation.generate({ modelDir, prompts: [...prompts], sampling, provider }, onToken, abort.signal)
+      .then((rows) => this.finish(modelId, streams, rows, null))
+      .catch((err: Error) => {
+        if (err instanceof GenerationStopped) this.finish(modelId, streams, streams.map((_, i) => err.partial[i] ?? { text: texts[i], tokens: 0, finishReason: 'cancelled' }), null);
+        else this.finish(modelId, streams, streams.map((_, i) => ({ text: texts[i], tokens: 0, finishReason: 'cancelled' })), err);
+      });
+    return streams;
+  }
+
+  /** Stops the batch the stream belongs to; false if it has already ended. */
+  cancel(streamId: string): boolean {
+    const abort = this.aborts.get(streamId);
+    if (abort === undefined) return false;
+    abort.abort();
+    return true;
+  }
+
+  cancelAll(): void {
+    for (const a of this.aborts.values()) a.abort();
+  }
+
+  private finish(modelId: number, streams: GenerationStream[], rows: GeneratedRow[], error: Error | null): void {
+    for (const s of streams) this.aborts.delete(s.streamId);
+    let ids: (number | null)[] = streams.map(() => null);
+    if (error === null) {
+      // Complete responses only: a stopped one would bias a vote against its model.
+      const keep = streams.map((s, i) => ({ s, r: rows[i] })).filter(({ r }) => r.finishReason !== 'cancelled');
+      try {
+        const stored = this.generations.insertMany(keep.map(({ s, r }) => ({ modelId, prompt: s.prompt, text: r.text, tokenCount: r.tokens })));
+        ids = streams.map((s) => {
+          const k = keep.findIndex((x) => x.s === s);
+          return k < 0 ? null : stored[k];
+        });
+      } catch (err) {
+        this.ctx.log('error', `Could not store the responses of model #${modelId}: ${(err as Error).message}`);
+      }
+    } else {
+      this.ctx.log('error', `Generation with model #${modelId} failed: ${error.message}`);
+    }
+    streams.forEach((s, i) => {
+      const r = rows[i];
+      this.ctx.emit({
+        type: 'generation.done', streamId: s.streamId, text: r.text, tokens: r.tokens,
+        finishReason: error === null ? r.finishReason : 'error', error: error === null ? null : error.message, generationId: ids[i],
+      });
+    });
+  }
+}
+
+export function modelHandlers(ctx: ApiContext, streams: GenerationStreams): Handlers<'models.list' | 'models.import' | 'models.generate' | 'generation.cancel'> {
+  const models = new ModelStore(ctx.db);
+  return {
+    'models.list': () => models.list().map(modelInfo),
+    'models.import': (p) => {
+      if (!isAbsolute(p.dir)) throw new Error(`"${p.dir}" is not an absolute path; choose the model's folder with the folder picker.`);
+      const run = ctx.runner.submit('import-model', p.name === undefined ? { dir: p.dir } : { dir: p.dir, name: p.name });
+      ctx.log('info', `Importing the model folder ${p.dir} (run #${run.id}).`);
+      return runInfo(run);
+    },
+    'models.generate': (p) => streams.start(p.modelId, [p.prompt], p.sampling)[0],
+    'generation.cancel': (p) => ({ cancelled: streams.cancel(p.streamId) }),
+  };
+}

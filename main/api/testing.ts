@@ -1,0 +1,84 @@
+// Test helpers: a studio service over a throwaway database and runner, with a fake
+// generation backend (no ONNX Runtime) that answers "<model folder name>: <prompt>".
+import { basename } from 'node:path';
+import type { StudioDatabase } from '../../db/database.ts';
+import { openDatabase } from '../../db/database.ts';
+import { StudioFiles } from '../jobs/files.ts';
+import { JobRunner } from '../jobs/runner.ts';
+import type { ProviderSetting, StudioEvent } from './contract.ts';
+import type { Pipeline } from './experiments.ts';
+import type { GenerationBackend, GeneratedRow, GenerateRequest, ProviderProbe } from './generation.ts';
+import { GenerationStopped } from './generation.ts';
+import type { ServiceOptions } from './service.ts';
+import { StudioService } from './service.ts';
+
+export class FakeGeneration implements GenerationBackend {
+  readonly requests: GenerateRequest[] = [];
+  /** Milliseconds between tokens (lets tests cancel mid-way). */
+  delayMs = 0;
+
+  async generate(request: GenerateRequest, onToken: (row: number, index: number, text: string) => void, signal: AbortSignal): Promise<GeneratedRow[]> {
+    this.requests.push(request);
+    const rows = request.prompts.map((p) => `${basename(request.modelDir)}: ${p}`.split(/(?<= )/));
+    const done = rows.map(() => '');
+    for (let i = 0; i < Math.max(...rows.map((r) => r.length)); i++) {
+      if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+      if (signal.aborted) throw new GenerationStopped(done.map((text) => ({ text, tokens: 0, finishReason: 'cancelled' })));
+      rows.forEach((r, row) => {
+        if (i >= r.length) return;
+        done[row] += r[i];
+        onToken(row, i, r[i]);
+      });
+    }
+    return rows.map((r) => ({ text: r.join(''), tokens: r.length, finishReason: 'length' }));
+  }
+
+  async probe(provider: ProviderSetting): Promise<ProviderProbe> {
+    if (provider === 'cuda') return { provider: null, reason: 'Cannot use the execution provider "cuda" that was asked for: not installed.', tried: [] };
+    return { provider: 'cpu', reason: 'cpu: the CPU provider ran a test session', tried: [{ provider: 'webgpu', ok: false, reason: 'no hardware GPU adapter found' }, { provider: 'cpu', ok: true, reason: 'the CPU provider ran a test session' }] };
+  }
+
+  async close(): Promise<void> {}
+}
+
+export interface TestStudio {
+  db: StudioDatabase;
+  runner: JobRunner;
+  service: StudioService;
+  generation: FakeGeneration;
+  events: StudioEvent[];
+  /** Resolves with the first event (already seen or to come) that matches. */
+  next(match: (e: StudioEvent) => boolean): Promise<StudioEvent>;
+  close(): Promise<void>;
+}
+
+export async function openTestStudio(options: Partial<ServiceOptions> & { pipeline?: () => Promise<Pipeline> } = {}): Promise<TestStudio> {
+  const db = options.db ?? (await openDatabase(':memory:'));
+  const files = StudioFiles.forDatabase(db.file);
+  const runner = options.runner ?? (await JobRunner.open({ db, files }));
+  const generation = new FakeGeneration();
+  const service = new StudioService({ generation, ...options, db, runner });
+  const events: StudioEvent[] = [];
+  const waiters: { match: (e: StudioEvent) => boolean; resolve: (e: StudioEvent) => void }[] = [];
+  service.onEvent((e) => {
+    events.push(e);
+    for (const w of [...waiters]) {
+      if (!w.match(e)) continue;
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(e);
+    }
+  });
+  return {
+    db, runner, service, generation, events,
+    next: (match) => {
+      const seen = events.find(match);
+      return seen !== undefined ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ match, resolve }));
+    },
+    close: async () => {
+      await service.close();
+      await runner.close();
+      db.close();
+      files.dispose();
+    },
+  };
+}
