@@ -1,0 +1,42 @@
+// Experiment definitions are checked before anything runs, with errors naming the stage.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { stageSeed } from './driver.ts';
+import { parseExperiment } from './experiment.ts';
+import { RECIPES } from './recipes.ts';
+
+const base = { name: 'x', stages: [{ id: 'sft', kind: 'sft' }] };
+
+test('defaults are filled in and a parsed definition parses to itself', () => {
+  const d = parseExperiment(base);
+  assert.equal(d.model, 'default');
+  assert.equal(d.data.source, 'hh-harmless');
+  assert.equal(d.stages[0].model, 'pi0');
+  assert.equal(d.stages[0].epochs, 2);
+  assert.deepEqual(parseExperiment(JSON.parse(JSON.stringify(d))), d);
+});
+
+test('bad definitions are refused with a sentence naming the stage', () => {
+  const bad: [unknown, RegExp][] = [
+    [{ name: 'x', stages: [] }, /at least one stage/],
+    [{ name: 'x', stages: [{ id: 'a', kind: 'nope' }] }, /stage 'a': kind must be one of .*sft/],
+    [{ name: 'x', stages: [{ id: 'a', kind: 'sft' }, { id: 'a', kind: 'sft' }] }, /used twice/],
+    [{ name: 'x', stages: [{ id: 'pi0', kind: 'sft' }] }, /names the initial model/],
+    [{ name: 'x', stages: [{ id: 's', kind: 'sample', model: 'later' }, { id: 'later', kind: 'sft' }] }, /stage 's' \(sample\): model names 'later', which is not a stage defined before it/],
+    [{ name: 'x', stages: [{ id: 's', kind: 'sample' }, { id: 'b', kind: 'sample', model: 's' }] }, /model needs model output, but 's' makes samples/],
+    [{ name: 'x', stages: [{ id: 'a', kind: 'sft', epochs: 0 }] }, /stage 'a' \(sft\): epochs must be a whole number from 1/],
+    [{ name: 'x', stages: [{ id: 'b', kind: 'bon', samples: 'pi0', reward: 'pi0' }] }, /samples needs samples output, but 'pi0' makes model/],
+  ];
+  for (const [def, message] of bad) assert.throws(() => parseExperiment(def), message);
+});
+
+test('the shipped recipes parse', () => {
+  assert.deepEqual(RECIPES.map((r) => r.id), ['paper-recipe', 'quick', 'demo', 'hh-harmless']);
+  for (const r of RECIPES) assert.ok(parseExperiment(r.definition).stages.length > 0);
+});
+
+test('stage seeds depend on the experiment seed and the stage id, not on the stage order', () => {
+  assert.equal(stageSeed(0, 'sft'), stageSeed(0, 'sft'));
+  assert.notEqual(stageSeed(0, 'sft'), stageSeed(1, 'sft'));
+  assert.notEqual(stageSeed(0, 'sft'), stageSeed(0, 'sft-2'));
+});

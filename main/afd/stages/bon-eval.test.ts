@@ -1,0 +1,75 @@
+// Best-of-N keeps the argmax of the reward among each prompt's first N samples; the
+// evaluation's numbers are the hand-computable ones when the judge is a known function.
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { tempFiles } from '../../../test/support/temp-dir.ts';
+import type { Artifact } from '../stage.ts';
+import { bonLengthStage, bonStage, readSelection, selectBestOfN } from './bon.ts';
+import { evalStage, readEvaluation } from './eval.ts';
+import { runStage } from './testing.ts';
+
+const tmp = tempFiles('bon-eval');
+const data = { train: [{ prompt: 'p', response: 'abcd' }], eval: [] };
+
+/** A samples artifact written by hand: texts[i][k]. */
+function samples(id: string, texts: string[][]): Artifact {
+  const dir = join(tmp.dir, id);
+  mkdirSync(dir, { recursive: true });
+  const lines = texts.flatMap((row, i) => row.map((text, k) => JSON.stringify({ i, k, prompt: `prompt ${i}`, text, tokens: text.length, finish: 'eos' })));
+  writeFileSync(join(dir, 'samples.jsonl'), `${lines.join('\n')}\n`);
+  writeFileSync(join(dir, 'artifact.json'), JSON.stringify({ type: 'samples', model: 'm', split: 'eval', n: texts[0].length }));
+  return { type: 'samples', dir, stage: id };
+}
+
+/** A reward artifact whose reward is a length heuristic (a function we can compute by hand). */
+function lengthJudge(id: string, mode: 'longest' | 'median', target: number): Artifact {
+  const dir = join(tmp.dir, id);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'artifact.json'), JSON.stringify({ type: 'reward', reward: 'length', mode, target, cvAccuracy: 0.75 }));
+  return { type: 'reward', dir, stage: id };
+}
+
+test('selectBestOfN picks the argmax among the first N, first index on ties', () => {
+  const picks = selectBestOfN([[0.1, 0.9, 0.5, 2.0], [3, 1, 3, 0]], [1, 2, 4]);
+  assert.deepEqual(picks, { 1: [0, 0], 2: [1, 0], 4: [3, 0] });
+});
+
+test('bon with a reward stage and bon:length pick the argmax of their reward', async () => {
+  const s = samples('s1', [['a', 'abc', 'ab', 'abcdef'], ['abcde', 'a', 'abcd', 'ab']]);
+  const r = await runStage(bonStage, { samples: 's1', reward: 'len', ns: [1, 2, 4, 8] }, { samples: s, reward: lengthJudge('len', 'longest', 0) }, { dir: join(tmp.dir, 'bon'), data });
+  assert.equal(r.outcome.status, 'done');
+  const sel = readSelection(r.artifact);
+  assert.deepEqual(sel.ns, [1, 2, 4], 'N above the samples per prompt is skipped');
+  assert.deepEqual(sel.picks, { 1: [0, 0], 2: [1, 0], 4: [3, 0] });
+  assert.deepEqual(sel.rewards, [[1, 3, 2, 6], [5, 1, 4, 2]]);
+  assert.ok(Math.abs(sel.klBound['4'] - (Math.log(4) - 3 / 4)) < 1e-12);
+
+  // Closest to the demonstrations' median length (4 characters).
+  const m = await runStage(bonLengthStage, { samples: 's1', ns: [4], mode: 'median' }, { samples: s }, { dir: join(tmp.dir, 'bonlen'), data });
+  assert.deepEqual(readSelection(m.artifact).picks, { 4: [1, 2] });
+});
+
+test('eval: gold mean with interval, win rate against the reference (ties half), length, per N', async () => {
+  const ref = samples('ref', [['abc'], ['abc'], ['abc']]);
+  const cand = samples('cand', [['abcdef', 'a'], ['abc', 'abcdefgh'], ['a', 'ab']]);
+  const bon = await runStage(bonStage, { samples: 'cand', reward: 'len', ns: [1, 2] }, { samples: cand, reward: lengthJudge('len2', 'longest', 0) }, { dir: join(tmp.dir, 'bon2'), data, id: 'bon' });
+  const judge = lengthJudge('judge', 'longest', 0); // gold reward = length in characters
+  const r = await runStage(evalStage, { judge: 'judge', reference: 'ref', candidates: ['cand', 'bon'], labels: { cand: 'policy' } }, { judge, reference: ref, candidates: [cand, bon.artifact] }, { dir: join(tmp.dir, 'eval'), data });
+  const e = readEvaluation(r.artifact);
+  assert.equal(e.gold_judge_accuracy, 0.75);
+  const [policy, n1, n2] = e.rows;
+  assert.equal(policy.method, 'policy');
+  // First samples: lengths 6, 3, 1 against the reference's 3: a win, a tie, a loss.
+  assert.ok(Math.abs(policy.gold_mean - 10 / 3) < 1e-12);
+  assert.equal(policy.win_rate_vs_sft, 0.5);
+  assert.equal(policy.mean_length, 10 / 3);
+  assert.ok(policy.gold_ci95[0] < policy.gold_mean && policy.gold_mean < policy.gold_ci95[1]);
+  assert.deepEqual([n1.method, n1.n, n2.n], ['bon', 1, 2]);
+  assert.equal(n1.gold_mean, policy.gold_mean, 'Best-of-1 is the first sample');
+  // Best-of-2 by length: 6, 8, 2 -> win, win, loss.
+  assert.ok(Math.abs(n2.gold_mean - 16 / 3) < 1e-12);
+  assert.ok(Math.abs(n2.win_rate_vs_sft - 2 / 3) < 1e-12);
+  assert.ok(Math.abs(n2.kl_estimate! - (Math.log(2) - 0.5)) < 1e-12);
+});
