@@ -28,6 +28,13 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
   return { ...m, tokenizer, eosId: eos, maxLength };
 }
 
+/**
+ * Where a sampled response ends besides EOS: the start of the next turn. A model
+ * pretrained on whole dialogues (like pi_0) goes on to write the human's next line;
+ * that text is not part of its reply.
+ */
+export const TURN_STOPS: readonly string[] = ['\n\nHuman:', '\n\nAssistant:'];
+
 /** A tokenized (prompt, response): the response's tokens are ids[start..]. */
 export interface Encoded {
   ids: number[];

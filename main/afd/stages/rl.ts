@@ -14,7 +14,7 @@ import { grpoAdvantages, klEstimate, klPenalizedReward, rlooAdvantages } from '.
 import { Rng } from '../../../native-models/train/rng.ts';
 import type { Feeds, Trainer } from '../../../native-models/train/trainer.ts';
 import { integer, number, oneOf } from '../../jobs/config.ts';
-import { encodePrompt, responseLogProbs, saveModel, sequenceFeeds, sequenceInputs, shuffled, trainableModel, type Encoded, type LoadedModel, type TrainableModel } from '../lm.ts';
+import { encodePrompt, responseLogProbs, saveModel, sequenceFeeds, sequenceInputs, shuffled, trainableModel, type Encoded, type LoadedModel, type TrainableModel, TURN_STOPS } from '../lm.ts';
 import { loadRewardFunction, type RewardFunction } from '../reward-function.ts';
 import { modelDir, one, writeArtifactDetails, type Stage, type StageContext, type StageOutcome } from '../stage.ts';
 import { createTrainer, trainSteps, type TrainingSettings } from '../training.ts';
@@ -151,7 +151,7 @@ export class PolicyUpdate {
     const gen = await Generator.create(policy.family, policy.config, this.weights(), { provider: ctx.provider, ...(ctx.threads ? { threads: ctx.threads } : {}) });
     try {
       const decode = (t: readonly number[]): string => policy.tokenizer.decode(t, { skipSpecialTokens: true });
-      const results = await gen.generate(ids, { maxNewTokens: config.maxNewTokens, temperature: config.temperature, eosTokenIds: [policy.eosId], decode, seed: seeds });
+      const results = await gen.generate(ids, { maxNewTokens: config.maxNewTokens, temperature: config.temperature, eosTokenIds: [policy.eosId], stopStrings: TURN_STOPS, decode, seed: seeds });
       const responses = results.map((r) => r.tokens);
       const [own, base] = [await gen.score(ids, responses), await this.reference.score(ids, responses)];
       return {

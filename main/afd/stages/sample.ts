@@ -9,7 +9,7 @@ import type { JsonObject } from '../../../db/json.ts';
 import { writeFileAtomic } from '../../../native-models/runtime/atomic-file.ts';
 import { Generator } from '../../../native-models/generate/generator.ts';
 import { integer, number, oneOf } from '../../jobs/config.ts';
-import { encodePrompt, loadModel } from '../lm.ts';
+import { encodePrompt, loadModel, TURN_STOPS } from '../lm.ts';
 import { artifactDetails, modelDir, one, writeArtifactDetails, type Artifact, type Stage } from '../stage.ts';
 import { ref } from './common.ts';
 
@@ -22,6 +22,10 @@ export type SampleConfig = JsonObject & {
   topP: number;
   /** Prompts per generation batch (each with its n samples): the unit of checkpointing. */
   promptsPerChunk: number;
+  /** The prompt's most recent tokens kept as context (older turns are dropped). */
+  maxPromptTokens: number;
+  /** Texts that end a response (cut before them), besides EOS. */
+  stop: string[];
 };
 
 /** One sampled response. `i` indexes the split's prompts, `k` the sample of that prompt. */
@@ -60,6 +64,12 @@ export function readSamples(a: Artifact): SampleSet {
   return { model: d.model as string, split: d.split as 'train' | 'eval', n, byPrompt };
 }
 
+function stopList(raw: JsonObject): string[] {
+  const v = raw.stop ?? [...TURN_STOPS];
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === '')) throw new Error(`stop must be a list of non-empty texts, not ${JSON.stringify(v)}.`);
+  return v as string[];
+}
+
 export const sampleStage: Stage<SampleConfig> = {
   kind: 'sample',
   summary: 'N responses per prompt from a model, stored for reward models, Best-of-N and evaluation',
@@ -75,6 +85,8 @@ export const sampleStage: Stage<SampleConfig> = {
       temperature: number(raw, 'temperature', 1, 0, 100),
       topP: number(raw, 'topP', 1, 0, 1),
       promptsPerChunk: integer(raw, 'promptsPerChunk', 8, 1, 4096),
+      maxPromptTokens: integer(raw, 'maxPromptTokens', 256, 1, 1 << 20),
+      stop: stopList(raw),
     };
   },
 
@@ -100,11 +112,11 @@ export const sampleStage: Stage<SampleConfig> = {
         const first = c * config.promptsPerChunk, last = Math.min(prompts.length, first + config.promptsPerChunk);
         const rows: { i: number; k: number; ids: number[] }[] = [];
         for (let i = first; i < last; i++) {
-          const ids = encodePrompt(model, prompts[i], config.maxNewTokens);
+          const ids = encodePrompt(model, prompts[i], Math.max(config.maxNewTokens, model.maxLength - config.maxPromptTokens));
           for (let k = 0; k < config.n; k++) rows.push({ i, k, ids });
         }
         const results = await generator.generate(rows.map((r) => r.ids), {
-          maxNewTokens: config.maxNewTokens, temperature: config.temperature, topP: config.topP, eosTokenIds: [model.eosId], decode,
+          maxNewTokens: config.maxNewTokens, temperature: config.temperature, topP: config.topP, eosTokenIds: [model.eosId], stopStrings: config.stop, decode,
           seed: rows.map((r) => sampleSeed(ctx.seed, r.i, r.k, config.n)),
         });
         const lines = results.map((res, j) => {
@@ -112,7 +124,7 @@ export const sampleStage: Stage<SampleConfig> = {
           const s: Sample = { i: rows[j].i, k: rows[j].k, prompt: prompts[rows[j].i], text: res.text ?? '', tokens: res.tokens.length, finish: res.finishReason };
           return JSON.stringify(s);
         });
-        await writeFileAtomic(name(c), Buffer.from(`${lines.join("\n")}\n`));
+        await writeFileAtomic(name(c), Buffer.from(`${lines.join('\n')}\n`));
         done.add(c);
         await ctx.checkpointed(chunkDir, done.size); // the chunk files are the checkpoint
         ctx.metric(done.size, { tokens_per_second: tokens / ((performance.now() - t0) / 1000) });

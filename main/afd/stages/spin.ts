@@ -6,7 +6,7 @@
 import { Generator } from '../../../native-models/generate/generator.ts';
 import { integer, number } from '../../jobs/config.ts';
 import type { Demonstration } from '../data.ts';
-import { encodePrompt, type LoadedModel } from '../lm.ts';
+import { encodePrompt, type LoadedModel, TURN_STOPS } from '../lm.ts';
 import { modelDir, one, type Stage, type StageContext, type StageInputs } from '../stage.ts';
 import { loadPolicyAndReference, parsePairConfig, runPairs, type Pair, type PairConfig } from './dpo.ts';
 import { readSamples, sampleSeed } from './sample.ts';
@@ -27,7 +27,7 @@ async function drawSamples(ctx: StageContext, policy: LoadedModel, prompts: read
     const rows = prompts.flatMap((p, i) => Array.from({ length: config.n }, (_, k) => ({ i, k, ids: encodePrompt(policy, p, config.maxNewTokens) })));
     const decode = (ids: readonly number[]): string => policy.tokenizer.decode(ids, { skipSpecialTokens: true });
     const results = await gen.generate(rows.map((r) => r.ids), {
-      maxNewTokens: config.maxNewTokens, temperature: config.temperature, eosTokenIds: [policy.eosId], decode,
+      maxNewTokens: config.maxNewTokens, temperature: config.temperature, eosTokenIds: [policy.eosId], stopStrings: TURN_STOPS, decode,
       seed: rows.map((r) => sampleSeed(ctx.seed, r.i, r.k, config.n)),
     });
     const out: string[][] = prompts.map(() => []);
