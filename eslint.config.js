@@ -19,4 +19,7 @@ export default tseslint.config(
   { files: ['native-models/**/*.ts'], rules: noImportsFrom('**/main/**', '**/db/**', '**/renderer/**', 'electron', 'better-sqlite3') },
   { files: ['db/**/*.ts'], rules: noImportsFrom('**/main/**', '**/renderer/**', 'electron', 'onnxruntime-node') },
   { files: ['renderer/**/*.ts'], rules: noImportsFrom('**/native-models/**', '**/db/**', 'electron', 'onnxruntime-node', 'better-sqlite3', 'node:*') },
+  // The renderer's tests run in Node (they build the app and drive Chromium), so node:* is allowed there.
+  { files: ['renderer/**/*.test.ts', 'renderer/test/**/*.ts'], rules: noImportsFrom('**/native-models/**', '**/db/**', 'electron', 'onnxruntime-node', 'better-sqlite3') },
+  { files: ['renderer/test/fake-bridge.js'], languageOptions: { sourceType: 'script' } },
 );

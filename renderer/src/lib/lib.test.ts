@@ -1,0 +1,130 @@
+// Unit tests of the renderer's pure logic.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { JsonObject, ModelInfo, Tally } from '../../../main/api/contract.ts';
+import { csvField, toCsv } from './csv.ts';
+import { formatBytes, formatDuration, progressPercent } from './format.ts';
+import { binsFromEdges, niceStep, quantile } from './histogram.ts';
+import { ancestry, lineageRows, stageLabel } from './lineage.ts';
+import { appendMetric, chartGroups } from './metrics.ts';
+import { addStage, draftFromDefinition, moveStage, stageTemplates, toDefinition } from './pipeline.ts';
+import { goldVsN, resultsCsv } from './results.ts';
+import { hashOf, parseHash, viewForShortcut } from './router.ts';
+import { bandPath, linePath, linearScale, log2Ticks, niceTicks } from './scale.ts';
+import { applyGenerationEvent, type StreamState } from './streams.ts';
+import { nextTheme, resolveTheme } from './theme.ts';
+import { takeToken } from './token.ts';
+import { describeWinRate, voteForKey } from './voting.ts';
+
+test('histogram: bins from edges, nice steps, quantiles', () => {
+  assert.deepEqual(binsFromEdges({ edges: [0, 10, 20], counts: [3, 4] }), [{ from: 0, to: 10, count: 3 }, { from: 10, to: 20, count: 4 }]);
+  assert.deepEqual(binsFromEdges({ edges: [0], counts: [] }), []);
+  assert.deepEqual([0.3, 3, 7, 45].map(niceStep), [0.5, 5, 10, 50]);
+  assert.equal(quantile([5, 1, 3], 0.5), 3);
+  assert.equal(quantile([1, 2, 3, 4], 0.5), 2.5);
+  assert.ok(Number.isNaN(quantile([], 0.5)));
+});
+
+test('scale: linear maps, round ticks, gaps in lines, closed bands, log2 ticks', () => {
+  const x = linearScale([0, 10], [0, 100]);
+  const y = linearScale([0, 1], [100, 0]);
+  assert.equal(x(5), 50);
+  assert.equal(linearScale([2, 2], [0, 100])(2), 50);
+  assert.deepEqual(niceTicks(0.1, 0.9, 4), { ticks: [0, 0.2, 0.4, 0.6, 0.8, 1], domain: [0, 1] });
+  assert.equal(linePath([{ x: 0, y: 0 }, { x: 5, y: NaN }, { x: 10, y: 1 }], x, y), 'M0,100M100,0');
+  assert.equal(bandPath([{ x: 0, lo: 0, hi: 1 }, { x: 10, lo: 0, hi: 1 }], x, y), 'M0,0L100,0L100,100L0,100Z');
+  assert.deepEqual(log2Ticks(1, 32), [1, 2, 4, 8, 16, 32]);
+});
+
+test('csv: quoting, formulas defused, CRLF lines', () => {
+  assert.equal(csvField('a,b'), '"a,b"');
+  assert.equal(csvField('say "hi"'), '"say ""hi"""');
+  assert.equal(csvField('=SUM(A1)'), "'=SUM(A1)");
+  assert.equal(csvField(-1.5), '-1.5');
+  assert.equal(csvField(NaN), '');
+  assert.equal(toCsv(['a', 'b'], [[1, null], ['x\ny', true]]), 'a,b\r\n1,\r\n"x\ny",true\r\n');
+});
+
+test('voting: keys A/B/T/S, not while typing or with modifiers; the win-rate sentence', () => {
+  assert.deepEqual(['a', 'B', 't', 's', 'x'].map((key) => voteForKey({ key })), ['A', 'B', 'tie', 'skip', null]);
+  assert.equal(voteForKey({ key: 'a', ctrlKey: true }), null);
+  assert.equal(voteForKey({ key: 'a', inTextField: true }), null);
+  const t: Tally = { modelA: 1, modelB: 2, n: 4, winsA: 3, winsB: 1, ties: 0, skips: 0, winRateA: 0.75, ci95: [0.3, 0.954], leftWinRate: 0.5 };
+  assert.equal(describeWinRate(t), '75% (95% CI 30%–95%)');
+  assert.equal(describeWinRate({ ...t, n: 0, winRateA: null }), 'no votes yet');
+});
+
+test('token: taken from the URL and removed from it; else the stored one', () => {
+  assert.deepEqual(takeToken('http://127.0.0.1:5/?token=abc#/models', null), { token: 'abc', cleanUrl: '/#/models' });
+  assert.deepEqual(takeToken('http://127.0.0.1:5/?x=1&token=abc', 'old'), { token: 'abc', cleanUrl: '/?x=1' });
+  assert.deepEqual(takeToken('http://127.0.0.1:5/', 'old'), { token: 'old', cleanUrl: null });
+});
+
+test('streams: tokens by index (even before the start call returns); done wins', () => {
+  const s: Record<string, StreamState> = {};
+  applyGenerationEvent(s, { type: 'generation.token', streamId: 'x', index: 1, text: 'world' });
+  applyGenerationEvent(s, { type: 'generation.token', streamId: 'x', index: 0, text: 'hello ' });
+  assert.equal(s.x.text, 'hello world');
+  applyGenerationEvent(s, { type: 'generation.done', streamId: 'x', text: 'hello world!', tokens: 3, finishReason: 'eos', error: null, generationId: 1 });
+  assert.deepEqual([s.x.text, s.x.done, s.x.tokens], ['hello world!', true, 3]);
+  assert.equal(applyGenerationEvent(s, { type: 'app.log', line: { at: '', level: 'info', text: '' } }), null);
+});
+
+const m = (id: number, parentId: number | null, stage: string | null): ModelInfo => ({ id, name: `m${id}`, kind: id === 1 ? 'builtin' : parentId === null ? 'imported' : 'trained', family: 'gpt2', parentId, stage, runId: null, createdAt: '' });
+
+test('lineage: parents before children, orphans and cycles still listed; labels; ancestry', () => {
+  const models = [m(4, 2, 'rl'), m(3, 2, 'reward'), m(2, 1, 'sft'), m(1, null, null), m(5, 99, 'sft'), m(6, 7, 'sft'), m(7, 6, 'sft')];
+  assert.deepEqual(lineageRows(models).map((r) => [r.model.id, r.depth]), [[1, 0], [2, 1], [3, 2], [4, 2], [5, 0], [6, 0], [7, 1]]);
+  assert.deepEqual(models.slice(0, 4).map(stageLabel), ['policy (RL)', 'reward model', 'SFT', 'init (built in)']);
+  assert.deepEqual(ancestry(models, 3).map((x) => x.id), [1, 2, 3]);
+});
+
+test('metrics: live points appended in step order, a repeated step replaced; charts grouped', () => {
+  let s = appendMetric([], 2, { loss: 2 });
+  s = appendMetric(s, 1, { loss: 3, reward_mean: 0.1 });
+  s = appendMetric(s, 2, { loss: 1.5 });
+  assert.deepEqual(s.find((x) => x.name === 'loss')?.points, [{ step: 1, value: 3 }, { step: 2, value: 1.5 }]);
+  assert.deepEqual(chartGroups([...s, { name: 'grad_norm', points: [{ step: 1, value: null }] }]).map((g) => g.title), ['loss', 'reward', 'grad_norm']);
+});
+
+test('pipeline: recipe to draft and back, stage templates, add/move, errors in sentences', () => {
+  const def: JsonObject = { name: 'quick', seed: 0, model: 'default', data: { source: 'hh-harmless', evalFraction: 0.2, maxTrain: 16 }, stages: [{ id: 'sft', kind: 'sft', epochs: 1 }, { id: 'bon', kind: 'bon', ns: [1, 2] }] };
+  const draft = draftFromDefinition(def);
+  const back = toDefinition(draft);
+  assert.ok('definition' in back);
+  assert.deepEqual(back.definition.stages, def.stages);
+  assert.deepEqual(back.definition.data, def.data);
+  const templates = stageTemplates([{ id: 'r', title: '', summary: '', definition: def }]);
+  assert.deepEqual(templates.map((t) => t.kind), ['sft', 'bon']);
+  const more = addStage(draft, templates[0]);
+  assert.equal(more.stages[2].id, 'sft-2');
+  assert.deepEqual(moveStage(more, 2, -5).stages.map((s) => s.id), ['sft-2', 'sft', 'bon']);
+  const broken = toDefinition({ ...draft, name: ' ', stages: [{ id: 'a', kind: 'sft', settings: '{' }, { id: 'a', kind: 'sft', settings: '[]' }] });
+  assert.ok('errors' in broken);
+  assert.equal(broken.errors.length, 4);
+  assert.match(broken.errors.join(' '), /needs a name.*not valid JSON.*same id.*must be a JSON object/s);
+});
+
+test('results: one series per method sorted by N, references for rows without N, CSV', () => {
+  const row = (method: string, gold: number, n?: number) => ({ method, n, gold_mean: gold, gold_ci95: [gold - 1, gold + 1] as [number, number], win_rate_vs_sft: 0.5, mean_length: 10 });
+  const rows = [row('sft', 1), row('bon rm', 3, 4), row('bon rm', 2, 1)];
+  const { series, references } = goldVsN(rows);
+  assert.deepEqual(series.map((s) => [s.name, s.points.map((p) => p.x)]), [['bon rm', [1, 4]]]);
+  assert.deepEqual(series[0].band[0], { x: 1, lo: 1, hi: 3 });
+  assert.deepEqual(references, [{ name: 'sft', y: 1, lo: 0, hi: 2 }]);
+  assert.equal(resultsCsv(rows).split('\r\n')[2], 'bon rm,4,3,2,4,0.5,,,10,,');
+});
+
+test('router, theme, format', () => {
+  assert.deepEqual(parseHash('#/results/12'), { view: 'results', id: 12 });
+  assert.deepEqual(parseHash('#/nope'), { view: 'datasets', id: null });
+  assert.equal(hashOf({ view: 'compare', id: null }), '#/compare');
+  assert.equal(viewForShortcut({ key: '¡', code: 'Digit4', altKey: true, ctrlKey: false, metaKey: false }), 'compare');
+  assert.equal(viewForShortcut({ key: '4', altKey: false, ctrlKey: false, metaKey: false }), null);
+  assert.equal(resolveTheme('system', true), 'dark');
+  assert.deepEqual([nextTheme('system'), nextTheme('light'), nextTheme('dark')], ['light', 'dark', 'system']);
+  assert.deepEqual([formatDuration(42), formatDuration(90), formatDuration(3600 * 2 + 60 * 5), formatDuration(null)], ['42 s', '1 min 30 s', '2 h 5 min', '']);
+  assert.equal(formatBytes(8_700_000), '8.7 MB');
+  assert.equal(progressPercent(5, 20), 25);
+  assert.equal(progressPercent(5, null), null);
+});

@@ -1,0 +1,35 @@
+// The fake studio's data for component tests (see fake-bridge.js), typed by the contract.
+import type { DatasetStats, DatasetSummary, Example, ExperimentDetail, ExperimentSummary, ModelInfo, Recipe, ResultsTable, StudioStatus } from '../../main/api/contract.ts';
+
+export interface Fixture {
+  status: StudioStatus;
+  datasets?: DatasetSummary[];
+  examples?: Example[];
+  stats?: Record<number, DatasetStats>;
+  models?: ModelInfo[];
+  recipes?: Recipe[];
+  experiments?: ExperimentSummary[];
+  experimentDetails?: Record<number, ExperimentDetail>;
+  startedId?: number;
+  pairs?: { pairId: string; prompt: string; a: string; b: string }[];
+  results?: Record<number, ResultsTable>;
+  /** Methods that fail, with their error sentence. */
+  fail?: Record<string, string>;
+}
+
+export const STATUS: StudioStatus = {
+  version: '0.1.0', dataFolder: '/data/afd', dbPath: '/data/afd/studio.db', schemaVersion: 3, forcedProvider: 'auto', runningRuns: [],
+  device: { provider: 'cpu', reason: 'cpu: no GPU provider works here', gpu: null, gpuUnusedReason: 'CUDA libraries are not installed', cpuThreads: 2, tried: [{ provider: 'cpu', ok: true, reason: 'works' }] },
+};
+
+export function dataset(id: number, name: string, examples: number): DatasetSummary {
+  return { id, name, createdAt: '2025-01-01T00:00:00Z', sourceFile: `${name}.jsonl`, sourceFormat: 'jsonl', sourceRecords: examples, sourceDuplicates: 0, importRunId: null, examples, train: examples - 1, eval: 1 };
+}
+
+export function example(id: number, datasetId: number, prompt: string, response: string): Example {
+  return { id, datasetId, prompt, response, chosen: null, rejected: null, source: null, tags: [], split: id % 4 === 0 ? 'eval' : 'train', hash: String(id), createdAt: '2025-01-01T00:00:00Z', updatedAt: '2025-01-01T00:00:00Z' };
+}
+
+export function model(id: number, name: string, parentId: number | null = null, stage: string | null = null): ModelInfo {
+  return { id, name, kind: id === 1 ? 'builtin' : parentId === null ? 'imported' : 'trained', family: 'gpt2', parentId, stage, runId: null, createdAt: '2025-01-01T00:00:00Z' };
+}
