@@ -4,7 +4,6 @@
 // from its checkpoint, and runs the rest; it never redoes finished work.
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { StudioDatabase } from '../../db/database.ts';
@@ -14,13 +13,11 @@ import type { JsonObject } from '../../db/json.ts';
 import { ModelStore } from '../../db/models.ts';
 import { RunStore, type Run } from '../../db/runs.ts';
 import type { JobRunner } from '../jobs/runner.ts';
+import { DEFAULT_MODEL_DIR, ensureBuiltinModel } from '../models/builtin.ts';
 import type { DataSpec, ExperimentDefinition, ExperimentProgress, StageSpec, StageState } from './contract.ts';
 import { DEMOS, inputRefs, parseExperiment, PI0 } from './experiment.ts';
 import type { Artifact } from './stage.ts';
 import { STAGES } from './stages/index.ts';
-
-/** The embedded default model (pi_0 of the reproduction). */
-export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/default', import.meta.url));
 
 /** Each stage's seed: the experiment's, mixed with the stage id (so adding a stage changes no other stage's seed). */
 export function stageSeed(experimentSeed: number, id: string): number {
@@ -170,9 +167,9 @@ export class ExperimentDriver {
       if (row === undefined || row.path === null) throw new Error(`There is no model named '${name}' in the store; import it first (afd models import DIR).`);
       return { type: 'model', stage: PI0, dir: this.runner.files.absolute(row.path), modelId: row.id };
     }
-    const dir = m === 'default' ? DEFAULT_MODEL_DIR : resolve(m);
-    const name = m === 'default' ? 'default (pi_0)' : dir;
-    const row = models.list().find((x) => x.path === dir) ?? models.insert({ name, kind: 'imported', family: null, stage: 'base', path: dir });
+    if (m === 'default') return { type: 'model', stage: PI0, dir: DEFAULT_MODEL_DIR, modelId: ensureBuiltinModel(this.db) };
+    const dir = resolve(m);
+    const row = models.list().find((x) => x.path === dir) ?? models.insert({ name: dir, kind: 'imported', family: null, stage: 'base', path: dir });
     return { type: 'model', stage: PI0, dir, modelId: row.id };
   }
 

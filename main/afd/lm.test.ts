@@ -2,7 +2,7 @@
 // real token is, and how long pairs are cut.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEFAULT_MODEL_DIR } from './driver.ts';
+import { DEFAULT_MODEL_DIR } from '../models/builtin.ts';
 import { encodePair, loadModel, sequenceFeeds } from './lm.ts';
 
 test('sequenceFeeds: next-token targets, a mask on response targets only, the last real token of each row', () => {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { GenerationStopped, WorkerGeneration } from './generation.ts';
-import { DEFAULT_MODEL_DIR } from './models.ts';
+import { DEFAULT_MODEL_DIR } from '../models/builtin.ts';
 
 const gen = new WorkerGeneration();
 after(() => gen.close());

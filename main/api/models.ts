@@ -3,8 +3,6 @@
 // stored as generations so that blind A/B voting can use them.
 import { randomUUID } from 'node:crypto';
 import { isAbsolute } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { StudioDatabase } from '../../db/database.ts';
 import { GenerationStore } from '../../db/generations.ts';
 import type { Model } from '../../db/models.ts';
 import { ModelStore } from '../../db/models.ts';
@@ -13,24 +11,10 @@ import type { ApiContext, Handlers } from './context.ts';
 import type { GeneratedRow } from './generation.ts';
 import { GenerationStopped } from './generation.ts';
 import { runInfo } from './runs.ts';
-
-/** The embedded default model (pi_0), shipped with the app. */
-export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/default', import.meta.url));
-const BUILTIN = 'default';
-
-/** Registers the embedded model in the store once, so that it has an id like any other
- *  (its generations and judgments need one). Returns its id. */
-export function ensureBuiltinModel(db: StudioDatabase): number {
-  const store = new ModelStore(db);
-  const found = store.list().find(isBuiltin);
-  if (found !== undefined) return found.id;
-  return store.insert({ name: 'Default model (embedded)', kind: 'imported', family: 'gpt2', stage: 'base', config: { builtin: BUILTIN } }).id;
-}
-
-const isBuiltin = (m: Model): boolean => m.config.builtin === BUILTIN;
+import { DEFAULT_MODEL_DIR, isBuiltinModel } from '../models/builtin.ts';
 
 export function modelInfo(m: Model): ModelInfo {
-  return { id: m.id, name: m.name, kind: isBuiltin(m) ? 'builtin' : m.kind, family: m.family, parentId: m.parentId, stage: m.stage, runId: m.runId, createdAt: m.createdAt };
+  return { id: m.id, name: m.name, kind: isBuiltinModel(m) ? 'builtin' : m.kind, family: m.family, parentId: m.parentId, stage: m.stage, runId: m.runId, createdAt: m.createdAt };
 }
 
 /** Streams of generation: each (model, prompt) is one stream with its own id. */
@@ -50,7 +34,7 @@ export class GenerationStreams {
   modelDir(modelId: number): string {
     const m = this.models.get(modelId);
     if (m === undefined) throw new Error(`There is no model #${modelId}; it may have been deleted, so reload the list.`);
-    if (isBuiltin(m)) return DEFAULT_MODEL_DIR;
+    if (isBuiltinModel(m)) return DEFAULT_MODEL_DIR;
     if (m.path === null) throw new Error(`Model "${m.name}" (#${m.id}) has no weights on disk yet; wait for the run that trains it to finish.`);
     return isAbsolute(m.path) ? m.path : this.ctx.runner.files.absolute(m.path);
   }
