@@ -1,8 +1,11 @@
 // `afd serve`: the studio in a browser, for machines without a display (or a preference
 // for one). Runs until Ctrl-C; running jobs pause (or cancel, if they cannot) on the way out.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { JobRunner } from '../jobs/runner.ts';
-import { startServer } from '../server/server.ts';
+import { RENDERER_DIST, startServer } from '../server/server.ts';
 import { DB_OPTION, DB_USAGE, openStudio } from './studio.ts';
 
 const USAGE = `usage: afd serve [--port N] [--host 127.0.0.1] ${DB_USAGE}`;
@@ -16,6 +19,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be a whole number from 0 to 65535 (0 picks a free port), not "${values.port}".`);
+  await ensureRendererBuilt();
   const studio = await openStudio(values.db);
   const runner = new JobRunner({ db: studio.db, files: studio.files });
   let server;
@@ -43,4 +47,12 @@ export async function serveCommand(argv: string[]): Promise<number> {
   await runner.close();
   studio.close();
   return 0;
+}
+
+/** Builds the interface the first time (a fresh clone has only its sources). */
+async function ensureRendererBuilt(): Promise<void> {
+  if (existsSync(join(RENDERER_DIST, 'index.html'))) return;
+  console.error('afd serve: building the interface once (renderer/dist)...');
+  const { build } = await import('vite');
+  await build({ configFile: fileURLToPath(new URL('../../renderer/vite.config.ts', import.meta.url)), logLevel: 'warn' });
 }
