@@ -114,7 +114,9 @@ describe('importing the real HH harmless-base test split', () => {
     await importDataset(db, HH_FILE, { name: 'h', onProgress: (p) => seen.push({ ...p, at: performance.now() }) });
     for (let i = 1; i < seen.length; i++) {
       assert.ok(seen[i].at - seen[i - 1].at >= 100);
-      assert.ok(seen[i].bytesRead >= seen[i - 1].bytesRead && seen[i].examples > seen[i - 1].examples);
+      // Non-decreasing, not strictly growing: on a loaded machine 100 ms can pass between
+      // two progress checks with no new complete line parsed.
+      assert.ok(seen[i].bytesRead >= seen[i - 1].bytesRead && seen[i].examples >= seen[i - 1].examples);
     }
     for (const p of seen) assert.ok(p.bytesRead <= p.totalBytes && p.totalBytes === 742801);
     db.close();
