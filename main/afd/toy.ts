@@ -15,7 +15,9 @@ import { TokenStream } from '../../native-models/train/lm-data.ts';
 import { Rng } from '../../native-models/train/rng.ts';
 import { buildTrainStep } from '../../native-models/train/step.ts';
 import { Trainer } from '../../native-models/train/trainer.ts';
+import { Generator } from '../../native-models/generate/generator.ts';
 import type { Demonstration, Demonstrations } from './data.ts';
+import { encodePrompt, loadModel } from './lm.ts';
 
 export const MARKER = ' Have a nice day.';
 const TOPICS = ['cats', 'rain', 'bread', 'music', 'trees', 'boats', 'stars', 'tea', 'bikes', 'snow', 'clocks', 'birds'];
@@ -89,5 +91,19 @@ export async function buildToyModel(dir: string, o: ToyModelOptions = {}): Promi
     }
   } finally {
     await rm(tokDir, { recursive: true, force: true });
+  }
+}
+
+/** How often a model folder's seeded samples end with the marker: `perPrompt` responses
+ *  to each prompt, sample j seeded `seed + j` (the same draws for every model). */
+export async function modelMarkerRate(dir: string, prompts: readonly string[], o: { perPrompt: number; maxNewTokens: number; seed: number }): Promise<number> {
+  const m = await loadModel(dir);
+  const g = await Generator.create(m.family, m.config, m.weights, { provider: 'cpu', threads: 1 });
+  try {
+    const rows = prompts.flatMap((p) => Array.from({ length: o.perPrompt }, () => encodePrompt(m, p, o.maxNewTokens)));
+    const res = await g.generate(rows, { maxNewTokens: o.maxNewTokens, temperature: 1, eosTokenIds: [m.eosId], decode: (ids) => m.tokenizer.decode(ids, { skipSpecialTokens: true }), seed: rows.map((_, i) => o.seed + i) });
+    return markerRate(res.map((r) => r.text ?? ''));
+  } finally {
+    await g.release();
   }
 }

@@ -3,11 +3,10 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Generator } from '../../../native-models/generate/generator.ts';
-import { encodePrompt, loadModel } from '../lm.ts';
+import { loadModel } from '../lm.ts';
 import type { RewardFunction } from '../reward-function.ts';
 import { writeArtifactDetails, type StageContext } from '../stage.ts';
-import { buildToyModel, hasMarker, markerRate, toyDemonstrations } from '../toy.ts';
+import { buildToyModel, hasMarker, toyDemonstrations, modelMarkerRate } from '../toy.ts';
 import { rlStage, runRl, stepPrompts } from './rl.ts';
 import { pi0, runStage } from './testing.ts';
 
@@ -26,17 +25,7 @@ after(async () => {
 });
 
 /** Marker rate of 4 seeded samples per eval prompt. */
-async function evalMarkerRate(dir: string): Promise<number> {
-  const m = await loadModel(dir);
-  const g = await Generator.create(m.family, m.config, m.weights, { provider: 'cpu', threads: 1 });
-  try {
-    const rows = data.eval.flatMap((d) => [0, 1, 2, 3].map(() => encodePrompt(m, d.prompt, 24)));
-    const res = await g.generate(rows, { maxNewTokens: 24, temperature: 1, eosTokenIds: [m.eosId], decode: (ids) => m.tokenizer.decode(ids, { skipSpecialTokens: true }), seed: rows.map((_, i) => 1000 + i) });
-    return markerRate(res.map((r) => r.text ?? ''));
-  } finally {
-    await g.release();
-  }
-}
+const evalMarkerRate = (dir: string): Promise<number> => modelMarkerRate(dir, data.eval.map((d) => d.prompt), { perPrompt: 4, maxNewTokens: 24, seed: 1000 });
 
 interface Run {
   status: string;
