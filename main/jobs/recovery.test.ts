@@ -1,0 +1,30 @@
+// Start-up cleaning keeps what later runs read: a finished AfD stage's whole folder is its
+// output (samples, selections, evaluations), while other kinds keep only referenced files.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { openDatabase } from '../../db/database.ts';
+import { RunStore } from '../../db/runs.ts';
+import { withTempDir } from '../../test/support/temp-dir.ts';
+import { StudioFiles } from './files.ts';
+import { recoverStore } from './recovery.ts';
+
+test('a finished afd-stage run keeps its folder through start-up cleaning; a finished run of another kind does not', async () => {
+  await withTempDir('recovery', async (dir) => {
+    const db = await openDatabase(join(dir, 'studio.db'));
+    const files = new StudioFiles(join(dir, 'files'));
+    const runs = new RunStore(db);
+    const stage = runs.insert({ stage: 'afd-stage', config: { id: 'samples' } });
+    const tiny = runs.insert({ stage: 'train-tiny-lm', config: {} });
+    for (const r of [stage, tiny]) {
+      runs.setStatus(r.id, 'done', { result: {} });
+      mkdirSync(files.runDir(r.id), { recursive: true });
+      writeFileSync(join(files.runDir(r.id), 'samples.jsonl'), '{}\n');
+    }
+    await recoverStore(db, files);
+    assert.ok(existsSync(join(files.runDir(stage.id), 'samples.jsonl')), 'the stage output stays');
+    assert.ok(!existsSync(join(files.runDir(tiny.id), 'samples.jsonl')), 'an unreferenced file of another kind goes');
+    db.close();
+  });
+});
