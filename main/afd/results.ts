@@ -51,3 +51,11 @@ export function goldVsNSeries(rows: readonly ResultRow[]): PlotSeries[] {
 export function goldVsNSvg(t: ResultsTable): string {
   return linePlotSvg(goldVsNSeries(t.rows), { title: 'Gold reward against N (Best-of-N), 95% intervals', xLabel: 'N', yLabel: 'gold reward', logX: true });
 }
+
+/** Gold reward against the KL bound of Best-of-N (log N - (N - 1) / N): how much reward each method buys per nat of drift from the sampling policy. */
+export function goldVsKlSvg(t: ResultsTable): string {
+  const bon = new Map<string, ResultRow[]>();
+  for (const r of t.rows) if (r.n !== undefined && r.kl_estimate !== undefined) bon.set(r.method, [...(bon.get(r.method) ?? []), r]);
+  const series: PlotSeries[] = [...bon].map(([name, rs]) => ({ name, points: rs.sort((a, b) => a.kl_estimate! - b.kl_estimate!).map((r) => ({ x: r.kl_estimate!, y: r.gold_mean, lo: r.gold_ci95[0], hi: r.gold_ci95[1] })) }));
+  return linePlotSvg(series, { title: 'Gold reward against KL(Best-of-N || SFT) bound, 95% intervals', xLabel: 'KL bound (nats)', yLabel: 'gold reward' });
+}

@@ -13,7 +13,7 @@ import type { JsonObject } from '../../db/json.ts';
 import type { ExperimentDefinition, ResultsTable } from '../afd/contract.ts';
 import { ExperimentDriver, type ExperimentOutcome } from '../afd/driver.ts';
 import { parseExperiment, readExperimentFile } from '../afd/experiment.ts';
-import { experimentResults, goldVsNSvg, resultsMarkdown } from '../afd/results.ts';
+import { experimentResults, goldVsKlSvg, goldVsNSvg, resultsMarkdown } from '../afd/results.ts';
 import { JobRunner, type JobEvent } from '../jobs/runner.ts';
 import { formatDuration, formatNumber, progressLine } from './follow.ts';
 import { onePositional, printJson } from './output.ts';
@@ -59,14 +59,15 @@ export async function reproCommand(argv: string[]): Promise<number> {
     const table = experimentResults(studio.db, outcome.experimentId);
     if (table !== null) {
       await mkdir(out, { recursive: true });
-      const svg = goldVsNSvg(table);
       await writeFile(join(out, 'results.json'), `${JSON.stringify(table, null, 1)}\n`);
       await writeFile(join(out, 'results.md'), resultsMarkdown(table));
-      await writeFile(join(out, 'gold-vs-n.svg'), svg);
-      await writeFile(join(out, 'gold-vs-n.png'), new Resvg(svg, { background: 'white', fitTo: { mode: 'zoom', value: 2 } }).render().asPng());
+      for (const [name, svg] of [['gold-vs-n', goldVsNSvg(table)], ['gold-vs-kl', goldVsKlSvg(table)]]) {
+        await writeFile(join(out, `${name}.svg`), svg);
+        await writeFile(join(out, `${name}.png`), new Resvg(svg, { background: 'white', fitTo: { mode: 'zoom', value: 2 } }).render().asPng());
+      }
       const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` };
       await writeFile(join(out, 'run.json'), `${JSON.stringify({ command: `afd repro ${argv.join(' ')}`, experiment: def, machine, durationSeconds: Math.round((Date.now() - started) / 1000), experimentId: outcome.experimentId }, null, 1)}\n`);
-      if (!values.json) console.log(`Wrote results.json, results.md and gold-vs-n.svg/.png to ${out}.`);
+      if (!values.json) console.log(`Wrote results.json, results.md, gold-vs-n.svg/.png and gold-vs-kl.svg/.png to ${out}.`);
     }
     return code;
   });

@@ -1,0 +1,26 @@
+// The results table and plots from an evaluation's rows.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ResultsTable } from './contract.ts';
+import { goldVsKlSvg, goldVsNSeries, goldVsNSvg, resultsMarkdown } from './results.ts';
+
+const row = (method: string, gold: number, n?: number) => ({
+  method, ...(n === undefined ? {} : { n, kl_estimate: Math.log(n) - (n - 1) / n }), gold_mean: gold, gold_ci95: [gold - 0.1, gold + 0.1] as [number, number], win_rate_vs_sft: 0.5, mean_length: 10,
+});
+const table: ResultsTable = { gold_judge_accuracy: 0.61, rows: [row('sft', 0.2), row('bon:a', 0.2, 1), row('bon:a', 0.5, 4), row('bon:b', 0.1, 1), row('bon:b', 0.3, 4)] };
+
+test('one line per Best-of-N method with its interval, and policies as flat reference lines', () => {
+  const s = goldVsNSeries(table.rows);
+  assert.deepEqual(s.map((x) => x.name), ['bon:a', 'bon:b', 'sft']);
+  assert.deepEqual(s[0].points, [{ x: 1, y: 0.2, lo: 0.1, hi: 0.30000000000000004 }, { x: 4, y: 0.5, lo: 0.4, hi: 0.6 }]);
+  assert.equal(s[2].dashed, true);
+  assert.deepEqual(s[2].points.map((p) => [p.x, p.y]), [[1, 0.2], [4, 0.2]]);
+  for (const svg of [goldVsNSvg(table), goldVsKlSvg(table)]) assert.match(svg, /^<svg[\s\S]*bon:a[\s\S]*<\/svg>\s*$/);
+});
+
+test('the Markdown table has a row per result and the judge accuracy', () => {
+  const md = resultsMarkdown(table);
+  assert.match(md, /cross-validated\): 0\.610/);
+  assert.equal(md.split('\n').filter((l) => l.startsWith('| bon:')).length, 4);
+  assert.match(md, /\| bon:a \| 4 \| 0\.500 \[0\.400, 0\.600\] \|/);
+});
