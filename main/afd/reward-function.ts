@@ -3,9 +3,11 @@
 // judge), the density ratio log pi_SFT - log pi_0 (stages/density-ratio.ts), or a length
 // heuristic (bon:length). The reward artifact's artifact.json says which; every reward
 // stage writes one of the RewardDetails below.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ProviderName } from '../../native-models/runtime/providers.ts';
 import { densityRatioReward } from './density-ratio.ts';
-import { loadScorerReward } from './scorer.ts';
+import { loadScorerReward, SCORER_DIR } from './scorer.ts';
 import { artifactDetails, type Artifact } from './stage.ts';
 
 export interface Scored {
@@ -43,8 +45,12 @@ export function lengthReward(mode: 'longest' | 'median', target: number): Reward
 export async function loadRewardFunction(a: Artifact, runtime: RewardRuntime): Promise<RewardFunction> {
   const d = artifactDetails(a) as unknown as RewardDetails;
   switch (d.reward) {
-    case 'scorer':
-      return loadScorerReward(d.dir, runtime);
+    case 'scorer': {
+      // The scorer's folder inside the artifact's own, wherever the store now is (the
+      // recorded absolute path is only a fallback for artifacts written elsewhere).
+      const own = join(a.dir, SCORER_DIR);
+      return loadScorerReward(existsSync(own) ? own : d.dir, runtime);
+    }
     case 'density-ratio':
       return densityRatioReward(d.policy, d.base, d.perToken, runtime);
     case 'length':

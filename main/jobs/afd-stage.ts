@@ -83,6 +83,15 @@ export const afdStageKind: JobKind<AfdStageConfig> = {
       });
       return { ...result, modelId: model.id };
     }
+    if (stage.produces === 'reward' && result.scorer === true) {
+      // A trained reward model is a model too (backbone + head), in the lineage init -> SFT -> reward model.
+      const parent = parentModel(inputs);
+      const model = new ModelStore(db).insert({
+        name: `${config.experiment}/${config.id}`, kind: 'trained', family: typeof result.family === 'string' ? result.family : null,
+        parentId: parent?.modelId ?? null, runId: run.id, stage: config.stage, config: config.settings, path: `runs/${run.id}/scorer`,
+      });
+      return { ...result, modelId: model.id };
+    }
     if (stage.produces === 'samples') {
       const source = inputs.model;
       const modelId = source !== undefined && !Array.isArray(source) ? source.modelId ?? null : null;

@@ -1,6 +1,6 @@
 // The worker side of `afd-stage` (see afd-stage.ts): resolves the provider, gives the
 // stage its context, and reports its outcome with the folder its artifact is in.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chooseProvider } from '../../native-models/runtime/providers.ts';
 import { loadDemonstrations, type Demonstrations } from '../afd/data.ts';
@@ -33,7 +33,9 @@ export const run: WorkerRun<AfdStageConfig> = async (ctx) => {
   );
   if (outcome.status === 'stopped') return outcome;
   const result = { ...outcome.summary, dir: ctx.runDir, provider: choice.provider };
-  // A trained model's family, for its row in the store.
-  if (stage.produces === 'model') return { status: 'done', result: { ...result, family: String(JSON.parse(readFileSync(join(ctx.runDir, 'model', 'config.json'), 'utf8')).model_type) } };
+  // A trained model's (or reward model's) family, for its row in the store.
+  const family = (folder: string): string => String(JSON.parse(readFileSync(join(ctx.runDir, folder, 'config.json'), 'utf8')).model_type);
+  if (stage.produces === 'model') return { status: 'done', result: { ...result, family: family('model') } };
+  if (stage.produces === 'reward' && existsSync(join(ctx.runDir, 'scorer', 'config.json'))) return { status: 'done', result: { ...result, scorer: true, family: family('scorer') } };
   return { status: 'done', result };
 };
