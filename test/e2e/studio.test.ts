@@ -88,7 +88,6 @@ test('models: import a Hugging Face folder; the list shows it; a prompt streams'
   await page.getByRole('button', { name: 'Generate' }).click();
   await page.getByText(/tokens · finished: (eos|length|stop)/).waitFor();
   assert.ok((await page.getByTestId('try-output').innerText()).length > 0);
-  await screenshot(page, 'models');
 });
 
 test('compare: two models side by side, then blind votes update the tally', async () => {
@@ -126,11 +125,15 @@ test('experiments: the quick recipe runs to the end with progress, curves and lo
   await screenshot(page, 'experiments');
 });
 
-test('results: the experiment has a results view', async () => {
+test('results: the evaluation table of the experiment; models: the trained models in their lineage', async () => {
   await page.getByRole('button', { name: 'Results' }).click();
   await page.getByRole('heading', { name: 'Results' }).waitFor();
-  await page.locator('[data-testid=results-table], [data-testid=empty-state]').first().waitFor();
+  await page.getByTestId('results-table').waitFor();
+  assert.ok(await page.getByTestId('results-table').locator('tbody tr').count() >= 2, 'a row for SFT and for each N of Best-of-N');
   await screenshot(page, 'results');
+  await page.keyboard.press('Alt+2');
+  for (const name of ['quick/sft', 'quick/rm-sft-vs-init']) await page.getByTestId('models-table').getByText(name).waitFor();
+  await screenshot(page, 'models');
   await page.keyboard.press('Alt+6');
   await page.getByRole('heading', { name: 'Settings and status' }).waitFor();
   await screenshot(page, 'settings');
