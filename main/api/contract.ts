@@ -336,6 +336,8 @@ export interface Methods {
   'results.get': { params: { experimentId: number }; result: ResultsTable | null };
   'logs.app': { params: { limit?: number }; result: AppLogLine[] };
   'diagnostics.bundle': { params: Record<string, never>; result: { fileName: string; text: string } };
+  /** The desktop app's open dialog for a file or a folder (null when dismissed); refused over HTTP, where paths are typed. */
+  'system.choosePath': { params: { kind: 'file' | 'folder' }; result: { path: string | null } };
 }
 
 export type Method = keyof Methods;
@@ -712,6 +714,10 @@ export const validators: { [M in Method]: Validator<M> } = {
     return defined({ limit: r.optInt('limit', 1, 10_000) });
   },
   'diagnostics.bundle': none('diagnostics.bundle'),
+  'system.choosePath': (raw) => {
+    const r = new Reader('system.choosePath', raw, ['kind']);
+    return { kind: r.oneOf('kind', ['file', 'folder'] as const) };
+  },
 };
 
 export const METHODS = Object.keys(validators) as Method[];

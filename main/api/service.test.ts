@@ -270,3 +270,17 @@ test("the pipeline's own modules load with the agreed shapes", async () => {
   assert.throws(() => pl.parse({}), (err: Error) => err.message.length > 10);
   assert.ok(pl.recipes === null || Array.isArray(pl.recipes));
 });
+
+test('choosing a path opens the desktop dialog; under afd serve it is refused with a sentence', async () => {
+  await assert.rejects(service.call('system.choosePath', { kind: 'folder' }), /Only the desktop app can open a file dialog; type the path instead/);
+  await assert.rejects(service.dispatch('system.choosePath', { kind: 'disk' }), ValidationError);
+  const asked: string[] = [];
+  const desktop = await openTestStudio({ choosePath: async (kind) => (asked.push(kind), kind === 'folder' ? '/models/smol' : null) });
+  try {
+    assert.deepEqual(await desktop.service.call('system.choosePath', { kind: 'folder' }), { path: '/models/smol' });
+    assert.deepEqual(await desktop.service.call('system.choosePath', { kind: 'file' }), { path: null });
+    assert.deepEqual(asked, ['folder', 'file']);
+  } finally {
+    await desktop.close();
+  }
+});

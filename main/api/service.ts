@@ -33,6 +33,8 @@ export interface ServiceOptions {
   pipeline?: () => Promise<Pipeline>;
   /** Random numbers in [0, 1) for blind voting (default Math.random). */
   random?: () => number;
+  /** The desktop app's open dialog (absent under `afd serve`: a browser page types paths). */
+  choosePath?: (kind: 'file' | 'folder') => Promise<string | null>;
 }
 
 const APP_LOG_LINES = 2000;
@@ -75,7 +77,12 @@ export class StudioService implements StudioApi {
     }))));
     const { close: closeExperiments, ...experimentMethods } = experiments;
     this.closeExperiments = closeExperiments;
+    const choosePath = options.choosePath;
     this.handlers = {
+      'system.choosePath': async (p) => {
+        if (choosePath === undefined) throw new Error('Only the desktop app can open a file dialog; type the path instead.');
+        return { path: await choosePath(p.kind) };
+      },
       ...statusHandlers(ctx),
       ...datasetHandlers(ctx),
       ...modelHandlers(ctx, this.streams),

@@ -18,12 +18,12 @@ export interface Backend {
 }
 
 /** Opens the studio whose data folder the settings in `userData` name (default: userData). */
-export async function startBackend(userData: string): Promise<Backend> {
+export async function startBackend(userData: string, choosePath?: (kind: 'file' | 'folder') => Promise<string | null>): Promise<Backend> {
   const settingsFile = join(userData, 'settings.json');
   const { dataFolder } = new SettingsFile(settingsFile, { dataFolder: userData, forcedProvider: 'auto' }).get();
   const studio = await openStudio(join(dataFolder, 'studio.db'));
   const runner = new JobRunner({ db: studio.db, files: studio.files });
-  const service = new StudioService({ db: studio.db, runner, settingsFile, dataFolder });
+  const service = new StudioService({ db: studio.db, runner, settingsFile, dataFolder, ...(choosePath ? { choosePath } : {}) });
   for (const r of studio.recovery.interrupted) service.log('warn', `Run #${r.id} (${r.stage}) was interrupted when the studio last closed; resume it from the runs view.`);
   return {
     dispatch: (method, params) => service.dispatch(method, params),

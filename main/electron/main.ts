@@ -66,8 +66,15 @@ async function start(): Promise<void> {
 async function loadBackend(root: string, userData: string): Promise<Backend> {
   const { register } = (await import('tsx/esm/api')) as { register: () => unknown };
   register();
-  const mod = (await import(pathToFileURL(join(root, 'main', 'electron', 'backend.ts')).href)) as { startBackend: (userData: string) => Promise<Backend> };
-  return mod.startBackend(userData);
+  const mod = (await import(pathToFileURL(join(root, 'main', 'electron', 'backend.ts')).href)) as { startBackend: (userData: string, choosePath: (kind: 'file' | 'folder') => Promise<string | null>) => Promise<Backend> };
+  return mod.startBackend(userData, choosePath);
+}
+
+/** The native open dialog, for dataset files and model folders. */
+async function choosePath(kind: 'file' | 'folder'): Promise<string | null> {
+  const options = { properties: [kind === 'folder' ? ('openDirectory' as const) : ('openFile' as const)] };
+  const r = win !== null ? await dialog.showOpenDialog(win, options) : await dialog.showOpenDialog(options);
+  return r.canceled || r.filePaths.length === 0 ? null : r.filePaths[0];
 }
 
 function createWindow(): void {
