@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { Resvg } from '@resvg/resvg-js';
 import { ExperimentStore } from '../../db/experiments.ts';
 import type { JsonObject } from '../../db/json.ts';
+import { RunStore } from '../../db/runs.ts';
 import type { ExperimentDefinition, ResultsTable } from '../afd/contract.ts';
 import { ExperimentDriver, type ExperimentOutcome } from '../afd/driver.ts';
 import { parseExperiment, readExperimentFile } from '../afd/experiment.ts';
@@ -52,7 +53,6 @@ export async function reproCommand(argv: string[]): Promise<number> {
   if (values['max-eval'] !== undefined) data.maxEval = Number(values['max-eval']);
   const def = parseExperiment({ ...raw, data });
   const out = resolve(values.out ?? 'afd-results/hh-harmless');
-  const started = Date.now();
   return withStudio(values.db, async (studio) => {
     const outcome = await runExperiment(studio, def, values.resume);
     const code = await report(outcome, values.json, studio);
@@ -66,7 +66,7 @@ export async function reproCommand(argv: string[]): Promise<number> {
         await writeFile(join(out, `${name}.png`), new Resvg(svg, { background: 'white', fitTo: { mode: 'zoom', value: 2 } }).render().asPng());
       }
       const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` };
-      await writeFile(join(out, 'run.json'), `${JSON.stringify({ command: `afd repro ${argv.join(' ')}`, experiment: def, machine, durationSeconds: Math.round((Date.now() - started) / 1000), experimentId: outcome.experimentId }, null, 1)}\n`);
+      await writeFile(join(out, 'run.json'), `${JSON.stringify({ command: `afd repro ${argv.join(' ')}`, experiment: def, machine, ...experimentTimes(studio, outcome.experimentId), experimentId: outcome.experimentId }, null, 1)}\n`);
       if (!values.json) console.log(`Wrote results.json, results.md, gold-vs-n.svg/.png and gold-vs-kl.svg/.png to ${out}.`);
     }
     return code;
@@ -165,4 +165,15 @@ async function report(outcome: ExperimentOutcome, json: boolean, studio: Studio)
   else if (table !== null) console.log(resultsMarkdown(table));
   else console.log(`All ${outcome.stages.length} stages are done (the experiment has no eval stage, so there is no results table).`);
   return 0;
+}
+
+/** When the experiment's stages ran: first start to last finish (across resumes), and the sum of the stages' own times. */
+function experimentTimes(studio: Studio, experimentId: number): { startedAt: string | null; finishedAt: string | null; wallSeconds: number | null; stageSeconds: number } {
+  const runs = new RunStore(studio.db).list({ experimentId }).filter((r) => r.startedAt !== null && r.finishedAt !== null);
+  const t = (s: string): number => Date.parse(s.endsWith('Z') ? s : `${s.replace(' ', 'T')}Z`);
+  const starts = runs.map((r) => t(r.startedAt!)), ends = runs.map((r) => t(r.finishedAt!));
+  const stageSeconds = Math.round(runs.reduce((sum, r) => sum + (t(r.finishedAt!) - t(r.startedAt!)) / 1000, 0));
+  if (runs.length === 0) return { startedAt: null, finishedAt: null, wallSeconds: null, stageSeconds };
+  const first = Math.min(...starts), last = Math.max(...ends);
+  return { startedAt: new Date(first).toISOString(), finishedAt: new Date(last).toISOString(), wallSeconds: Math.round((last - first) / 1000), stageSeconds };
 }
