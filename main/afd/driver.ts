@@ -3,10 +3,12 @@
 // experiment again (resume) reuses every finished stage, continues an unfinished one
 // from its checkpoint, and runs the rest; it never redoes finished work.
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, rename } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { StudioDatabase } from '../../db/database.ts';
+import { ArtifactStore } from '../../db/artifacts.ts';
 import { DatasetStore } from '../../db/datasets.ts';
 import { ExperimentStore } from '../../db/experiments.ts';
 import type { JsonObject } from '../../db/json.ts';
@@ -173,7 +175,9 @@ export class ExperimentDriver {
     return { type: 'model', stage: PI0, dir, modelId: row.id };
   }
 
-  /** The demonstrations; a store dataset is exported to a file the stages read. */
+  /** The demonstrations; a store dataset is exported to a file the stages read, named by
+   *  its content hash and recorded as an artifact (so start-up cleaning keeps it, and the
+   *  stages' configs name exactly the data they saw). */
   private async dataSpec(): Promise<DataSpec> {
     const d = this.def.data;
     if (!d.source.startsWith('store:')) return d;
@@ -181,9 +185,23 @@ export class ExperimentDriver {
     const datasets = new DatasetStore(this.db);
     const ds = datasets.getByName(name);
     if (ds === undefined) throw new Error(`There is no dataset named '${name}' in the store; import it first (afd datasets import FILE --name ${name}).`);
-    const file = join(this.runner.files.root, 'experiments', String(this.experimentId), 'data.jsonl');
-    await mkdir(dirname(file), { recursive: true });
-    await pipeline(datasets.exportJsonl(ds.id), createWriteStream(file));
+    const folder = join(this.runner.files.root, 'datasets');
+    await mkdir(folder, { recursive: true });
+    const temp = join(folder, `.export-${this.experimentId}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+    const hash = createHash('sha256');
+    let size = 0;
+    await pipeline(datasets.exportJsonl(ds.id), async function* (chunks: AsyncIterable<Buffer | string>) {
+      for await (const c of chunks) {
+        const b = typeof c === 'string' ? Buffer.from(c) : c;
+        hash.update(b);
+        size += b.length;
+        yield b;
+      }
+    }, createWriteStream(temp));
+    const digest = hash.digest('hex');
+    const file = join(folder, `${digest}.jsonl`);
+    await rename(temp, file);
+    new ArtifactStore(this.db).put({ hash: digest, size, path: this.runner.files.relative(file) });
     return { ...d, source: file, format: 'jsonl' };
   }
 }
