@@ -24,6 +24,9 @@ export interface DataSpec {
   /** Use at most this many train / eval prompts (a smaller, faster experiment). */
   maxTrain?: number;
   maxEval?: number;
+  /** The model folder whose chat template turns `{"messages": [...]}` lines into (prompt,
+   *  response); the driver sets it to pi_0's. */
+  chatTemplateModel?: string;
 }
 
 export interface ExperimentDefinition {

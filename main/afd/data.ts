@@ -2,6 +2,8 @@
 // by a stable hash of the prompt; a demonstration is (prompt, good response). `rejected`
 // is kept when the source has it, for the gold judge and the preference baselines only:
 // AfD stages never read it.
+import { Tokenizer } from '../../native-models/tokenizer/tokenizer.ts';
+import { chatRenderer } from '../datasets/chat.ts';
 import { readDataset } from '../datasets/readers.ts';
 import { stableSplit } from '../datasets/split.ts';
 import type { DataSpec } from './contract.ts';
@@ -25,7 +27,8 @@ export async function loadDemonstrations(spec: DataSpec): Promise<Demonstrations
   const file = spec.source === HH_HARMLESS_SOURCE ? HH_HARMLESS_FILE : spec.source;
   const format = spec.source === HH_HARMLESS_SOURCE ? 'hh' : spec.format;
   const out: Demonstrations = { train: [], eval: [] };
-  for await (const r of readDataset(file, format === undefined ? {} : { format })) {
+  const renderMessages = spec.chatTemplateModel === undefined ? undefined : chatRenderer(await Tokenizer.fromFolder(spec.chatTemplateModel));
+  for await (const r of readDataset(file, { ...(format === undefined ? {} : { format }), ...(renderMessages ? { renderMessages } : {}) })) {
     const response = r.response ?? r.chosen;
     if (response === undefined) throw new Error(`${file}:${r.line}: a demonstration needs a response (or a chosen response).`);
     const d: Demonstration = { prompt: r.prompt, response };

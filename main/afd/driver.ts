@@ -115,8 +115,9 @@ export class ExperimentDriver {
   }
 
   private async drive(): Promise<ExperimentOutcome> {
-    const artifacts = new Map<string, Artifact>([[PI0, this.initialModel()]]);
-    const data = await this.dataSpec();
+    const pi0 = this.initialModel();
+    const artifacts = new Map<string, Artifact>([[PI0, pi0]]);
+    const data = { ...(await this.dataSpec()), chatTemplateModel: pi0.dir };
     const finish = (status: ExperimentOutcome['status'], error?: string): ExperimentOutcome => ({ ...this.progress(), status, ...(error === undefined ? {} : { error }) });
     for (const spec of this.def.stages) {
       if (this.stopping !== null) return finish(this.stopping === 'pause' ? 'paused' : 'cancelled');

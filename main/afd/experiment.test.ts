@@ -1,6 +1,11 @@
 // Experiment definitions are checked before anything runs, with errors naming the stage.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { DEFAULT_MODEL_DIR } from '../models/builtin.ts';
+import { loadDemonstrations } from './data.ts';
 import { stageSeed } from './driver.ts';
 import { parseExperiment } from './experiment.ts';
 import { RECIPES } from './recipes.ts';
@@ -39,4 +44,21 @@ test('stage seeds depend on the experiment seed and the stage id, not on the sta
   assert.equal(stageSeed(0, 'sft'), stageSeed(0, 'sft'));
   assert.notEqual(stageSeed(0, 'sft'), stageSeed(1, 'sft'));
   assert.notEqual(stageSeed(0, 'sft'), stageSeed(0, 'sft-2'));
+});
+
+test('chat lines ({"messages": [...]}) in experiment data are rendered with the model\'s chat template', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'afd-chat-'));
+  try {
+    const file = join(dir, 'chats.jsonl');
+    const lines = Array.from({ length: 30 }, (_, i) => JSON.stringify({ messages: [{ role: 'user', content: `question ${i}` }, { role: 'assistant', content: `answer ${i}` }] }));
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const d = await loadDemonstrations({ source: file, evalFraction: 0.2, chatTemplateModel: DEFAULT_MODEL_DIR });
+    const all = [...d.train, ...d.eval];
+    assert.equal(all.length, 30);
+    const first = all.find((x) => x.prompt.includes('question 3\n'))!;
+    assert.deepEqual(first, { prompt: '\n\nHuman: question 3\n\nAssistant:', response: ' answer 3' });
+    await assert.rejects(loadDemonstrations({ source: file, evalFraction: 0.2 }), /needs the chat template of a model/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -23,7 +23,7 @@ import { HH_HARMLESS_FILE, loadHhMicrocosm, transcripts } from './hh.ts';
 
 /** Renders chat messages in the HH transcript format the model is trained on. */
 export const HH_CHAT_TEMPLATE =
-  "{% for m in messages %}{% if m['role'] == 'user' %}\n\nHuman: {{ m['content'] }}{% else %}\n\nAssistant: {{ m['content'] }}{% endif %}{% endfor %}{% if add_generation_prompt %}\n\nAssistant:{% endif %}";
+  "{% for m in messages %}{% if m['role'] == 'user' %}{{ '\n\nHuman: ' + m['content'] }}{% else %}{{ '\n\nAssistant: ' + m['content'] }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '\n\nAssistant:' }}{% endif %}";
 
 export interface PretrainOptions {
   out: string;

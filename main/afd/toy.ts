@@ -22,7 +22,7 @@ import { encodePrompt, loadModel } from './lm.ts';
 export const MARKER = ' Have a nice day.';
 const TOPICS = ['cats', 'rain', 'bread', 'music', 'trees', 'boats', 'stars', 'tea', 'bikes', 'snow', 'clocks', 'birds'];
 const WORDS = ['the', 'a', 'is', 'very', 'good', 'small', 'big', 'red', 'old', 'new', 'and', 'it', 'we', 'like', 'see', 'often', 'here', 'now'];
-const TEMPLATE = "{% for m in messages %}{% if m['role'] == 'user' %}\n\nHuman: {{ m['content'] }}{% else %}\n\nAssistant: {{ m['content'] }}{% endif %}{% endfor %}{% if add_generation_prompt %}\n\nAssistant:{% endif %}";
+const TEMPLATE = "{% for m in messages %}{% if m['role'] == 'user' %}{{ '\n\nHuman: ' + m['content'] }}{% else %}{{ '\n\nAssistant: ' + m['content'] }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '\n\nAssistant:' }}{% endif %}";
 
 export const hasMarker = (text: string): boolean => text.trimEnd().endsWith(MARKER.trim());
 export const markerRate = (texts: readonly string[]): number => texts.filter(hasMarker).length / Math.max(1, texts.length);
