@@ -10,12 +10,12 @@ import { DB_OPTION, DB_USAGE, withStudio } from './studio.ts';
 
 const FORMATS = ['hh', 'jsonl', 'csv'] as const;
 
-const IMPORT_USAGE = `usage: afd datasets import FILE --name NAME [--format hh|jsonl|csv] [--eval-fraction 0.2] [${DB_USAGE}]`;
+const IMPORT_USAGE = `usage: afd datasets import FILE --name NAME [--format hh|jsonl|csv] [--eval-fraction 0.2] [--model DIR (its chat template renders {"messages": [...]} lines)] [${DB_USAGE}]`;
 export async function datasetsImport(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { ...DB_OPTION, name: { type: 'string' }, format: { type: 'string' }, 'eval-fraction': { type: 'string' }, help: { type: 'boolean', default: false } },
+    options: { ...DB_OPTION, name: { type: 'string' }, format: { type: 'string' }, 'eval-fraction': { type: 'string' }, model: { type: 'string' }, help: { type: 'boolean', default: false } },
   });
   if (values.help) return usage(IMPORT_USAGE);
   const file = resolve(onePositional(positionals, 'dataset file', IMPORT_USAGE));
@@ -26,7 +26,7 @@ export async function datasetsImport(argv: string[]): Promise<number> {
   if (!(evalFraction >= 0 && evalFraction <= 1)) throw new Error(`--eval-fraction must be a number from 0 to 1, not '${values['eval-fraction']}'.`);
 
   const name = values.name.trim();
-  return withStudio(values.db, (studio) => runInForeground(studio, (runner) => runner.submit('import-dataset', { file, name, format, evalFraction }), `Importing ${name}`, []));
+  return withStudio(values.db, (studio) => runInForeground(studio, (runner) => runner.submit('import-dataset', { file, name, format, evalFraction, ...(values.model === undefined ? {} : { chatTemplateModel: resolve(values.model) }) }), `Importing ${name}`, []));
 }
 
 const LIST_USAGE = `usage: afd datasets list [--json] [${DB_USAGE}]`;

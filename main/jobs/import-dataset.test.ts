@@ -11,6 +11,7 @@ import { importDataset } from '../datasets/import.ts';
 import { StudioFiles } from './files.ts';
 import { JobRunner } from './runner.ts';
 import { HH_HARMLESS_FILE } from '../afd/hh.ts';
+import { DEFAULT_MODEL_DIR } from '../models/builtin.ts';
 
 const HH_FILE = HH_HARMLESS_FILE;
 const dir = mkdtempSync(join(tmpdir(), 'afd-import-job-'));
@@ -86,4 +87,16 @@ test('a cancelled import is deleted whole; the name can be used again', async ()
   assert.throws(() => runner.submit('import-dataset', { file, name: 'big' }), /^Error: A dataset named "big" already exists; choose another name or delete the old dataset first\.$/);
   assert.throws(() => runner.submit('import-dataset', { file: join(dir, 'none.jsonl'), name: 'none' }), /Could not read .*none\.jsonl \(ENOENT\); check that the path names a dataset file\./);
   assert.equal(runs.get(), before2);
+});
+
+test('chat lines import with a model\'s chat template, and are refused with a sentence without one', async () => {
+  const file = join(dir, 'chats.jsonl');
+  writeFileSync(file, `${JSON.stringify({ messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello.' }] })}\n`);
+  const without = await runner.settled(runner.submit('import-dataset', { file, name: 'chats-0' }).id);
+  assert.equal(without.status, 'failed');
+  assert.match(without.error ?? '', /needs the chat template of a model/);
+  const run = runner.submit('import-dataset', { file, name: 'chats', chatTemplateModel: DEFAULT_MODEL_DIR });
+  assert.equal((await runner.settled(run.id)).status, 'done');
+  const page = datasets.searchExamples(datasets.getByName('chats')!.id);
+  assert.deepEqual(page.items.map((e) => [e.prompt, e.response]), [['\n\nHuman: Hi\n\nAssistant:', ' Hello.']]);
 });

@@ -21,6 +21,8 @@ export type ImportDatasetConfig = {
   name: string;
   format: (typeof FORMATS)[number];
   evalFraction: number;
+  /** A model folder whose chat template renders `{"messages": [...]}` lines (none: chats are refused with a sentence). */
+  chatTemplateModel: string | null;
 };
 
 /** One batch of rows from the worker. */
@@ -40,6 +42,7 @@ export const importDatasetKind: JobKind<ImportDatasetConfig, ImportBatch> = {
       name: text(raw, 'name').trim(),
       format: oneOf(raw, 'format', FORMATS, 'auto'),
       evalFraction: number(raw, 'evalFraction', 0.2, 0, 1),
+      chatTemplateModel: raw.chatTemplateModel === undefined || raw.chatTemplateModel === null ? null : resolve(text(raw, 'chatTemplateModel')),
     };
   },
 

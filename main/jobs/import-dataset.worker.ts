@@ -1,13 +1,16 @@
 // The worker side of `import-dataset` (see import-dataset.ts): reading, parsing, checking
 // and splitting happen here; the rows go to the main thread to be stored.
+import { Tokenizer } from '../../native-models/tokenizer/tokenizer.ts';
+import { chatRenderer } from '../datasets/chat.ts';
 import { ExampleBatches } from '../datasets/import.ts';
 import type { WorkerRun } from './kind.ts';
 import type { ImportBatch, ImportDatasetConfig } from './import-dataset.ts';
 
 export const run: WorkerRun<ImportDatasetConfig, ImportBatch> = async (ctx) => {
-  const { file, name, format, evalFraction } = ctx.config;
+  const { file, name, format, evalFraction, chatTemplateModel } = ctx.config;
   const batches = await ExampleBatches.open(file, {
     name,
+    ...(chatTemplateModel === null ? {} : { renderMessages: chatRenderer(await Tokenizer.fromFolder(chatTemplateModel)) }),
     format: format === 'auto' ? undefined : format,
     evalFraction,
     signal: ctx.signal,
