@@ -119,7 +119,9 @@ export async function trainScorer(
   const n = loss === 'bce' ? data.items.length : data.pairs.length;
   if (n === 0) throw new Error(`The scorer has nothing to train on (no ${loss === 'bce' ? 'responses' : 'pairs of responses to one prompt'}); check its sources and the held-out fraction.`);
   const rows = data.items.map((x) => encodePair(model, x.prompt, x.response, maxLength));
-  const batches = epochBatches(n, config.batch, config.epochs, ctx.seed);
+  // Batches of similar lengths (less padding): an item's length, or a pair's longer side.
+  const length = loss === 'bce' ? (i: number) => rows[i].ids.length : (i: number) => Math.max(rows[data.pairs[i][0]].ids.length, rows[data.pairs[i][1]].ids.length);
+  const batches = epochBatches(n, config.batch, config.epochs, ctx.seed, length);
   const settings = trainingSettings(config, batches.length);
   const rng = new Rng(ctx.seed);
   const tm = withScoreHead(trainableModel(model, adaptation(config), rng), hiddenSize(model), rng);
