@@ -9,7 +9,8 @@ import { learningRate } from '../../native-models/optim/schedule.ts';
 import { buildTrainStep } from '../../native-models/train/step.ts';
 import { Trainer, type Feeds, type StepResult } from '../../native-models/train/trainer.ts';
 import type { StageContext } from './stage.ts';
-import type { TrainableModel } from './lm.ts';
+import { Rng } from '../../native-models/train/rng.ts';
+import { shuffled, type TrainableModel } from './lm.ts';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 
@@ -64,4 +65,30 @@ export async function trainSteps(
     if (r.step % s.checkpointEvery === 0 && r.step < s.steps) await save();
   }
   return 'done';
+}
+
+/**
+ * The batches of every epoch, from the stage's seed: step s trains on batches[s]. With
+ * `length`, rows are drawn in a shuffled order, sorted by length within pools of 16
+ * batches, and the pool's batches shuffled again: batches of similar lengths waste less
+ * on padding (right padding costs as much compute as real tokens), the order stays random.
+ */
+export function epochBatches(n: number, batch: number, epochs: number, seed: number, length?: (row: number) => number): number[][] {
+  const out: number[][] = [];
+  for (let e = 0; e < epochs; e++) {
+    const rng = new Rng(seed * 1009 + e);
+    const order = shuffled(n, rng);
+    if (length === undefined) {
+      for (let i = 0; i < n; i += batch) out.push(order.slice(i, i + batch));
+      continue;
+    }
+    const epoch: number[][] = [];
+    const pool = 16 * batch;
+    for (let p = 0; p < n; p += pool) {
+      const sorted = order.slice(p, p + pool).sort((a, b) => length(a) - length(b) || a - b);
+      for (let i = 0; i < sorted.length; i += batch) epoch.push(sorted.slice(i, i + batch));
+    }
+    for (const i of shuffled(epoch.length, rng)) out.push(epoch[i]);
+  }
+  return out;
 }

@@ -14,9 +14,8 @@ import { Rng } from '../../../native-models/train/rng.ts';
 import { integer, number } from '../../jobs/config.ts';
 import { encodePair, loadModel, responseLogProbs, saveModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded, type LoadedModel } from '../lm.ts';
 import { modelDir, one, writeArtifactDetails, type Stage, type StageContext, type StageOutcome } from '../stage.ts';
-import { createTrainer, trainSteps } from '../training.ts';
+import { createTrainer, epochBatches, trainSteps } from '../training.ts';
 import { adaptation, adaptationSettings, ref, trainingConfig, trainingSettings } from './common.ts';
-import { epochBatches } from './sft.ts';
 
 /** The settings dpo and spin share. */
 export type PairConfig = JsonObject & { policy: string; reference: string; beta: number; epochs: number; batch: number; maxLength: number };

@@ -17,10 +17,9 @@ import { encodePair, loadModel, sequenceFeeds, sequenceInputs, trainableModel, t
 import type { RewardFunction } from '../reward-function.ts';
 import { headOf, hiddenSize, loadScorerReward, saveScorer, scorerScores, withScoreHead, type ScoreHead } from '../scorer.ts';
 import { modelDir, one, writeArtifactDetails, type Artifact, type Stage, type StageContext, type StageInputs, type StageOutcome } from '../stage.ts';
-import { createTrainer, trainSteps } from '../training.ts';
+import { createTrainer, epochBatches, trainSteps } from '../training.ts';
 import { adaptation, adaptationSettings, ref, trainingConfig, trainingSettings } from './common.ts';
 import { readSamples } from './sample.ts';
-import { epochBatches } from './sft.ts';
 
 /** The value of `positive` / `negative` that names the train demonstrations rather than a stage. */
 export const DEMOS = 'demos';

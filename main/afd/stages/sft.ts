@@ -5,39 +5,13 @@ import type { JsonObject } from '../../../db/json.ts';
 import { sftLoss } from '../../../native-models/objectives/losses.ts';
 import { Rng } from '../../../native-models/train/rng.ts';
 import { integer } from '../../jobs/config.ts';
-import { encodePair, loadModel, saveModel, sequenceFeeds, sequenceInputs, shuffled, trainableModel, type Encoded } from '../lm.ts';
+import { encodePair, loadModel, saveModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded } from '../lm.ts';
 import { modelDir, one, writeArtifactDetails, type Stage } from '../stage.ts';
-import { createTrainer, trainSteps } from '../training.ts';
+import { createTrainer, epochBatches, trainSteps } from '../training.ts';
 import { adaptation, adaptationSettings, ref, trainingConfig, trainingSettings } from './common.ts';
 import { join } from 'node:path';
 
 export type SftConfig = JsonObject & { model: string; epochs: number; batch: number; maxLength: number };
-
-/**
- * The batches of every epoch, from the stage's seed: step s trains on batches[s]. With
- * `length`, rows are drawn in a shuffled order, sorted by length within pools of 16
- * batches, and the pool's batches shuffled again: batches of similar lengths waste less
- * on padding (right padding costs as much compute as real tokens), the order stays random.
- */
-export function epochBatches(n: number, batch: number, epochs: number, seed: number, length?: (row: number) => number): number[][] {
-  const out: number[][] = [];
-  for (let e = 0; e < epochs; e++) {
-    const rng = new Rng(seed * 1009 + e);
-    const order = shuffled(n, rng);
-    if (length === undefined) {
-      for (let i = 0; i < n; i += batch) out.push(order.slice(i, i + batch));
-      continue;
-    }
-    const epoch: number[][] = [];
-    const pool = 16 * batch;
-    for (let p = 0; p < n; p += pool) {
-      const sorted = order.slice(p, p + pool).sort((a, b) => length(a) - length(b) || a - b);
-      for (let i = 0; i < sorted.length; i += batch) epoch.push(sorted.slice(i, i + batch));
-    }
-    for (const i of shuffled(epoch.length, rng)) out.push(epoch[i]);
-  }
-  return out;
-}
 
 export const sftStage: Stage<SftConfig> = {
   kind: 'sft',

@@ -2,8 +2,8 @@
 // padding than a plain shuffle.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Rng } from '../../../native-models/train/rng.ts';
-import { epochBatches } from './sft.ts';
+import { Rng } from '../../native-models/train/rng.ts';
+import { epochBatches } from './training.ts';
 
 test('epochBatches covers every row once per epoch, repeats for a seed, and length pools cut padding', () => {
   const rng = new Rng(5);
