@@ -65,6 +65,11 @@ export interface ResultRow {
   gold_ci95: [number, number];
   win_rate_vs_sft: number;
   win_rate_ci95?: [number, number];
+  /** Mean over prompts of gold(this response) - gold(the SFT reference's response to the
+   *  same prompt), with its 95% interval: the paired comparison, far tighter than comparing
+   *  two means when prompts differ much in difficulty. */
+  gold_gain_vs_sft?: number;
+  gold_gain_ci95?: [number, number];
   mean_length: number;
   distinct_2?: number;
   kl_estimate?: number;

@@ -27,11 +27,12 @@ export function resultsMarkdown(t: ResultsTable): string {
   const lines = [
     `Gold judge pair accuracy (cross-validated): ${t.gold_judge_accuracy === null ? 'n/a' : fmt(t.gold_judge_accuracy)}`,
     '',
-    '| method | N | gold reward (95% CI) | win rate vs SFT (95% CI) | mean length (tokens) | distinct-2 | KL bound |',
-    '| --- | ---: | --- | --- | ---: | ---: | ---: |',
+    '| method | N | gold reward (95% CI) | gain over SFT, paired (95% CI) | win rate vs SFT (95% CI) | mean length (tokens) | distinct-2 | KL bound |',
+    '| --- | ---: | --- | --- | --- | ---: | ---: | ---: |',
   ];
   for (const r of t.rows) {
-    lines.push(`| ${r.method} | ${r.n ?? ''} | ${fmt(r.gold_mean)} [${fmt(r.gold_ci95[0])}, ${fmt(r.gold_ci95[1])}] | ${fmt(r.win_rate_vs_sft)}${r.win_rate_ci95 ? ` [${fmt(r.win_rate_ci95[0])}, ${fmt(r.win_rate_ci95[1])}]` : ''} | ${fmt(r.mean_length, 1)} | ${r.distinct_2 === undefined ? '' : fmt(r.distinct_2)} | ${r.kl_estimate === undefined ? '' : fmt(r.kl_estimate)} |`);
+    const gain = r.gold_gain_vs_sft === undefined || r.gold_gain_ci95 === undefined ? '' : `${fmt(r.gold_gain_vs_sft)} [${fmt(r.gold_gain_ci95[0])}, ${fmt(r.gold_gain_ci95[1])}]`;
+    lines.push(`| ${r.method} | ${r.n ?? ''} | ${fmt(r.gold_mean)} [${fmt(r.gold_ci95[0])}, ${fmt(r.gold_ci95[1])}] | ${gain} | ${fmt(r.win_rate_vs_sft)}${r.win_rate_ci95 ? ` [${fmt(r.win_rate_ci95[0])}, ${fmt(r.win_rate_ci95[1])}]` : ''} | ${fmt(r.mean_length, 1)} | ${r.distinct_2 === undefined ? '' : fmt(r.distinct_2)} | ${r.kl_estimate === undefined ? '' : fmt(r.kl_estimate)} |`);
   }
   return `${lines.join('\n')}\n`;
 }

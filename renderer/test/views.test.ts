@@ -157,7 +157,7 @@ test('results: a table row per result, one line per reward model, CSV and PNG ex
   const [csv] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
   assert.equal(csv.suggestedFilename(), 'results-quick.csv');
   const text = readFileSync(await csv.path(), 'utf8').split('\r\n');
-  assert.equal(text[0], 'method,n,gold_mean,gold_ci95_lo,gold_ci95_hi,win_rate_vs_sft,win_rate_ci95_lo,win_rate_ci95_hi,mean_length,distinct_2,kl_estimate');
+  assert.equal(text[0], 'method,n,gold_mean,gold_ci95_lo,gold_ci95_hi,gold_gain_vs_sft,gold_gain_ci95_lo,gold_gain_ci95_hi,win_rate_vs_sft,win_rate_ci95_lo,win_rate_ci95_hi,mean_length,distinct_2,kl_estimate');
   assert.equal(text.length, rows.length + 2);
   const [png] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export plot as PNG' }).click()]);
   assert.equal(png.suggestedFilename(), 'results-quick.png');

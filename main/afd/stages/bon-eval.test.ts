@@ -72,4 +72,8 @@ test('eval: gold mean with interval, win rate against the reference (ties half),
   assert.ok(Math.abs(n2.gold_mean - 16 / 3) < 1e-12);
   assert.ok(Math.abs(n2.win_rate_vs_sft - 2 / 3) < 1e-12);
   assert.ok(Math.abs(n2.kl_estimate! - (Math.log(2) - 0.5)) < 1e-12);
+  // Paired gain over the reference (3 characters): (6 - 3, 8 - 3, 2 - 3) / 3 = 7/3.
+  assert.ok(Math.abs(n2.gold_gain_vs_sft! - 7 / 3) < 1e-12);
+  assert.ok(n2.gold_gain_ci95![0] < 7 / 3 && 7 / 3 < n2.gold_gain_ci95![1]);
+  assert.equal(policy.gold_gain_vs_sft, 1 / 3);
 });

@@ -60,10 +60,12 @@ function row(method: string, stage: string, set: SampleSet, gold: number[][], pi
   const chosen = picks.map((k, i) => set.byPrompt[i][k]);
   const m = meanCI(g);
   const w = winRate(g.map((x, i) => (x > refGold[i] ? 1 : x < refGold[i] ? 0 : 0.5)));
+  const gain = meanCI(g.map((x, i) => x - refGold[i]));
   return {
     method, stage, ...extra,
     gold_mean: m.mean, gold_ci95: m.ci95,
     win_rate_vs_sft: w.rate, win_rate_ci95: w.ci95,
+    gold_gain_vs_sft: gain.mean, gold_gain_ci95: gain.ci95,
     mean_length: chosen.reduce((s, x) => s + x.tokens, 0) / chosen.length,
     distinct_2: distinctN(chosen.map((x) => x.text.split(/\s+/).filter(Boolean)), 2),
   };

@@ -112,7 +112,7 @@ test('results: one series per method sorted by N, references for rows without N,
   assert.deepEqual(series.map((s) => [s.name, s.points.map((p) => p.x)]), [['bon rm', [1, 4]]]);
   assert.deepEqual(series[0].band[0], { x: 1, lo: 1, hi: 3 });
   assert.deepEqual(references, [{ name: 'sft', y: 1, lo: 0, hi: 2 }]);
-  assert.equal(resultsCsv(rows).split('\r\n')[2], 'bon rm,4,3,2,4,0.5,,,10,,');
+  assert.equal(resultsCsv(rows).split('\r\n')[2], 'bon rm,4,3,2,4,,,,0.5,,,10,,');
 });
 
 test('router, theme, format', () => {

@@ -36,12 +36,12 @@ export function goldVsN(rows: readonly ResultRow[]): { series: Series[]; referen
   return { series, references };
 }
 
-export const RESULT_COLUMNS = ['method', 'n', 'gold_mean', 'gold_ci95_lo', 'gold_ci95_hi', 'win_rate_vs_sft', 'win_rate_ci95_lo', 'win_rate_ci95_hi', 'mean_length', 'distinct_2', 'kl_estimate'] as const;
+export const RESULT_COLUMNS = ['method', 'n', 'gold_mean', 'gold_ci95_lo', 'gold_ci95_hi', 'gold_gain_vs_sft', 'gold_gain_ci95_lo', 'gold_gain_ci95_hi', 'win_rate_vs_sft', 'win_rate_ci95_lo', 'win_rate_ci95_hi', 'mean_length', 'distinct_2', 'kl_estimate'] as const;
 
 /** The results table as CSV, one row per table row, intervals as two columns. */
 export function resultsCsv(rows: readonly ResultRow[]): string {
   return toCsv(RESULT_COLUMNS, rows.map((r) => [
-    r.method, r.n, r.gold_mean, r.gold_ci95[0], r.gold_ci95[1], r.win_rate_vs_sft,
+    r.method, r.n, r.gold_mean, r.gold_ci95[0], r.gold_ci95[1], r.gold_gain_vs_sft, r.gold_gain_ci95?.[0], r.gold_gain_ci95?.[1], r.win_rate_vs_sft,
     r.win_rate_ci95?.[0], r.win_rate_ci95?.[1], r.mean_length, r.distinct_2, r.kl_estimate,
   ]));
 }
