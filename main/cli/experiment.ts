@@ -109,7 +109,8 @@ export async function runExperiment(studio: Studio, def: ExperimentDefinition, r
     label = `[${i + 1}/${total}] ${p.stages[i].id}`;
     for (const k of Object.keys(latest)) delete latest[k];
     clear();
-    err.write(`${label} (${p.stages[i].kind}, run #${p.stages[i].runId})\n`);
+    const kept = p.stages[i].state === 'done' ? ', finished earlier: kept' : '';
+    err.write(`${label} (${p.stages[i].kind}, run #${p.stages[i].runId}${kept})\n`);
   });
   const stopEvents = runner.onEvent((e: JobEvent) => {
     if (!('runId' in e) || e.runId !== driver.currentRun) return;
