@@ -4,20 +4,21 @@
 // params or throws one clear sentence. Events (job progress, experiment progress,
 // generation tokens) come separately as a stream of StudioEvent.
 //
-// This file is loaded by the renderer too: no Node imports, only types from the pipeline's
-// contract and the JSON types.
+// This file is loaded by the renderer too: no Node imports, only types: the pipeline's
+// contract, and the store's row types that the API returns as they are (one definition,
+// so the two cannot drift apart).
 import type { DataSpec, ExperimentDefinition, ExperimentProgress, Recipe, ResultRow, ResultsTable, StageSpec, StageState } from '../afd/contract.ts';
+import type { DatasetFormat, DatasetSummary, Example, ExampleEdit, ExamplePage, ExamplePatch, Split } from '../../db/datasets.ts';
 import type { Json, JsonObject } from '../../db/json.ts';
+import type { LogLevel, LogLine } from '../../db/run-logs.ts';
+import type { Run, RunStatus } from '../../db/runs.ts';
 
 export type { DataSpec, ExperimentDefinition, ExperimentProgress, Recipe, ResultRow, ResultsTable, StageSpec, StageState, Json, JsonObject };
+export type { DatasetFormat, DatasetSummary, Example, ExampleEdit, ExamplePage, ExamplePatch, LogLevel, LogLine, RunStatus, Split };
 
 // ---- shared shapes ----
 
 export type ProviderSetting = 'auto' | 'cpu' | 'webgpu' | 'cuda';
-export type Split = 'train' | 'eval';
-export type DatasetFormat = 'hh' | 'jsonl' | 'csv';
-export type RunStatus = 'queued' | 'running' | 'paused' | 'done' | 'failed' | 'cancelled' | 'interrupted';
-export type LogLevel = 'info' | 'warn' | 'error';
 
 export interface ComputeDevice {
   /** The provider ONNX Runtime runs on (after the forced setting is applied), or null if none works. */
@@ -57,60 +58,6 @@ export interface SettingsResult extends Settings {
   message: string;
 }
 
-export interface DatasetSummary {
-  id: number;
-  name: string;
-  createdAt: string;
-  sourceFile: string | null;
-  sourceFormat: DatasetFormat | null;
-  sourceRecords: number;
-  sourceDuplicates: number;
-  importRunId: number | null;
-  examples: number;
-  train: number;
-  eval: number;
-}
-
-export interface Example {
-  id: number;
-  datasetId: number;
-  prompt: string;
-  response: string | null;
-  chosen: string | null;
-  rejected: string | null;
-  source: string | null;
-  tags: string[];
-  split: Split;
-  hash: string;
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface ExamplePage {
-  items: Example[];
-  total: number;
-  limit: number;
-  offset: number;
-}
-
-export interface ExamplePatch {
-  prompt?: string;
-  response?: string | null;
-  chosen?: string | null;
-  rejected?: string | null;
-  tags?: string[];
-  split?: Split;
-}
-
-export interface ExampleEdit {
-  id: number;
-  exampleId: number;
-  field: keyof ExamplePatch;
-  oldValue: string | null;
-  newValue: string | null;
-  at: string;
-}
-
 export interface Histogram {
   /** Bin edges, length counts.length + 1; bin i counts values in [edges[i], edges[i+1]). */
   edges: number[];
@@ -140,21 +87,8 @@ export interface DatasetStats {
   tags: { tag: string; count: number }[];
 }
 
-export interface RunInfo {
-  id: number;
-  experimentId: number | null;
-  stage: string;
-  status: RunStatus;
-  config: JsonObject;
-  seed: number | null;
-  provider: string | null;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  error: string | null;
-  checkpointPath: string | null;
-  result: JsonObject | null;
-}
+/** A run as the API shows it: the store's row without the runner's bookkeeping (owner, pending control). */
+export type RunInfo = Omit<Run, 'owner' | 'control'>;
 
 export interface MetricSummary {
   name: string;
@@ -172,14 +106,6 @@ export interface RunDetail {
   metrics: MetricSummary[];
   /** The last log lines (up to 50). */
   logs: LogLine[];
-}
-
-export interface LogLine {
-  id: number;
-  runId: number;
-  at: string;
-  level: LogLevel;
-  text: string;
 }
 
 export interface MetricSeries {
