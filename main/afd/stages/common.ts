@@ -32,6 +32,18 @@ export function trainingSettings(config: JsonObject, steps: number): TrainingSet
   return { steps, lr: n('lr'), warmupSteps: Math.ceil(n('warmup') * steps), weightDecay: n('weightDecay'), clipNorm: n('clipNorm'), checkpointEvery: n('checkpointEvery') };
 }
 
+/** What every stage that trains over epochs of encoded rows has: epochs, batch, maxLength
+ *  (tokens per row), adaptation and optimizer, with the stage's own defaults. */
+export function epochTrainingConfig(raw: JsonObject, defaults: { epochs: number; maxLength: number; lr: number }): JsonObject & { epochs: number; batch: number; maxLength: number } {
+  return {
+    epochs: integer(raw, 'epochs', defaults.epochs, 1, 1000),
+    batch: integer(raw, 'batch', 8, 1, 4096),
+    maxLength: integer(raw, 'maxLength', defaults.maxLength, 8, 1 << 20),
+    ...adaptationSettings(adaptation(raw)),
+    ...trainingConfig(raw, { lr: defaults.lr }),
+  };
+}
+
 /** A stage id naming an input (default: `fallback`). */
 export const ref = (raw: JsonObject, field: string, fallback?: string): string => text(raw, field, fallback);
 

@@ -11,11 +11,11 @@ import { Generator } from '../../../native-models/generate/generator.ts';
 import * as T from '../../../native-models/ir/index.ts';
 import { dpoLoss } from '../../../native-models/objectives/losses.ts';
 import { Rng } from '../../../native-models/train/rng.ts';
-import { integer, number } from '../../jobs/config.ts';
+import { number } from '../../jobs/config.ts';
 import { encodePair, loadModel, responseLogProbs, saveModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded, type LoadedModel } from '../lm.ts';
 import { modelDir, one, writeArtifactDetails, type Stage, type StageContext, type StageOutcome } from '../stage.ts';
 import { createTrainer, epochBatches, trainSteps } from '../training.ts';
-import { adaptation, adaptationSettings, ref, trainingConfig, trainingSettings } from './common.ts';
+import { adaptation, epochTrainingConfig, ref, trainingSettings } from './common.ts';
 
 /** The settings dpo and spin share. */
 export type PairConfig = JsonObject & { policy: string; reference: string; beta: number; epochs: number; batch: number; maxLength: number };
@@ -34,12 +34,8 @@ export function parsePairConfig(raw: JsonObject, defaults: { lr: number; epochs:
     policy,
     reference: ref(raw, 'reference', policy),
     beta: number(raw, 'beta', 0.1, 1e-6, 1e6),
-    epochs: integer(raw, 'epochs', defaults.epochs, 1, 1000),
-    /** Pairs per step (each pair is two rows). */
-    batch: integer(raw, 'batch', 8, 1, 4096),
-    maxLength: integer(raw, 'maxLength', 384, 8, 1 << 20),
-    ...adaptationSettings(adaptation(raw)),
-    ...trainingConfig(raw, { lr: defaults.lr }),
+    // batch counts pairs per step (each pair is two rows).
+    ...epochTrainingConfig(raw, { epochs: defaults.epochs, maxLength: 384, lr: defaults.lr }),
   };
 }
 

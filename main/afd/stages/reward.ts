@@ -10,7 +10,7 @@ import { bradleyTerry, pointwiseBce } from '../../../native-models/objectives/lo
 import * as T from '../../../native-models/ir/index.ts';
 import { Rng } from '../../../native-models/train/rng.ts';
 import { stableSplit } from '../../datasets/split.ts';
-import { integer, number, oneOf } from '../../jobs/config.ts';
+import { number, oneOf } from '../../jobs/config.ts';
 import { pearson } from '../../eval/stats.ts';
 import type { Demonstration, Demonstrations } from '../data.ts';
 import { encodePair, loadModel, sequenceFeeds, sequenceInputs, trainableModel, type LoadedModel } from '../lm.ts';
@@ -18,7 +18,7 @@ import type { RewardFunction } from '../reward-function.ts';
 import { headOf, hiddenSize, loadScorerReward, saveScorer, scorerScores, withScoreHead, type ScoreHead } from '../scorer.ts';
 import { modelDir, one, writeArtifactDetails, type Artifact, type Stage, type StageContext, type StageInputs, type StageOutcome } from '../stage.ts';
 import { createTrainer, epochBatches, trainSteps } from '../training.ts';
-import { adaptation, adaptationSettings, ref, trainingConfig, trainingSettings } from './common.ts';
+import { adaptation, epochTrainingConfig, ref, trainingSettings } from './common.ts';
 import { readSamples } from './sample.ts';
 
 /** The value of `positive` / `negative` that names the train demonstrations rather than a stage. */
@@ -78,11 +78,7 @@ export type HeldOutConfig = ScorerTrainConfig & { heldOut: number };
 export function scorerTrainConfig(raw: JsonObject): ScorerTrainConfig {
   return {
     backbone: ref(raw, 'backbone', 'pi0'),
-    epochs: integer(raw, 'epochs', 1, 1, 1000),
-    batch: integer(raw, 'batch', 8, 1, 4096),
-    maxLength: integer(raw, 'maxLength', 256, 8, 1 << 20),
-    ...adaptationSettings(adaptation(raw)),
-    ...trainingConfig(raw, { lr: 1e-4 }),
+    ...epochTrainingConfig(raw, { epochs: 1, maxLength: 256, lr: 1e-4 }),
   };
 }
 

@@ -4,11 +4,10 @@
 import type { JsonObject } from '../../../db/json.ts';
 import { sftLoss } from '../../../native-models/objectives/losses.ts';
 import { Rng } from '../../../native-models/train/rng.ts';
-import { integer } from '../../jobs/config.ts';
 import { encodePair, loadModel, saveModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded } from '../lm.ts';
 import { modelDir, one, writeArtifactDetails, type Stage } from '../stage.ts';
 import { createTrainer, epochBatches, trainSteps } from '../training.ts';
-import { adaptation, adaptationSettings, ref, trainingConfig, trainingSettings } from './common.ts';
+import { adaptation, epochTrainingConfig, ref, trainingSettings } from './common.ts';
 import { join } from 'node:path';
 
 export type SftConfig = JsonObject & { model: string; epochs: number; batch: number; maxLength: number };
@@ -22,11 +21,7 @@ export const sftStage: Stage<SftConfig> = {
   parse(raw) {
     return {
       model: ref(raw, 'model', 'pi0'),
-      epochs: integer(raw, 'epochs', 2, 1, 1000),
-      batch: integer(raw, 'batch', 8, 1, 4096),
-      maxLength: integer(raw, 'maxLength', 384, 8, 1 << 20),
-      ...adaptationSettings(adaptation(raw)),
-      ...trainingConfig(raw, { lr: 3e-4 }),
+      ...epochTrainingConfig(raw, { epochs: 2, maxLength: 384, lr: 3e-4 }),
     };
   },
 
