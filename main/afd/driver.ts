@@ -40,7 +40,11 @@ function stageRuns(db: StudioDatabase, experimentId: number): Map<string, Run> {
 export function experimentProgress(db: StudioDatabase, experimentId: number): ExperimentProgress {
   const e = new ExperimentStore(db).get(experimentId);
   if (e === undefined) throw new Error(`There is no experiment #${experimentId}.`);
-  const def = parseExperiment(e.definition);
+  return stagesProgress(db, experimentId, parseExperiment(e.definition));
+}
+
+/** Each stage of a definition with the state of its latest run. */
+function stagesProgress(db: StudioDatabase, experimentId: number, def: ExperimentDefinition): ExperimentProgress {
   const runs = stageRuns(db, experimentId);
   return {
     experimentId,
@@ -86,7 +90,8 @@ export class ExperimentDriver {
   }
 
   progress(): ExperimentProgress {
-    return experimentProgress(this.db, this.experimentId);
+    // The driver's own parsed definition: progress is asked at every status event.
+    return stagesProgress(this.db, this.experimentId, this.def);
   }
 
   onProgress(listener: (p: ExperimentProgress) => void): () => void {
