@@ -13,15 +13,16 @@ test('one session per model content and options', async () => {
   const [a, b] = await Promise.all([cache.get(bytes, { provider: 'cpu' }), cache.get(bytes, { provider: 'cpu' })]);
   assert.equal(a, b);
   assert.equal(await cache.get(Uint8Array.from(bytes), { provider: 'cpu' }), a, 'keyed by content, not by array');
-  assert.equal(await cache.get(bytes, { provider: 'cpu', intraOpThreads: availableParallelism(), graphOptimizationLevel: 'all' }), a, 'defaults');
+  assert.equal(await cache.get(bytes, { provider: 'cpu', intraOpThreads: availableParallelism(), graphOptimizationLevel: 'all', spinning: false }), a, 'defaults');
   assert.equal(cache.size, 1);
   const others = await Promise.all([
     cache.get(bytes, { provider: 'cpu', intraOpThreads: 1 }),
     cache.get(bytes, { provider: 'cpu', graphOptimizationLevel: 'basic' }),
     cache.get(addModel([3]), { provider: 'cpu' }),
+    cache.get(bytes, { provider: 'cpu', spinning: true }),
   ]);
-  assert.equal(new Set([a, ...others]).size, 4);
-  assert.equal(cache.size, 4);
+  assert.equal(new Set([a, ...others]).size, 5);
+  assert.equal(cache.size, 5);
   const { Y } = await others[0].run({ A: f32([1, 2]), B: f32([3, 4]) });
   assert.deepEqual(Array.from(Y.data as Float32Array), [4, 6]);
   await cache.clear();
