@@ -217,10 +217,14 @@ export interface Methods {
 
   'datasets.list': { params: Record<string, never>; result: DatasetSummary[] };
   'datasets.examples': { params: { datasetId: number; text?: string; split?: Split; tag?: string; limit?: number; offset?: number }; result: ExamplePage };
-  /** Imports a file on this machine as a job; follow it with run.* events. */
-  'datasets.importFile': { params: { path: string; name: string; format?: DatasetFormat | 'auto'; evalFraction?: number }; result: RunInfo };
+  /**
+   * Imports a file on this machine as a job; follow it with run.* events. `chatModelId`: the
+   * model whose chat template turns `{messages}` lines into a prompt and a response (chat
+   * templates belong to models); without it such lines are refused, saying so.
+   */
+  'datasets.importFile': { params: { path: string; name: string; format?: DatasetFormat | 'auto'; evalFraction?: number; chatModelId?: number }; result: RunInfo };
   /** Imports uploaded text (a browser file picker's contents) as a job. `fileName` gives the format by its extension. */
-  'datasets.importText': { params: { name: string; fileName: string; content: string; format?: DatasetFormat | 'auto'; evalFraction?: number }; result: RunInfo };
+  'datasets.importText': { params: { name: string; fileName: string; content: string; format?: DatasetFormat | 'auto'; evalFraction?: number; chatModelId?: number }; result: RunInfo };
   'datasets.updateExample': { params: { exampleId: number; patch: ExamplePatch }; result: { example: Example; history: ExampleEdit[] } };
   'datasets.history': { params: { exampleId: number }; result: ExampleEdit[] };
   /** JSON Lines the importer reads back; written to `path` when given, else returned as text. */
@@ -503,11 +507,11 @@ export const validators: { [M in Method]: Validator<M> } = {
     });
   },
   'datasets.importFile': (raw) => {
-    const r = new Reader('datasets.importFile', raw, ['path', 'name', 'format', 'evalFraction']);
-    return defined({ path: r.str('path', { max: 4096 }), name: r.str('name', { max: 200 }), format: r.optOneOf('format', FORMATS), evalFraction: r.optNum('evalFraction', 0, 1) });
+    const r = new Reader('datasets.importFile', raw, ['path', 'name', 'format', 'evalFraction', 'chatModelId']);
+    return defined({ path: r.str('path', { max: 4096 }), name: r.str('name', { max: 200 }), format: r.optOneOf('format', FORMATS), evalFraction: r.optNum('evalFraction', 0, 1), chatModelId: r.optInt('chatModelId', 1) });
   },
   'datasets.importText': (raw) => {
-    const r = new Reader('datasets.importText', raw, ['name', 'fileName', 'content', 'format', 'evalFraction']);
+    const r = new Reader('datasets.importText', raw, ['name', 'fileName', 'content', 'format', 'evalFraction', 'chatModelId']);
     const fileName = r.str('fileName', { max: 255 });
     if (/[\\/]|^\.\.?$/.test(fileName)) r.fail(`"fileName" must be a file name without folders, not "${fileName}"`);
     return defined({
@@ -516,6 +520,7 @@ export const validators: { [M in Method]: Validator<M> } = {
       content: r.str('content', { max: LIMITS.content }),
       format: r.optOneOf('format', FORMATS),
       evalFraction: r.optNum('evalFraction', 0, 1),
+      chatModelId: r.optInt('chatModelId', 1),
     });
   },
   'datasets.updateExample': (raw) => {

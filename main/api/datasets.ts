@@ -5,9 +5,11 @@ import { tmpdir } from 'node:os';
 import { basename, isAbsolute, join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { DatasetStore } from '../../db/datasets.ts';
+import { ModelStore } from '../../db/models.ts';
 import { writeFileAtomic } from '../../native-models/runtime/atomic-file.ts';
 import type { DatasetStats, Histogram, LengthStats } from './contract.ts';
 import type { ApiContext, Handlers } from './context.ts';
+import { modelFolder } from './models.ts';
 import { runInfo } from './runs.ts';
 
 export function datasetHandlers(ctx: ApiContext): Handlers<'datasets.list' | 'datasets.examples' | 'datasets.importFile' | 'datasets.importText' | 'datasets.updateExample' | 'datasets.history' | 'datasets.export' | 'datasets.stats' | 'datasets.delete'> {
@@ -17,6 +19,9 @@ export function datasetHandlers(ctx: ApiContext): Handlers<'datasets.list' | 'da
     if (d === undefined) throw new Error(`There is no dataset #${id}; it may have been deleted, so reload the list.`);
     return d;
   };
+  const models = new ModelStore(ctx.db);
+  /** The import job's chat-template setting: the folder of the chosen model. */
+  const chatTemplate = (modelId: number | undefined): { chatTemplateModel: string | null } => ({ chatTemplateModel: modelId === undefined ? null : modelFolder(ctx, models, modelId) });
 
   return {
     'datasets.list': () => store.list(),
@@ -27,7 +32,7 @@ export function datasetHandlers(ctx: ApiContext): Handlers<'datasets.list' | 'da
     },
     'datasets.importFile': (p) => {
       if (!isAbsolute(p.path)) throw new Error(`"${p.path}" is not an absolute path; choose the file with the file picker.`);
-      const run = ctx.runner.submit('import-dataset', { file: p.path, name: p.name, format: p.format ?? 'auto', evalFraction: p.evalFraction ?? 0.2 });
+      const run = ctx.runner.submit('import-dataset', { file: p.path, name: p.name, format: p.format ?? 'auto', evalFraction: p.evalFraction ?? 0.2, ...chatTemplate(p.chatModelId) });
       ctx.log('info', `Importing ${p.path} as dataset "${p.name}" (run #${run.id}).`);
       return runInfo(run);
     },
@@ -38,7 +43,7 @@ export function datasetHandlers(ctx: ApiContext): Handlers<'datasets.list' | 'da
       const file = join(dir, basename(p.fileName));
       try {
         writeFileSync(file, p.content, { mode: 0o600 });
-        const run = ctx.runner.submit('import-dataset', { file, name: p.name, format: p.format ?? 'auto', evalFraction: p.evalFraction ?? 0.2 });
+        const run = ctx.runner.submit('import-dataset', { file, name: p.name, format: p.format ?? 'auto', evalFraction: p.evalFraction ?? 0.2, ...chatTemplate(p.chatModelId) });
         void ctx.runner.settled(run.id).finally(() => rmSync(dir, { recursive: true, force: true }));
         ctx.log('info', `Importing the uploaded ${p.fileName} as dataset "${p.name}" (run #${run.id}).`);
         return runInfo(run);

@@ -17,6 +17,15 @@ export function modelInfo(m: Model): ModelInfo {
   return { id: m.id, name: m.name, kind: isBuiltinModel(m) ? 'builtin' : m.kind, family: m.family, parentId: m.parentId, stage: m.stage, runId: m.runId, createdAt: m.createdAt };
 }
 
+/** Where the Hugging Face folder of store model `modelId` is; a sentence when it has none. */
+export function modelFolder(ctx: ApiContext, models: ModelStore, modelId: number): string {
+  const m = models.get(modelId);
+  if (m === undefined) throw new Error(`There is no model #${modelId}; it may have been deleted, so reload the list.`);
+  if (isBuiltinModel(m)) return DEFAULT_MODEL_DIR;
+  if (m.path === null) throw new Error(`Model "${m.name}" (#${m.id}) has no weights on disk yet; wait for the run that trains it to finish.`);
+  return isAbsolute(m.path) ? m.path : ctx.runner.files.absolute(m.path);
+}
+
 /** Streams of generation: each (model, prompt) is one stream with its own id. */
 export class GenerationStreams {
   private readonly ctx: ApiContext;
@@ -32,11 +41,7 @@ export class GenerationStreams {
 
   /** Where a model's Hugging Face folder is. */
   modelDir(modelId: number): string {
-    const m = this.models.get(modelId);
-    if (m === undefined) throw new Error(`There is no model #${modelId}; it may have been deleted, so reload the list.`);
-    if (isBuiltinModel(m)) return DEFAULT_MODEL_DIR;
-    if (m.path === null) throw new Error(`Model "${m.name}" (#${m.id}) has no weights on disk yet; wait for the run that trains it to finish.`);
-    return isAbsolute(m.path) ? m.path : this.ctx.runner.files.absolute(m.path);
+    return modelFolder(this.ctx, this.models, modelId);
   }
 
   /** Starts one model on several prompts (one batch in the worker); returns at once. */

@@ -83,6 +83,27 @@ test('an uploaded file imports as a job with progress; list, examples, edit, his
   assert.equal(detail.run.status, 'done');
 });
 
+test('chat lines ({messages}) import with the chosen model\'s chat template, and are refused without one', async () => {
+  const chat = JSON.stringify({ messages: [{ role: 'user', content: 'Is the sky blue?' }, { role: 'assistant', content: 'Yes, on a clear day.' }] });
+  const settle = async (run: { id: number }) => {
+    const e = await studio.next((x) => x.type === 'run.status' && x.run.id === run.id && ['done', 'failed'].includes(x.run.status));
+    return e.type === 'run.status' ? e.run : undefined;
+  };
+  const refused = await settle(await service.call('datasets.importText', { name: 'chat-refused', fileName: 'chat.jsonl', content: chat }));
+  assert.equal(refused?.status, 'failed');
+  assert.match(refused?.error ?? '', /chat template of a model/);
+
+  const [builtin] = (await service.call('models.list', {})).filter((m) => m.kind === 'builtin');
+  const run = await service.call('datasets.importText', { name: 'chat', fileName: 'chat.jsonl', content: chat, chatModelId: builtin.id });
+  assert.equal((await settle(run))?.status, 'done');
+  const d = (await service.call('datasets.list', {})).find((x) => x.name === 'chat')!;
+  const [example] = (await service.call('datasets.examples', { datasetId: d.id })).items;
+  // The embedded model's template is the HH transcript format.
+  assert.equal(example.prompt, '\n\nHuman: Is the sky blue?\n\nAssistant:');
+  assert.equal(example.response?.trim(), 'Yes, on a clear day.');
+  await assert.rejects(service.call('datasets.importText', { name: 'x', fileName: 'chat.jsonl', content: chat, chatModelId: 999999 }), /There is no model #999999/);
+});
+
 test('failures and refusals reject with a sentence', async () => {
   await assert.rejects(service.call('datasets.examples', { datasetId: 999 }), /^Error: There is no dataset #999/);
   await assert.rejects(service.dispatch('datasets.examples', { datasetId: -1 }), ValidationError);

@@ -77,6 +77,24 @@ test('datasets: a failing import shows its sentence in the import form', async (
   await page.close();
 });
 
+test("datasets: chat lines are rendered with the chosen model's chat template, the embedded model by default", async () => {
+  const { page, errors } = await open('datasets', { datasets: [], models: [model(1, 'default'), model(2, 'my-llama')] });
+  const chooseFile = (name: string) => page.getByTestId('import-file').setInputFiles({ name, mimeType: 'application/jsonl', buffer: Buffer.from('{"messages":[]}\n') });
+  const select = page.getByTestId('import-chat-model');
+  await select.waitFor();
+  assert.equal(await select.inputValue(), '1');
+  await chooseFile('chats.jsonl');
+  await page.getByRole('button', { name: 'Import', exact: true }).click();
+  await select.selectOption({ label: 'my-llama' });
+  await page.getByTestId('import-name').fill('chats-llama');
+  await page.getByRole('button', { name: 'Import', exact: true }).click();
+  await page.waitForFunction(() => (window as unknown as { __afd: { calls: { method: string }[] } }).__afd.calls.filter((c) => c.method === 'datasets.importText').length === 2);
+  const imports = (await calls(page)).filter((c) => c.method === 'datasets.importText');
+  assert.deepEqual(imports.map((c) => c.params.chatModelId), [1, 2]);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('compare: blind votes by keyboard update the tally; the keys are on screen', async () => {
   const pairs = Array.from({ length: 3 }, (_, i) => ({ pairId: `p${i}`, prompt: `question ${i}`, a: `left answer ${i}`, b: `right answer ${i}` }));
   const { page, errors } = await open('compare', { models: [model(1, 'default'), model(2, 'sft', 1, 'sft')], pairs });
