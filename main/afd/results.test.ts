@@ -1,8 +1,15 @@
 // The results table and plots from an evaluation's rows.
 import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { openDatabase } from '../../db/database.ts';
+import { ExperimentStore } from '../../db/experiments.ts';
+import { RunStore } from '../../db/runs.ts';
+import { withTempDir } from '../../test/support/temp-dir.ts';
 import type { ResultsTable } from './contract.ts';
-import { goldVsKlSvg, goldVsNSeries, goldVsNSvg, resultsMarkdown } from './results.ts';
+import { experimentResults, goldVsKlSvg, goldVsNSeries, goldVsNSvg, resultsMarkdown } from './results.ts';
+import { EVALUATION_FILE } from './stages/eval.ts';
 
 const row = (method: string, gold: number, n?: number) => ({
   method, ...(n === undefined ? {} : { n, kl_estimate: Math.log(n) - (n - 1) / n }), gold_mean: gold, gold_ci95: [gold - 0.1, gold + 0.1] as [number, number], win_rate_vs_sft: 0.5, mean_length: 10,
@@ -23,4 +30,24 @@ test('the Markdown table has a row per result and the judge accuracy', () => {
   assert.match(md, /cross-validated\): 0\.610/);
   assert.equal(md.split('\n').filter((l) => l.startsWith('| bon:')).length, 4);
   assert.match(md, /\| bon:a \| 4 \| 0\.500 \[0\.400, 0\.600\] \|  \| 0\.500/);
+});
+
+test("an experiment's results are read from its eval run's folder where the store's files are now", async () => {
+  await withTempDir('afd-results-', async (dir) => {
+    const db = await openDatabase(':memory:');
+    try {
+      const experimentId = new ExperimentStore(db).insert({ name: 'x' }).id;
+      const runs = new RunStore(db);
+      const files = { runDir: (id: number) => join(dir, 'runs', String(id)) };
+      assert.equal(experimentResults(db, files, experimentId), null, 'no eval yet');
+      const run = runs.insert({ experimentId, stage: 'afd-stage', config: { stage: 'eval', id: 'eval' } });
+      // The folder recorded when the stage ran is gone (the data folder was moved since).
+      runs.setStatus(run.id, 'done', { result: { dir: '/nowhere/runs/1' } });
+      mkdirSync(files.runDir(run.id), { recursive: true });
+      writeFileSync(join(files.runDir(run.id), EVALUATION_FILE), JSON.stringify(table));
+      assert.deepEqual(experimentResults(db, files, experimentId), table);
+    } finally {
+      db.close();
+    }
+  });
 });

@@ -8,13 +8,15 @@ import { linePlotSvg, type PlotSeries } from '../report/svg-plot.ts';
 import type { ResultRow, ResultsTable } from './contract.ts';
 import { EVALUATION_FILE, type Evaluation } from './stages/eval.ts';
 
-/** The latest finished evaluation of the experiment, or null when none has finished. */
-export function experimentResults(db: StudioDatabase, experimentId: number): ResultsTable | null {
+/**
+ * The latest finished evaluation of the experiment, or null when none has finished. The
+ * evaluation is read from the run's folder under the store's files as they are now (not
+ * the folder recorded when the stage ran), so results survive moving the data folder.
+ */
+export function experimentResults(db: StudioDatabase, files: { runDir(runId: number): string }, experimentId: number): ResultsTable | null {
   const runs = new RunStore(db).list({ experimentId, status: 'done' }).filter((r) => r.stage === 'afd-stage' && r.config.stage === 'eval').sort((a, b) => b.id - a.id);
   for (const r of runs) {
-    const dir = r.result?.dir;
-    if (typeof dir !== 'string') continue;
-    const file = join(dir, EVALUATION_FILE);
+    const file = join(files.runDir(r.id), EVALUATION_FILE);
     if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Evaluation;
   }
   return null;

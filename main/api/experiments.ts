@@ -27,7 +27,7 @@ export interface Pipeline {
   parse(raw: unknown): ExperimentDefinition;
   /** null when this build has no recipes module. */
   recipes: Recipe[] | null;
-  results(db: StudioDatabase, experimentId: number): ResultsTable | null;
+  results(db: StudioDatabase, files: { runDir(runId: number): string }, experimentId: number): ResultsTable | null;
 }
 
 /** Loads the pipeline's modules; a clear sentence if this build lacks them. */
@@ -138,7 +138,7 @@ export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipe
     'results.get': async (p) => {
       const pl = await pipeline();
       experiment(p.experimentId);
-      return pl.results(ctx.db, p.experimentId);
+      return pl.results(ctx.db, ctx.runner.files, p.experimentId);
     },
     close: () => {
       for (const { unsubscribe } of drivers.values()) unsubscribe();

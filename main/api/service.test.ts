@@ -260,7 +260,7 @@ test('experiments go through the pipeline: start, progress events, list, stop, r
     },
     progress: (_db, id) => progress(id, state),
     recipes: [{ id: 'r', title: 'Recipe', summary: 's', definition: { name: 'r' } }],
-    results: (_db, id) => ({ gold_judge_accuracy: null, rows: [{ method: `m${id}`, gold_mean: 1, gold_ci95: [0, 2], win_rate_vs_sft: 0.5, mean_length: 3 }] }),
+    results: (_db, _files, id) => ({ gold_judge_accuracy: null, rows: [{ method: `m${id}`, gold_mean: 1, gold_ci95: [0, 2], win_rate_vs_sft: 0.5, mean_length: 3 }] }),
   };
   const s = await openTestStudio({ pipeline: async () => pipeline });
   try {

@@ -56,7 +56,7 @@ export async function reproCommand(argv: string[]): Promise<number> {
   return withStudio(values.db, async (studio) => {
     const outcome = await runExperiment(studio, def, values.resume);
     const code = await report(outcome, values.json, studio);
-    const table = experimentResults(studio.db, outcome.experimentId);
+    const table = experimentResults(studio.db, studio.files, outcome.experimentId);
     if (table !== null) {
       await mkdir(out, { recursive: true });
       await writeFile(join(out, 'results.json'), `${JSON.stringify(table, null, 1)}\n`);
@@ -161,7 +161,7 @@ async function report(outcome: ExperimentOutcome, json: boolean, studio: Studio)
     console.error(`The experiment is ${outcome.status}; run the same command with --resume to continue where it stopped.`);
     return 130;
   }
-  const table: ResultsTable | null = experimentResults(studio.db, outcome.experimentId);
+  const table: ResultsTable | null = experimentResults(studio.db, studio.files, outcome.experimentId);
   if (json) printJson(table ?? { experimentId: outcome.experimentId, stages: outcome.stages });
   else if (table !== null) console.log(resultsMarkdown(table));
   else console.log(`All ${outcome.stages.length} stages are done (the experiment has no eval stage, so there is no results table).`);
