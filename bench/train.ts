@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { measureGemmPeak } from '../native-models/runtime/gemm-peak.ts';
 import { gpt2Defaults } from '../native-models/models/gpt2.ts';
 import { Rng } from '../native-models/train/rng.ts';
-import { gptTrainer, parameterCount, randomLmBatch } from '../native-models/train/tiny-lm.ts';
+import * as T from '../native-models/ir/index.ts';
+import { gptLoss, gptTrainer, parameterCount, randomLmBatch } from '../native-models/train/tiny-lm.ts';
 
 export interface TrainBenchConfig {
   vocab: number;
@@ -44,6 +45,10 @@ export interface TrainBenchResult {
   achieved_gflops: number;
   peak_rss_mb: number;
   state_mb: number;
+  /** Forward tensors the backward pass keeps, counted on the graph (ir/memory.ts). */
+  activations_mb: number;
+  /** The RSS target: 2 x state + activations. */
+  rss_target_mb: number;
   provider: string;
   threads: number;
   params: number;
@@ -81,6 +86,9 @@ export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => voi
   const flops = trainFlopsPerStep(c);
   const achieved = flops / (stepMs / 1000) / 1e9;
   const params = parameterCount(cfg);
+  const stateMb = (4 * params * 4) / 2 ** 20;
+  const { loss, params: leaves } = gptLoss(cfg);
+  const activationsMb = T.savedActivationBytes(loss, T.grad(loss, [...leaves.values()]), { B: c.batch, T: c.seq }) / 2 ** 20;
   const result: TrainBenchResult = {
     tokens_per_s: (c.batch * c.seq) / (stepMs / 1000),
     step_ms: stepMs,
@@ -89,7 +97,9 @@ export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => voi
     achieved_gflops: achieved,
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
     // parameters + gradients + two AdamW moments, fp32
-    state_mb: (4 * params * 4) / 2 ** 20,
+    state_mb: stateMb,
+    activations_mb: activationsMb,
+    rss_target_mb: 2 * stateMb + activationsMb,
     provider: trainer.provider,
     threads: c.threads,
     params,

@@ -13,4 +13,5 @@ export * from './ops/indexing.ts';
 export * from './ops/nn.ts';
 export * from './composites.ts';
 export { grad, unbroadcast } from './autodiff.ts';
+export { savedActivationBytes, valueBytes } from './memory.ts';
 export { emitOnnx, ONNX_IR_VERSION, ONNX_OPSET, type EmitOptions, type EmittedModel } from './emit.ts';

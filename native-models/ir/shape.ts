@@ -54,6 +54,21 @@ function format(p: Poly): Dim {
 
 export const isStatic = (d: Dim): d is number => typeof d === 'number';
 
+/** The value of a dimension given its symbols' values, e.g. evalDim('T+-1', { T: 64 }) = 63. */
+export function evalDim(d: Dim, sizes: Readonly<Record<string, number>>): number {
+  let total = 0;
+  for (const [key, coef] of parse(d)) {
+    let term = coef;
+    for (const sym of key === '' ? [] : key.split('*')) {
+      const v = sizes[sym];
+      if (v === undefined) throw new Error(`dimension '${d}' needs a value for '${sym}'`);
+      term *= v;
+    }
+    total += term;
+  }
+  return total;
+}
+
 export function dimAdd(a: Dim, b: Dim): Dim {
   if (typeof a === 'number' && typeof b === 'number') return a + b;
   const p = parse(a);

@@ -27,11 +27,16 @@ export const parameterCount = (c: Gpt2Config): number =>
   [...gpt2ParamShapes(c).values()].reduce((s, shape) => s + shape.reduce((a, b) => a * b, 1), 0);
 
 /** Builds the language-model training step of a GPT-2 config (mean next-token cross-entropy). */
-export function gptTrainer(c: Gpt2Config, opts: { provider?: 'cpu' | 'webgpu' | 'cuda'; threads?: number; seed?: number }): Promise<Trainer> {
+/** The next-token loss of a GPT-2 on token and target batches [B, T], and its parameters. */
+export function gptLoss(c: Gpt2Config): { loss: T.Value; params: Map<string, T.Value> } {
   const params = gpt2Params(c);
   const tokens = T.input('tokens', 'int64', ['B', 'T']);
   const targets = T.input('targets', 'int64', ['B', 'T']);
-  const loss = T.crossEntropy(gpt2Forward(c, params, tokens), targets);
+  return { loss: T.crossEntropy(gpt2Forward(c, params, tokens), targets), params };
+}
+
+export function gptTrainer(c: Gpt2Config, opts: { provider?: 'cpu' | 'webgpu' | 'cuda'; threads?: number; seed?: number }): Promise<Trainer> {
+  const { loss, params } = gptLoss(c);
   const graphs = buildTrainStep({ loss, trainable: [...params.values()], optimizer: adamw({ beta2: 0.95, weightDecay: 0.1 }), clipNorm: 1 });
   return Trainer.create(graphs, gpt2Init(c, new Rng(opts.seed ?? 0)), opts);
 }

@@ -1,0 +1,39 @@
+// How much memory a training graph's activations take: the forward tensors that the
+// backward pass reads, which must live from the forward pass until their gradient rule
+// has run. This is the "activations" of the usual memory budget
+// (parameters + gradients + optimizer state + activations).
+
+import type { DType } from './dtype.ts';
+import { evalDim } from './shape.ts';
+import { topoSort, type Value } from './value.ts';
+
+const BYTES: Record<DType, number> = { float32: 4, float64: 8, float16: 2, int64: 8, int32: 4, bool: 1 };
+
+/** Bytes of one value at the given symbol sizes (e.g. { B: 8, T: 256 }). */
+export function valueBytes(v: Value, sizes: Readonly<Record<string, number>> = {}): number {
+  return v.shape.reduce<number>((n, d) => n * evalDim(d, sizes), 1) * BYTES[v.dtype];
+}
+
+/** Leaves are inputs, parameters and constants: they exist whether or not anything is saved. */
+const LEAVES = new Set(['Input', 'Param', 'Constant']);
+
+/**
+ * Bytes of the forward values of `loss` that the gradient graph `grads` reads. A Reshape
+ * shares its input's buffer in ONNX Runtime, so it counts as the tensor it reshapes; leaves
+ * (inputs, parameters, constants) are not activations.
+ */
+export function savedActivationBytes(loss: Value, grads: readonly Value[], sizes: Readonly<Record<string, number>> = {}): number {
+  const forward = new Set(topoSort([loss]));
+  const root = (v: Value): Value => (v.op.kind === 'Reshape' ? root(v.inputs[0]) : v);
+  const saved = new Set<Value>();
+  for (const node of topoSort(grads)) {
+    if (forward.has(node)) continue;
+    for (const x of node.inputs) {
+      const r = root(x);
+      if (forward.has(r) && !LEAVES.has(r.op.kind)) saved.add(r);
+    }
+  }
+  let bytes = 0;
+  for (const v of saved) bytes += valueBytes(v, sizes);
+  return bytes;
+}
