@@ -31,6 +31,11 @@ export class ExperimentStore {
     return row === undefined ? undefined : toExperiment(row);
   }
 
+  /** Replaces the stored definition (an experiment resumed with an edited one). */
+  setDefinition(id: number, definition: JsonObject): void {
+    this.db.statement<[string, number]>('UPDATE experiments SET definition = ? WHERE id = ?').run(JSON.stringify(definition), id);
+  }
+
   /** Newest first. */
   list(): Experiment[] {
     return this.db.statement<[], Row>(`SELECT ${COLUMNS} FROM experiments ORDER BY id DESC`).all().map(toExperiment);

@@ -7,12 +7,15 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { openDatabase } from '../../db/database.ts';
 import { ModelStore } from '../../db/models.ts';
+import { RunStore } from '../../db/runs.ts';
+import type { JsonObject } from '../../db/json.ts';
+import type { StageSpec } from './contract.ts';
 import { importDataset } from '../datasets/import.ts';
 import { StudioFiles } from '../jobs/files.ts';
 import { recoverStore } from '../jobs/recovery.ts';
 import { JobRunner } from '../jobs/runner.ts';
 import { withTempDir } from '../../test/support/temp-dir.ts';
-import { ExperimentDriver } from './driver.ts';
+import { ExperimentDriver, staleness } from './driver.ts';
 import { buildToyModel, writeToyDataset } from './toy.ts';
 
 test('an experiment on a store dataset: hashed export kept as an artifact, model lineage from pi_0', { timeout: 180_000 }, async () => {
@@ -39,6 +42,61 @@ test('an experiment on a store dataset: hashed export kept as an artifact, model
     const pi0 = models.find((m) => m.path === join(dir, 'pi0'))!, sft = models.find((m) => m.name === 't/sft')!;
     assert.equal(sft.parentId, pi0.id);
     assert.ok(existsSync(files.absolute(sft.path!)), 'the trained model is in the store');
+    db.close();
+  });
+});
+
+test('staleness: an input run again, changed settings, seed or data; not threads, provider or the folder of a store export', () => {
+  const spec = { id: 'best', kind: 'bon:length', samples: 's', ns: [1, 2] } as unknown as StageSpec;
+  const before = { stage: 'bon:length', settings: { samples: 's', ns: [1, 2], mode: 'median' }, seed: 5, threads: 1, provider: 'cpu', data: { source: '/old/s.db.files/datasets/' + 'a'.repeat(64) + '.jsonl', chatTemplateModel: '/old/models/default' } };
+  const same = { ...before, threads: 2, provider: 'webgpu', data: { source: '/new/place/s.db.files/datasets/' + 'a'.repeat(64) + '.jsonl', chatTemplateModel: '/elsewhere' } };
+  assert.equal(staleness(spec, before, same, new Set()), null);
+  assert.equal(staleness(spec, before, same, new Set(['s'])), "its input 's' was run again");
+  assert.equal(staleness({ ...spec, ns: [1, 4] } as unknown as StageSpec, before, { ...same, settings: { samples: 's', ns: [1, 4] } }, new Set()), 'its settings changed (ns: [1,2] -> [1,4])');
+  assert.equal(staleness(spec, before, { ...same, seed: 6 }, new Set()), 'its seed changed');
+  assert.equal(staleness(spec, before, { ...same, data: { source: '/x/datasets/' + 'b'.repeat(64) + '.jsonl' } }, new Set()), 'its data changed');
+});
+
+test('resuming with an edited definition runs again the changed stage and what reads it, and keeps the rest', { timeout: 180_000 }, async () => {
+  await withTempDir('driver-edit', async (dir) => {
+    await buildToyModel(join(dir, 'pi0'), { steps: 30 });
+    const dbFile = join(dir, 'studio.db');
+    const db = await openDatabase(dbFile);
+    const runner = await JobRunner.open({ db, files: StudioFiles.forDatabase(dbFile) });
+    const def = (sampleTokens: number, ns: number[]): JsonObject => ({
+      name: 'edit', model: join(dir, 'pi0'), data: { source: join(dir, 'toy.jsonl') }, threads: 1,
+      stages: [
+        { id: 's', kind: 'sample', model: 'pi0', split: 'eval', n: 2, maxNewTokens: sampleTokens },
+        { id: 'best', kind: 'bon:length', samples: 's', ns },
+      ],
+    });
+    await writeToyDataset(join(dir, 'toy.jsonl'), 20);
+    const runIds = () => new Map(new RunStore(db).list({}).reverse().map((r) => [String(r.config.id), r.id])); // the latest run of each stage
+    const notes: string[] = [];
+    const first = ExperimentDriver.start(db, runner, def(4, [1, 2]));
+    assert.equal((await first.done).status, 'done');
+    const ids1 = runIds();
+
+    const second = ExperimentDriver.start(db, runner, def(4, [1]), { experimentId: first.experimentId, log: (t) => notes.push(t) });
+    assert.equal((await second.done).status, 'done');
+    const ids2 = runIds();
+    assert.equal(ids2.get('s'), ids1.get('s'), 'the samples are kept');
+    assert.notEqual(ids2.get('best'), ids1.get('best'), 'Best-of-N runs again');
+    assert.deepEqual(notes, ['best: run again, its settings changed (ns: [1,2] -> [1]).']);
+
+    notes.length = 0;
+    const third = ExperimentDriver.start(db, runner, def(5, [1]), { experimentId: first.experimentId, log: (t) => notes.push(t) });
+    assert.equal((await third.done).status, 'done');
+    const ids3 = runIds();
+    assert.notEqual(ids3.get('s'), ids2.get('s'));
+    assert.notEqual(ids3.get('best'), ids2.get('best'), 'what reads the new samples runs again');
+    assert.deepEqual(notes, ['s: run again, its settings changed (maxNewTokens: 4 -> 5).', "best: run again, its input 's' was run again."]);
+
+    // The same definition again: nothing runs.
+    const fourth = ExperimentDriver.start(db, runner, def(5, [1]), { experimentId: first.experimentId });
+    assert.equal((await fourth.done).status, 'done');
+    assert.deepEqual(runIds(), ids3);
+    await runner.close();
     db.close();
   });
 });

@@ -5,7 +5,7 @@
 import { createWriteStream } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rename } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { StudioDatabase } from '../../db/database.ts';
 import { ArtifactStore } from '../../db/artifacts.ts';
@@ -55,6 +55,41 @@ function stagesProgress(db: StudioDatabase, experimentId: number, def: Experimen
   };
 }
 
+/** What identifies a stage's data: the definition's, with a store export named by its content hash alone (its folder may move). */
+function dataIdentity(data: unknown): string {
+  const { chatTemplateModel: _template, ...rest } = (data ?? {}) as Record<string, unknown>;
+  const source = rest.source;
+  if (typeof source === 'string' && /[\\/]datasets[\\/][0-9a-f]{64}\.jsonl$/.test(source)) rest.source = basename(source);
+  return canonicalJson(rest);
+}
+
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  return JSON.stringify(v);
+}
+
+/**
+ * Why the earlier run of a stage (its stored config `before`) no longer matches what the
+ * definition asks (`now`), or null when it still does: an input stage produced new output
+ * in this drive, or the settings, seed or data differ. Threads and provider do not count.
+ */
+export function staleness(spec: StageSpec, before: JsonObject, now: JsonObject, renewed: ReadonlySet<string>): string | null {
+  const { id: _id, kind: _kind, ...settings } = spec;
+  for (const field of Object.keys(STAGES[spec.kind].inputs)) {
+    const changed = inputRefs(settings[field]).find((r) => renewed.has(r));
+    if (changed !== undefined) return `its input '${changed}' was run again`;
+  }
+  if (before.stage !== now.stage) return `its kind changed (${String(before.stage)} -> ${String(now.stage)})`;
+  // Both as the stage parses them (defaults filled in), as the run stored its own.
+  const a = (before.settings ?? {}) as JsonObject, b = STAGES[spec.kind].parse((now.settings ?? {}) as JsonObject);
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k])).sort();
+  if (keys.length > 0) return `its settings changed (${keys.map((k) => `${k}: ${canonicalJson(a[k] ?? null)} -> ${canonicalJson(b[k] ?? null)}`).join(', ')})`;
+  if (before.seed !== now.seed) return 'its seed changed';
+  if (dataIdentity(before.data) !== dataIdentity(now.data)) return 'its data changed';
+  return null;
+}
+
 export type ExperimentOutcome = ExperimentProgress & { status: 'done' | 'paused' | 'cancelled' | 'failed' | 'interrupted'; error?: string };
 
 export class ExperimentDriver {
@@ -64,7 +99,13 @@ export class ExperimentDriver {
   private current: number | null = null;
   private stopping: 'pause' | 'cancel' | null = null;
 
-  private constructor(private readonly db: StudioDatabase, private readonly runner: JobRunner, private readonly def: ExperimentDefinition, experimentId: number) {
+  private constructor(
+    private readonly db: StudioDatabase,
+    private readonly runner: JobRunner,
+    private readonly def: ExperimentDefinition,
+    experimentId: number,
+    private readonly log: (text: string) => void,
+  ) {
     this.experimentId = experimentId;
     const unsubscribe = runner.onEvent((e) => {
       if (e.type === 'status' && e.run.experimentId === experimentId) this.emit();
@@ -72,14 +113,20 @@ export class ExperimentDriver {
     this.done = this.drive().finally(unsubscribe);
   }
 
-  /** Starts (or with `experimentId`, resumes) an experiment; `definition` is checked first. */
-  static start(db: StudioDatabase, runner: JobRunner, definition: ExperimentDefinition | JsonObject, opts: { experimentId?: number } = {}): ExperimentDriver {
+  /**
+   * Starts (or with `experimentId`, resumes) an experiment; `definition` is checked first.
+   * Resuming with an edited definition runs again each finished stage whose settings,
+   * seed or data changed, and every stage after it that reads its output; the others are
+   * kept. `log` hears why a stage runs again.
+   */
+  static start(db: StudioDatabase, runner: JobRunner, definition: ExperimentDefinition | JsonObject, opts: { experimentId?: number; log?: (text: string) => void } = {}): ExperimentDriver {
     const def = parseExperiment(definition);
     const store = new ExperimentStore(db);
     let id = opts.experimentId;
     if (id === undefined) id = store.insert({ name: def.name, definition: def as unknown as JsonObject }).id;
     else if (store.get(id) === undefined) throw new Error(`There is no experiment #${id} to resume.`);
-    return new ExperimentDriver(db, runner, def, id);
+    else store.setDefinition(id, def as unknown as JsonObject);
+    return new ExperimentDriver(db, runner, def, id, opts.log ?? (() => {}));
   }
 
   /** Resumes the stored experiment with this id, with its stored definition. */
@@ -124,11 +171,17 @@ export class ExperimentDriver {
     const artifacts = new Map<string, Artifact>([[PI0, pi0]]);
     const data = { ...(await this.dataSpec()), chatTemplateModel: pi0.dir };
     const finish = (status: ExperimentOutcome['status'], error?: string): ExperimentOutcome => ({ ...this.progress(), status, ...(error === undefined ? {} : { error }) });
+    // Stages whose output is new in this drive: a finished stage that reads one of them is run again.
+    const renewed = new Set<string>();
     for (const spec of this.def.stages) {
       if (this.stopping !== null) return finish(this.stopping === 'pause' ? 'paused' : 'cancelled');
       let run = stageRuns(this.db, this.experimentId).get(spec.id);
-      if (run === undefined) run = this.runner.submit('afd-stage', this.jobConfig(spec, artifacts, data), { experimentId: this.experimentId });
+      const config = this.jobConfig(spec, artifacts, data);
+      const outdated = run === undefined ? null : staleness(spec, run.config, config, renewed);
+      if (outdated !== null) this.log(`${spec.id}: run again, ${outdated}.`);
+      if (run === undefined || outdated !== null) run = this.runner.submit('afd-stage', config, { experimentId: this.experimentId });
       else if (run.status !== 'done' && run.status !== 'queued' && run.status !== 'running') run = this.runner.resume(run.id);
+      if (run.status !== 'done') renewed.add(spec.id);
       this.current = run.id;
       this.emit();
       if (run.status !== 'done') run = await this.runner.settled(run.id);

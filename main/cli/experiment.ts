@@ -85,8 +85,8 @@ export async function runExperiment(studio: Studio, def: ExperimentDefinition, r
   if (resume) {
     const previous = new ExperimentStore(studio.db).list().find((e) => e.name === def.name);
     if (previous === undefined) throw new Error(`There is no earlier experiment named '${def.name}' to resume; run it without --resume.`);
-    err.write(`Resuming experiment #${previous.id} (${def.name}): finished stages are kept.\n`);
-    driver = ExperimentDriver.start(studio.db, runner, def, { experimentId: previous.id });
+    err.write(`Resuming experiment #${previous.id} (${def.name}): finished stages are kept unless their settings changed.\n`);
+    driver = ExperimentDriver.start(studio.db, runner, def, { experimentId: previous.id, log: (text) => err.write(`  ${text}\n`) });
   } else {
     driver = ExperimentDriver.start(studio.db, runner, def);
     err.write(`Experiment #${driver.experimentId} (${def.name}): ${def.stages.length} stages.\n`);

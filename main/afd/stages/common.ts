@@ -53,3 +53,14 @@ export function refs(raw: JsonObject, field: string): string[] {
   if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string')) throw new Error(`${field} must be a stage id or a list of stage ids, not ${JSON.stringify(v ?? null)}.`);
   return v as string[];
 }
+
+/** A 32-bit hash of small integers (FNV-1a over words, then an avalanche): distinct seeds for distinct tuples. */
+export function mixSeed(...xs: number[]): number {
+  let h = 0x811c9dc5;
+  for (const x of xs) {
+    h = Math.imul(h ^ (x >>> 0), 0x01000193) >>> 0;
+    h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0;
+  }
+  h = Math.imul(h ^ (h >>> 12), 0x297a2d39) >>> 0;
+  return (h ^ (h >>> 15)) >>> 0;
+}

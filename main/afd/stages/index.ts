@@ -8,6 +8,7 @@ import { evalStage } from './eval.ts';
 import { extrapolateStage } from './extrapolate.ts';
 import { judgeStage } from './judge.ts';
 import { prefRewardStage } from './pref-reward.ts';
+import { pretrainStage } from './pretrain.ts';
 import { rewardStage } from './reward.ts';
 import { rlStage } from './rl.ts';
 import { sampleStage } from './sample.ts';
@@ -15,5 +16,5 @@ import { sftStage } from './sft.ts';
 import { spinStage } from './spin.ts';
 
 export const STAGES: Readonly<Record<string, Stage>> = Object.fromEntries(
-  ([sftStage, sampleStage, rewardStage, prefRewardStage, judgeStage, densityRatioStage, bonStage, bonLengthStage, rlStage, airlStage, dpoStage, spinStage, extrapolateStage, evalStage] as Stage[]).map((s) => [s.kind, s]),
+  ([pretrainStage, sftStage, sampleStage, rewardStage, prefRewardStage, judgeStage, densityRatioStage, bonStage, bonLengthStage, rlStage, airlStage, dpoStage, spinStage, extrapolateStage, evalStage] as Stage[]).map((s) => [s.kind, s]),
 );

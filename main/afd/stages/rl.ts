@@ -18,7 +18,7 @@ import { encodePrompt, responseLogProbs, saveModel, sequenceFeeds, sequenceInput
 import { loadRewardFunction, type RewardFunction } from '../reward-function.ts';
 import { modelDir, one, writeArtifactDetails, type Stage, type StageContext, type StageOutcome } from '../stage.ts';
 import { createTrainer, trainSteps, type TrainingSettings } from '../training.ts';
-import { adaptation, adaptationSettings, ref, trainingConfig, trainingSettings } from './common.ts';
+import { adaptation, adaptationSettings, mixSeed, ref, trainingConfig, trainingSettings } from './common.ts';
 import { loadPolicyAndReference } from './dpo.ts';
 
 /** What every on-policy stage (rl, airl) samples and how it turns rewards into a step. */
@@ -53,17 +53,6 @@ export function parsePolicyConfig(raw: JsonObject): PolicyConfig {
     ...adaptationSettings(adaptation(raw)),
     ...trainingConfig(raw, { lr: 1e-5 }),
   };
-}
-
-/** A 32-bit hash of small integers (FNV-1a over words, then an avalanche): distinct seeds for distinct tuples. */
-export function mixSeed(...xs: number[]): number {
-  let h = 0x811c9dc5;
-  for (const x of xs) {
-    h = Math.imul(h ^ (x >>> 0), 0x01000193) >>> 0;
-    h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0;
-  }
-  h = Math.imul(h ^ (h >>> 12), 0x297a2d39) >>> 0;
-  return (h ^ (h >>> 15)) >>> 0;
 }
 
 /** The seed of sample k of prompt i at step `step`. */
