@@ -6,10 +6,10 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { measureGemmPeak } from '../native-models/runtime/gemm-peak.ts';
-import { gpt2Defaults } from '../native-models/models/gpt2.ts';
+import { gpt2Defaults, gpt2NextTokenLoss } from '../native-models/models/gpt2.ts';
 import { Rng } from '../native-models/train/rng.ts';
 import * as T from '../native-models/ir/index.ts';
-import { gptLoss, gptTrainer, parameterCount, randomLmBatch } from '../native-models/train/tiny-lm.ts';
+import { gptTrainer, parameterCount, randomLmBatch } from '../native-models/train/tiny-lm.ts';
 
 export interface TrainBenchConfig {
   vocab: number;
@@ -87,7 +87,7 @@ export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => voi
   const achieved = flops / (stepMs / 1000) / 1e9;
   const params = parameterCount(cfg);
   const stateMb = (4 * params * 4) / 2 ** 20;
-  const { loss, params: leaves } = gptLoss(cfg);
+  const { loss, params: leaves } = gpt2NextTokenLoss(cfg);
   const activationsMb = T.savedActivationBytes(loss, T.grad(loss, [...leaves.values()]), { B: c.batch, T: c.seq }) / 2 ** 20;
   const result: TrainBenchResult = {
     tokens_per_s: (c.batch * c.seq) / (stepMs / 1000),

@@ -7,9 +7,8 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as T from '../../native-models/ir/index.ts';
 import { exportHfModel } from '../../native-models/checkpoint/index.ts';
-import { gpt2Defaults, gpt2Family, gpt2Forward, gpt2Init, gpt2Params, type Gpt2Config } from '../../native-models/models/gpt2.ts';
+import { gpt2Defaults, gpt2Family, gpt2Init, gpt2NextTokenLoss, type Gpt2Config } from '../../native-models/models/gpt2.ts';
 import { adamw } from '../../native-models/optim/adamw.ts';
 import { learningRate, type Schedule } from '../../native-models/optim/schedule.ts';
 import { trainBpe, writeTokenizerFolder } from '../../native-models/tokenizer/bpe-trainer.ts';
@@ -82,10 +81,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     const evalStream = new TokenStream(encode(evalTexts), eos);
 
     const config = gpt2Defaults({ nPositions: opts.seq, nEmbd: 256, nLayer: 4, nHead: 4, ...opts.model, vocabSize: bpe.vocabSize });
-    const params = gpt2Params(config);
-    const tokens = T.input('tokens', 'int64', ['B', 'T']);
-    const targets = T.input('targets', 'int64', ['B', 'T']);
-    const loss = T.crossEntropy(gpt2Forward(config, params, tokens), targets);
+    const { loss, params } = gpt2NextTokenLoss(config);
     const graphs = buildTrainStep({ loss, trainable: [...params.values()], optimizer: adamw({ beta2: 0.95, weightDecay: 0.1 }), clipNorm: 1 });
     const trainer = await Trainer.create(graphs, gpt2Init(config, new Rng(opts.seed)), { provider: opts.provider, threads: opts.threads, seed: opts.seed + 1 });
     const evaluator = await LossEvaluator.create(loss, [...params.values()], { provider: opts.provider, intraOpThreads: opts.threads });

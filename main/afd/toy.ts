@@ -5,9 +5,8 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as T from '../../native-models/ir/index.ts';
 import { exportHfModel } from '../../native-models/checkpoint/index.ts';
-import { gpt2Defaults, gpt2Family, gpt2Forward, gpt2Init, gpt2Params } from '../../native-models/models/gpt2.ts';
+import { gpt2Defaults, gpt2Family, gpt2Init, gpt2NextTokenLoss } from '../../native-models/models/gpt2.ts';
 import { adamw } from '../../native-models/optim/adamw.ts';
 import { trainBpe, writeTokenizerFolder } from '../../native-models/tokenizer/bpe-trainer.ts';
 import { Tokenizer } from '../../native-models/tokenizer/tokenizer.ts';
@@ -75,9 +74,8 @@ export async function buildToyModel(dir: string, o: ToyModelOptions = {}): Promi
     const eos = tokenizer.eosTokenId!;
     const stream = new TokenStream(texts.map((t) => tokenizer.encode(t, { addSpecialTokens: false })), eos);
     const config = gpt2Defaults({ vocabSize: bpe.vocabSize, nPositions: 64, nEmbd: 64, nLayer: 2, nHead: 4 });
-    const params = gpt2Params(config);
-    const tokens = T.input('tokens', 'int64', ['B', 'T']), targets = T.input('targets', 'int64', ['B', 'T']);
-    const graphs = buildTrainStep({ loss: T.crossEntropy(gpt2Forward(config, params, tokens), targets), trainable: [...params.values()], optimizer: adamw({ weightDecay: 0.01 }), clipNorm: 1 });
+    const { loss, params } = gpt2NextTokenLoss(config);
+    const graphs = buildTrainStep({ loss, trainable: [...params.values()], optimizer: adamw({ weightDecay: 0.01 }), clipNorm: 1 });
     const trainer = await Trainer.create(graphs, gpt2Init(config, new Rng(o.seed ?? 7)), { provider: 'cpu', threads: 1, seed: 3 });
     try {
       for (let s = 0; s < (o.steps ?? 300); s++) await trainer.step(stream.randomBatch(16, 64, trainer.rng), 3e-3);

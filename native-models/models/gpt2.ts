@@ -122,6 +122,16 @@ export function gpt2Forward(c: Gpt2Config, p: Params, tokens: T.Value): T.Value 
   return gpt2ForwardFull(c, p, { tokens }).logits;
 }
 
+/**
+ * The language-modelling loss: mean next-token cross-entropy on int64 `tokens` and
+ * `targets` [B, T] (the batches of train/lm-data.ts), over `params` (default: fresh leaves).
+ */
+export function gpt2NextTokenLoss(c: Gpt2Config, params: Params = gpt2Params(c)): { loss: T.Value; params: Params } {
+  const tokens = T.input('tokens', 'int64', ['B', 'T']);
+  const targets = T.input('targets', 'int64', ['B', 'T']);
+  return { loss: T.crossEntropy(gpt2Forward(c, params, tokens), targets), params };
+}
+
 function fromHfConfig(json: Record<string, unknown>): Gpt2Config {
   const r = new HfConfigReader(json, 'GPT-2');
   r.refuse('scale_attn_weights', (v) => v === false, 'unscaled attention scores');

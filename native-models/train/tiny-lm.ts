@@ -2,8 +2,7 @@
 // `afd doctor` and the tests. On one batch the loss of a working engine falls fast.
 
 import ort from 'onnxruntime-node';
-import * as T from '../ir/index.ts';
-import { gpt2Defaults, gpt2Forward, gpt2Init, gpt2ParamShapes, gpt2Params, type Gpt2Config } from '../models/gpt2.ts';
+import { gpt2Defaults, gpt2Init, gpt2NextTokenLoss, gpt2ParamShapes, type Gpt2Config } from '../models/gpt2.ts';
 import { adamw } from '../optim/adamw.ts';
 import { Rng } from './rng.ts';
 import { buildTrainStep } from './step.ts';
@@ -26,17 +25,9 @@ export const tinyLmConfig = (c: Partial<Gpt2Config> = {}): Gpt2Config =>
 export const parameterCount = (c: Gpt2Config): number =>
   [...gpt2ParamShapes(c).values()].reduce((s, shape) => s + shape.reduce((a, b) => a * b, 1), 0);
 
-/** Builds the language-model training step of a GPT-2 config (mean next-token cross-entropy). */
-/** The next-token loss of a GPT-2 on token and target batches [B, T], and its parameters. */
-export function gptLoss(c: Gpt2Config): { loss: T.Value; params: Map<string, T.Value> } {
-  const params = gpt2Params(c);
-  const tokens = T.input('tokens', 'int64', ['B', 'T']);
-  const targets = T.input('targets', 'int64', ['B', 'T']);
-  return { loss: T.crossEntropy(gpt2Forward(c, params, tokens), targets), params };
-}
-
+/** The language-model training step of a GPT-2 config (mean next-token cross-entropy), as a trainer. */
 export function gptTrainer(c: Gpt2Config, opts: { provider?: 'cpu' | 'webgpu' | 'cuda'; threads?: number; seed?: number }): Promise<Trainer> {
-  const { loss, params } = gptLoss(c);
+  const { loss, params } = gpt2NextTokenLoss(c);
   const graphs = buildTrainStep({ loss, trainable: [...params.values()], optimizer: adamw({ beta2: 0.95, weightDecay: 0.1 }), clipNorm: 1 });
   return Trainer.create(graphs, gpt2Init(c, new Rng(opts.seed ?? 0)), opts);
 }

@@ -5,8 +5,7 @@
 // resumable pipeline (`judge` takes it as `backbone`).
 import { join } from 'node:path';
 import type { JsonObject } from '../../../db/json.ts';
-import * as T from '../../../native-models/ir/index.ts';
-import { gpt2Defaults, gpt2Family } from '../../../native-models/models/gpt2.ts';
+import { gpt2Defaults, gpt2Family, gpt2NextTokenLoss } from '../../../native-models/models/gpt2.ts';
 import { TokenStream } from '../../../native-models/train/lm-data.ts';
 import { Rng } from '../../../native-models/train/rng.ts';
 import { integer, oneOf } from '../../jobs/config.ts';
@@ -67,11 +66,8 @@ export const pretrainStage: Stage<PretrainConfig> = {
       configJson: Object.fromEntries(TOKEN_ID_KEYS.filter((k) => k in tok.configJson).map((k) => [k, tok.configJson[k]])),
     };
     const tm = trainableModel(fresh, { kind: 'full' }, new Rng(ctx.seed));
-    const tokens = T.input('tokens', 'int64', ['B', 'T']);
-    const targets = T.input('targets', 'int64', ['B', 'T']);
-    const { logits } = gpt2Family.forward(gpt, tm.params, { tokens });
     const settings = trainingSettings(config, config.steps);
-    const trainer = await createTrainer(ctx, tm, T.crossEntropy(logits, targets), settings);
+    const trainer = await createTrainer(ctx, tm, gpt2NextTokenLoss(gpt, tm.params).loss, settings);
     try {
       // Each step's windows come from (seed, step), so a resumed run draws what an uninterrupted one would.
       const status = await trainSteps(ctx, trainer, settings, (s) => stream.randomBatch(config.batch, config.seq, new Rng(mixSeed(ctx.seed, s))));
