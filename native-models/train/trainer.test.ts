@@ -126,3 +126,21 @@ test('the loss evaluator gives the loss the next training step reports', async (
   assert.ok(Math.abs(evaluated - stepped.loss) < 1e-6, `${evaluated} vs ${stepped.loss}`);
   await evaluator.release();
 });
+
+test('a step frees the state it replaced, never the arrays the trainer was given', async () => {
+  for (const accumulation of [1, 2]) {
+    const { trainer, batch } = await mlp({ accumulation });
+    const b = accumulation === 1 ? batch(8) : [batch(4), batch(4, new Rng(12))];
+    const given = trainer.state.get('w1')!.data as Float32Array;
+    const givenCopy = Float32Array.from(given);
+    await trainer.step(b, 1e-2);
+    const first = trainer.state.get('w1')!.data as Float32Array;
+    const firstM = trainer.state.get('w1.m')!.data as Float32Array;
+    assert.equal(first.length, 256);
+    await trainer.step(b, 1e-2);
+    assert.equal(first.length, 0, 'the parameters of step 1 were released');
+    assert.equal(firstM.length, 0, 'the moments of step 1 were released');
+    assert.deepEqual(given, givenCopy, 'the initial parameters are untouched');
+    assert.equal((trainer.state.get('w1')!.data as Float32Array).length, 256);
+  }
+});
