@@ -9,7 +9,12 @@ numbers here are the fp32 eager PyTorch baseline for the same work.
 Usage:
     python3 bench/torch_gpt_train.py [--vocab 8192] [--d-model 512] [--layers 8]
         [--heads 8] [--seq 256] [--batch 8] [--steps 10] [--warmup 3]
-        [--threads 2] [--seed 0] [--lr 3e-4] [--attention sdpa|manual]
+        [--threads 2] [--seed 0] [--lr 3e-4] [--attention sdpa|manual] [--interleave]
+
+With --interleave the timed steps are driven from stdin, so that `afd bench train
+--vs-torch` can alternate them with its own steps in the same minutes of machine time:
+after the warm-up it prints {"ready": true}, then runs one timed step per "step" line
+(printing {"ms", "loss"}) and, at "done" or end of input, prints the summary line.
 """
 
 import argparse
@@ -31,6 +36,7 @@ def parse_args(argv):
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--steps", type=int, default=10, help="timed steps")
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps before the timed ones")
+    p.add_argument("--interleave", action="store_true", help="run timed steps on request from stdin (see the module doc)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=3e-4)
@@ -183,14 +189,32 @@ def main(argv):
         opt.step()
         return loss.item()
 
+    def timed_step():
+        t0 = time.perf_counter()
+        losses.append(step())
+        times.append(time.perf_counter() - t0)
+
     losses = []
     for _ in range(args.warmup):
         losses.append(step())
     times = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        losses.append(step())
-        times.append(time.perf_counter() - t0)
+    if args.interleave:
+        print(json.dumps({"ready": True}), flush=True)
+        for line in sys.stdin:
+            if line.strip() == "done":
+                break
+            if line.strip() != "step":
+                print(f"unknown command {line.strip()!r} (expected 'step' or 'done')", file=sys.stderr)
+                return 2
+            timed_step()
+            print(json.dumps({"ms": times[-1] * 1000, "loss": losses[-1]}), flush=True)
+        if not times:
+            print("no timed step was requested", file=sys.stderr)
+            return 2
+    else:
+        for _ in range(args.steps):
+            timed_step()
+    steps = len(times)
 
     total = sum(times)
     tokens_per_step = B * T
@@ -206,13 +230,13 @@ def main(argv):
         else "manual (q@k^T*scale, causal mask, softmax, @v)"
     )
     out = {
-        "tokens_per_s": tokens_per_step * args.steps / total,
-        "step_ms": total * 1000 / args.steps,
+        "tokens_per_s": tokens_per_step * steps / total,
+        "step_ms": total * 1000 / steps,
         "step_ms_median": median_ms,
         "params": params,
         "params_flops": params_no_wpe,
         "flops_per_step": flops_per_step,
-        "achieved_gflops": flops_per_step * args.steps / total / 1e9,
+        "achieved_gflops": flops_per_step * steps / total / 1e9,
         "loss_first": losses[0],
         "loss_last": losses[-1],
         "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -229,7 +253,7 @@ def main(argv):
             "heads": H,
             "seq": T,
             "batch": B,
-            "steps": args.steps,
+            "steps": steps,
             "warmup": args.warmup,
             "seed": args.seed,
             "lr": args.lr,

@@ -2,8 +2,13 @@
 // trained for a fixed number of steps after warm-up, measured against the fp32 GEMM peak
 // of ONNX Runtime on this machine (same run) and, with --vs-torch, against PyTorch eager
 // training the same model (bench/torch_gpt_train.py). See bench/README.md.
+//
+// With the reference, the timed steps alternate between the two sides (ours, torch, torch,
+// ours, ...): this machine's speed drifts by 10-20% over minutes with its neighbours, and
+// two runs one after the other measured the drift as much as the engines.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { measureGemmPeak } from '../native-models/runtime/gemm-peak.ts';
 import { gpt2Defaults, gpt2NextTokenLoss } from '../native-models/models/gpt2.ts';
@@ -59,10 +64,15 @@ export interface TrainBenchResult {
   torch_step_ms?: number;
   torch_peak_rss_mb?: number;
   torch_version?: string;
+  /** Our tokens/s over PyTorch's, both timed over the same interleaved rounds. */
   ratio?: number;
+  /** Median over rounds of (PyTorch's step time / ours) within the round. */
+  ratio_paired_median?: number;
+  /** 95% bootstrap interval of the geometric mean of the per-round ratios. */
+  ratio_interval?: [number, number];
 }
 
-export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => void = () => {}): Promise<TrainBenchResult> {
+export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => void = () => {}, torch?: TorchReference): Promise<TrainBenchResult> {
   log(`measuring the fp32 GEMM peak through ONNX Runtime (${c.threads} threads)...`);
   // Two measurements, one after the other, keeping the better: a single one can read low.
   let peak = 0;
@@ -73,13 +83,26 @@ export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => voi
   const batch = randomLmBatch(cfg, c.batch, new Rng(c.seed + 1));
   const losses: number[] = [];
   const times: number[] = [];
-  for (let i = 0; i < c.warmup + c.steps; i++) {
+  const torchTimes: number[] = [];
+  const ours = async (i: number): Promise<void> => {
     const t0 = performance.now();
     const r = await trainer.step(batch, c.lr);
     const ms = performance.now() - t0;
     losses.push(r.loss);
     if (i >= c.warmup) times.push(ms);
     log(`  step ${i + 1}${i < c.warmup ? ' (warm-up)' : ''}: loss ${r.loss.toFixed(4)}, ${ms.toFixed(0)} ms`);
+  };
+  const theirs = async (ref: TorchReference): Promise<void> => {
+    const r = await ref.step();
+    torchTimes.push(r.ms);
+    log(`  PyTorch step: loss ${r.loss.toFixed(4)}, ${r.ms.toFixed(0)} ms`);
+  };
+  for (let i = 0; i < c.warmup; i++) await ours(i);
+  for (let i = c.warmup; i < c.warmup + c.steps; i++) {
+    // ABBA order, so that neither side always runs first in a round.
+    if (!torch) await ours(i);
+    else if ((i - c.warmup) % 2 === 0) { await ours(i); await theirs(torch); }
+    else { await theirs(torch); await ours(i); }
   }
   await trainer.release();
   const stepMs = times.reduce((a, b) => a + b, 0) / times.length;
@@ -107,19 +130,99 @@ export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => voi
     loss_last: losses[losses.length - 1],
     config: c,
   };
+  if (torch) {
+    const t = await torch.finish();
+    const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+    const paired = times.map((ms, i) => torchTimes[i] / ms);
+    Object.assign(result, {
+      torch_tokens_per_s: t.tokens_per_s, torch_step_ms: t.step_ms, torch_peak_rss_mb: t.peak_rss_mb, torch_version: t.torch_version,
+      ratio: sum(torchTimes) / sum(times),
+      ratio_paired_median: median(paired),
+      ratio_interval: geometricMeanInterval(paired, new Rng(c.seed + 2)),
+    });
+  }
   return result;
 }
 
-/** Runs the PyTorch reference on the same config; throws a sentence when PyTorch is missing. */
-export function runTorchReference(c: TrainBenchConfig, python = process.env.PYTHON ?? 'python3'): { tokens_per_s: number; step_ms: number; peak_rss_mb: number; torch_version: string } {
-  const script = fileURLToPath(new URL('./torch_gpt_train.py', import.meta.url));
-  const args = [script, '--vocab', c.vocab, '--d-model', c.dModel, '--layers', c.layers, '--heads', c.heads, '--seq', c.seq, '--batch', c.batch, '--steps', c.steps, '--warmup', c.warmup, '--threads', c.threads, '--seed', c.seed, '--lr', c.lr].map(String);
-  const r = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (r.error) throw new Error(`could not run ${python} (${r.error.message}); --vs-torch needs Python 3 with PyTorch: pip install torch`);
-  if (r.status !== 0) {
-    const msg = (r.stderr || '').trim().split('\n').pop() ?? '';
-    throw new Error(/No module named 'torch'|PyTorch is not installed/.test(r.stderr) ? 'PyTorch is not installed: pip install torch' : `the PyTorch reference failed: ${msg}`);
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** 95% percentile-bootstrap interval of the geometric mean of positive ratios. */
+export function geometricMeanInterval(ratios: readonly number[], rng: Rng, resamples = 2000): [number, number] {
+  const logs = ratios.map(Math.log);
+  const means: number[] = [];
+  for (let r = 0; r < resamples; r++) {
+    let s = 0;
+    for (let i = 0; i < logs.length; i++) s += logs[rng.int(logs.length)];
+    means.push(s / logs.length);
   }
-  const line = r.stdout.trim().split('\n').pop()!;
-  return JSON.parse(line) as { tokens_per_s: number; step_ms: number; peak_rss_mb: number; torch_version: string };
+  means.sort((a, b) => a - b);
+  return [Math.exp(means[Math.floor(0.025 * (resamples - 1))]), Math.exp(means[Math.ceil(0.975 * (resamples - 1))])];
+}
+
+export interface TorchSummary {
+  tokens_per_s: number;
+  step_ms: number;
+  peak_rss_mb: number;
+  torch_version: string;
+}
+
+/**
+ * The PyTorch reference (bench/torch_gpt_train.py --interleave) as a child process that
+ * builds the same model, warms up, then runs one timed step whenever asked, so that its
+ * steps can alternate with ours.
+ */
+export class TorchReference {
+  readonly #child: ChildProcessWithoutNullStreams;
+  readonly #lines: AsyncIterator<string>;
+  #stderr = '';
+
+  private constructor(child: ChildProcessWithoutNullStreams) {
+    this.#child = child;
+    child.stderr.on('data', (d: Buffer) => (this.#stderr += d.toString()));
+    this.#lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  }
+
+  /** Starts the reference and waits until it has warmed up; throws a sentence when PyTorch is missing. */
+  static async start(c: TrainBenchConfig, python = process.env.PYTHON ?? 'python3'): Promise<TorchReference> {
+    const script = fileURLToPath(new URL('./torch_gpt_train.py', import.meta.url));
+    const args = [script, '--vocab', c.vocab, '--d-model', c.dModel, '--layers', c.layers, '--heads', c.heads, '--seq', c.seq, '--batch', c.batch, '--warmup', c.warmup, '--threads', c.threads, '--seed', c.seed, '--lr', c.lr, '--interleave'].map(String);
+    const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', (e) => reject(new Error(`could not run ${python} (${e.message}); --vs-torch needs Python 3 with PyTorch: pip install torch`)));
+    });
+    const ref = new TorchReference(child);
+    const ready = await ref.#next<{ ready?: boolean }>();
+    if (!ready.ready) throw new Error(`the PyTorch reference did not start: ${JSON.stringify(ready)}`);
+    return ref;
+  }
+
+  /** One timed training step on the PyTorch side. */
+  step(): Promise<{ ms: number; loss: number }> {
+    this.#child.stdin.write('step\n');
+    return this.#next<{ ms: number; loss: number }>();
+  }
+
+  /** Ends the reference and returns its summary over the steps it timed. */
+  finish(): Promise<TorchSummary> {
+    this.#child.stdin.end('done\n');
+    return this.#next<TorchSummary>();
+  }
+
+  /** Stops the reference (after an error on our side). */
+  kill(): void {
+    this.#child.kill();
+  }
+
+  async #next<R>(): Promise<R> {
+    const r = await this.#lines.next();
+    if (!r.done) return JSON.parse(r.value as string) as R;
+    if (this.#child.exitCode === null) await new Promise((res) => this.#child.once('exit', res));
+    const last = this.#stderr.trim().split('\n').pop() ?? '';
+    throw new Error(/No module named 'torch'|PyTorch is not installed/.test(this.#stderr) ? 'PyTorch is not installed: pip install torch' : `the PyTorch reference failed: ${last || `exit code ${this.#child.exitCode}`}`);
+  }
 }

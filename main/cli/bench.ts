@@ -2,7 +2,7 @@
 
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { defaultTrainBench, runTorchReference, runTrainBench } from '../../bench/train.ts';
+import { defaultTrainBench, runTrainBench, TorchReference } from '../../bench/train.ts';
 
 export async function benchTrain(argv: string[]): Promise<number> {
   const d = defaultTrainBench(availableParallelism());
@@ -36,13 +36,18 @@ export async function benchTrain(argv: string[]): Promise<number> {
   if (c.dModel % c.heads !== 0) throw new Error(`--d-model (${c.dModel}) must be a multiple of --heads (${c.heads})`);
   if (c.steps < 1) throw new Error('--steps must be at least 1');
   const log = values.json ? () => {} : (s: string) => console.error(s);
-  // Fail before the long run when the reference cannot run.
-  if (values['vs-torch']) runTorchReference({ ...c, vocab: 16, dModel: 8, layers: 1, heads: 1, seq: 4, batch: 1, steps: 1, warmup: 0 });
-  const result = await runTrainBench(c, log);
+  // The reference starts (and warms up) first, so that a missing PyTorch fails before the long run.
+  let torch: TorchReference | undefined;
   if (values['vs-torch']) {
-    log('running the PyTorch eager reference...');
-    const t = runTorchReference(c);
-    Object.assign(result, { torch_tokens_per_s: t.tokens_per_s, torch_step_ms: t.step_ms, torch_peak_rss_mb: t.peak_rss_mb, torch_version: t.torch_version, ratio: result.tokens_per_s / t.tokens_per_s });
+    log('starting the PyTorch eager reference (its steps alternate with ours)...');
+    torch = await TorchReference.start(c);
+  }
+  let result;
+  try {
+    result = await runTrainBench(c, log, torch);
+  } catch (e) {
+    torch?.kill();
+    throw e;
   }
   console.log(JSON.stringify(result));
   return 0;

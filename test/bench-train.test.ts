@@ -1,0 +1,47 @@
+// The training benchmark's comparison with PyTorch: the steps of both sides alternate,
+// and the ratio comes with the spread of the per-round ratios.
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { defaultTrainBench, geometricMeanInterval, runTrainBench, TorchReference } from '../bench/train.ts';
+import { Rng } from '../native-models/train/rng.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'afd-bench-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const tiny = { ...defaultTrainBench(1), vocab: 64, dModel: 32, layers: 1, heads: 2, seq: 16, batch: 2, steps: 4, warmup: 1 };
+
+test('the bootstrap interval of a geometric mean: exact for equal ratios, around the mean otherwise', () => {
+  assert.deepEqual(geometricMeanInterval([1.25, 1.25, 1.25], new Rng(1)), [1.25, 1.25]);
+  const ratios = [0.8, 1.0, 1.1, 1.3, 0.9, 1.2, 1.05, 0.95];
+  const gm = Math.exp(ratios.reduce((s, r) => s + Math.log(r), 0) / ratios.length);
+  const [lo, hi] = geometricMeanInterval(ratios, new Rng(2));
+  assert.ok(lo < gm && gm < hi, `${lo} < ${gm} < ${hi}`);
+  assert.ok(lo > 0.8 && hi < 1.3, `the interval [${lo}, ${hi}] is narrower than the range of the ratios`);
+  // Four times the rounds: about half the width.
+  const [lo4, hi4] = geometricMeanInterval([...ratios, ...ratios, ...ratios, ...ratios], new Rng(3));
+  assert.ok(hi4 - lo4 < 0.7 * (hi - lo), `${hi4 - lo4} vs ${hi - lo}`);
+});
+
+test('--vs-torch alternates the steps of both sides and compares them over the same rounds', async () => {
+  const torch = await TorchReference.start(tiny);
+  const r = await runTrainBench(tiny, () => {}, torch);
+  assert.ok(r.torch_step_ms! > 0 && r.step_ms > 0);
+  // tokens/s of both sides over the same rounds: ratio = torch time / our time
+  assert.ok(Math.abs(r.ratio! - r.torch_step_ms! / r.step_ms) < 1e-9 * r.ratio!, `${r.ratio} vs ${r.torch_step_ms! / r.step_ms}`);
+  assert.ok(Math.abs(r.torch_tokens_per_s! / r.tokens_per_s - 1 / r.ratio!) < 1e-6);
+  const [lo, hi] = r.ratio_interval!;
+  assert.ok(lo > 0 && lo <= hi);
+  assert.ok(r.ratio_paired_median! > 0);
+  assert.ok(r.loss_last < r.loss_first, 'our side trained');
+});
+
+test('without PyTorch, --vs-torch says how to install it', async () => {
+  // A Python that cannot see its site-packages (where torch is) stands for one without torch.
+  const python = join(dir, 'python-without-torch');
+  writeFileSync(python, '#!/bin/sh\nexec python3 -S "$@"\n');
+  chmodSync(python, 0o755);
+  await assert.rejects(TorchReference.start(tiny, python), /PyTorch is not installed: pip install torch/);
+  await assert.rejects(TorchReference.start(tiny, join(dir, 'no-such-python')), /could not run .*pip install torch/);
+});
