@@ -110,6 +110,7 @@ const cases: Case[] = [
   { name: 'GatherElements axis 1', inputs: [f([3, 4]), int64([3, 2], [0, 0, 3, 1, 2, 2])], build: ([d, i]) => T.gatherElements(d, i, 1) },
   { name: 'GatherElements axis 0', inputs: [f([3, 4]), int64([2, 4], [0, 2, 2, 1, 0, 2, 2, 1])], build: ([d, i]) => T.gatherElements(d, i, 0) },
   { name: 'ScatterAddElements axis 1', inputs: [f([3, 2]), int64([3, 2], [1, 1, 0, 3, 2, 2])], build: ([u, i]) => T.scatterAddElements(u, i, 1, [3, 4]) },
+  { name: 'ScatterAddElements into a base, axis 1', inputs: [f([3, 4]), f([3, 2]), int64([3, 2], [1, 1, 0, 3, 2, 2])], build: ([b, u, i]) => T.scatterAddElementsInto(b, u, i, 1) },
   { name: 'CumSum', inputs: [f([2, 4])], build: ([x]) => T.cumsum(x, 1) },
   { name: 'CumSum exclusive', inputs: [f([2, 4])], build: ([x]) => T.cumsum(x, 1, { exclusive: true }) },
   { name: 'CumSum reverse axis 0', inputs: [f([4, 2])], build: ([x]) => T.cumsum(x, 0, { reverse: true }) },

@@ -63,26 +63,36 @@ export const GatherElementsOp = defineOp<{ axis: number }>({
 export const gatherElements = (data: Value, indices: Value, axis: number): Value =>
   apply(GatherElementsOp, [data, indices], { axis: normAxis(axis, data.rank, 'GatherElements') });
 
+/**
+ * `updates` added along `axis` at `indices` (ONNX ScatterElements with reduction 'add'),
+ * into zeros of `shape`, or into the optional third input `base` (of that shape), which
+ * saves a full-size pass where the sum would otherwise be added afterwards.
+ */
 export const ScatterAddElementsOp = defineOp<{ axis: number; shape: Dim[] }>({
   kind: 'ScatterAddElements',
   infer: (inputs, a) => {
-    const [upd, idx] = inputs;
+    const [upd, idx, base] = inputs;
     checkIndices('ScatterAddElements', inputs, idx);
     if (!shapeEq(upd.shape, idx.shape) || idx.rank !== a.shape.length) {
       throw opError('ScatterAddElements', inputs, `updates and indices must have one shape, of the rank of the output ${fmt(a.shape)}`);
     }
+    if (base && (!shapeEq(base.shape, a.shape) || base.dtype !== upd.dtype)) throw opError('ScatterAddElements', inputs, `the base must be a ${upd.dtype} tensor of shape ${fmt(a.shape)}`);
     return { dtype: upd.dtype, shape: a.shape };
   },
-  vjp: ({ g, inputs: [, idx], attrs }) => [gatherElements(g, idx, attrs.axis), null],
+  vjp: ({ g, inputs: [, idx, base], attrs }) => [gatherElements(g, idx, attrs.axis), null, ...(base ? [g] : [])],
   emit: (e, v) => {
-    const [upd, idx] = v.inputs;
-    const zeros = e.node('Expand', [e.scalar(0, upd.dtype), e.shape(v.attrs.shape)]);
-    return e.node('ScatterElements', [zeros, e.name(idx), e.name(upd)], { axis: v.attrs.axis, reduction: 'add' });
+    const [upd, idx, base] = v.inputs;
+    const data = base ? e.name(base) : e.node('Expand', [e.scalar(0, upd.dtype), e.shape(v.attrs.shape)]);
+    return e.node('ScatterElements', [data, e.name(idx), e.name(upd)], { axis: v.attrs.axis, reduction: 'add' });
   },
 });
 
 export const scatterAddElements = (updates: Value, indices: Value, axis: number, shape: readonly Dim[]): Value =>
   apply(ScatterAddElementsOp, [updates, indices], { axis, shape: [...shape] });
+
+/** base + (updates added along `axis` at `indices`): one ScatterElements over a copy of base. */
+export const scatterAddElementsInto = (base: Value, updates: Value, indices: Value, axis: number): Value =>
+  apply(ScatterAddElementsOp, [updates, indices, base], { axis: normAxis(axis, base.rank, 'ScatterAddElements'), shape: [...base.shape] });
 
 /** Running sum along an axis; its gradient is the running sum the other way. */
 export const CumSumOp = defineOp<{ axis: number; exclusive: boolean; reverse: boolean }>({

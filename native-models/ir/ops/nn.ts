@@ -3,8 +3,8 @@
 import { isFloat } from '../dtype.ts';
 import { normAxis } from '../shape.ts';
 import { apply, defineOp, floatAttr, opError, type Value } from '../value.ts';
-import { add, div, equal, exp, mul, sqrt, sub, where } from './elementwise.ts';
-import { range } from './leaf.ts';
+import { add, div, exp, mul, neg, sqrt, sub } from './elementwise.ts';
+import { gatherElements, scatterAddElementsInto } from './indexing.ts';
 import { unsqueeze } from './layout.ts';
 import { reduceMean, reduceSum } from './reduce.ts';
 
@@ -100,17 +100,25 @@ export const TokenLogProbOp = defineOp<object>({
     if (targets.rank !== logits.rank - 1 || targets.shape.some((d, i) => d !== logits.shape[i])) throw opError('TokenLogProb', inputs, 'targets must have the shape of logits without its last axis');
     return { dtype: logits.dtype, shape: [...targets.shape] };
   },
-  vjp: ({ g, inputs: [logits, targets] }) => {
-    const V = logits.shape[logits.rank - 1];
+  vjp: ({ g, out, inputs: [logits, targets] }) => {
+    // softmax = exp(logits - lse), with each row's log-sum-exp read off the forward result
+    // (out = logits[target] - lse) rather than recomputed. Reading `out` also makes the
+    // backward wait for the forward's log-softmax, so the logits are freed at their last use
+    // here; without it ONNX Runtime ran this backward first and kept the [..., V] logits
+    // alive through the whole backward pass. Then -g softmax, and +g at each target in one
+    // scatter-add: no one-hot [..., V] mask, no further pass to combine them.
+    const t = unsqueeze(targets, -1);
+    const lse = sub(gatherElements(logits, t, -1), unsqueeze(out, -1));
     const gc = unsqueeze(g, -1);
-    const onehot = equal(range(V), unsqueeze(targets, -1));
-    return [sub(where(onehot, gc, 0), mul(softmax(logits, -1), gc)), null];
+    return [scatterAddElementsInto(mul(exp(sub(logits, lse)), neg(gc)), gc, t, -1), null];
   },
+  // logits[target] - logsumexp(logits): no [..., V] log-softmax is ever written, which at the
+  // end of a language model's forward pass was the largest tensor alive.
   emit: (e, v) => {
     const [logits, targets] = v.inputs;
-    const logp = e.node('LogSoftmax', [e.name(logits)], { axis: -1 });
-    const picked = e.node('GatherElements', [logp, e.node('Unsqueeze', [e.name(targets), e.ints([-1])])], { axis: -1 });
-    return e.node('Squeeze', [picked, e.ints([-1])]);
+    const picked = e.node('GatherElements', [e.name(logits), e.node('Unsqueeze', [e.name(targets), e.ints([-1])])], { axis: -1 });
+    const lse = e.node('ReduceLogSumExp', [e.name(logits), e.ints([-1])], { keepdims: 1 });
+    return e.node('Squeeze', [e.node('Sub', [picked, lse]), e.ints([-1])]);
   },
 });
 
