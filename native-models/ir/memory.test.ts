@@ -22,3 +22,11 @@ test("saved activations: tanh keeps its output, a product keeps only its inputs 
   const loss2 = T.reduceSum(T.mul(u, T.reshape(u, ['B', 3])));
   assert.equal(T.savedActivationBytes(loss2, T.grad(loss2, [w]), { B: 10 }), 10 * 3 * 4);
 });
+
+test('a value computed from parameters alone (a transposed weight) is not an activation', () => {
+  const x = T.input('x', 'float32', ['B', 4]);
+  const w = T.param('w', [3, 4]);
+  const y = T.tanh(T.matmul(x, T.transpose(w, [1, 0]))); // [B, 3]; the backward reads w^T and y
+  const loss = T.reduceSum(y);
+  assert.equal(T.savedActivationBytes(loss, T.grad(loss, [w]), { B: 10 }), 10 * 3 * 4);
+});

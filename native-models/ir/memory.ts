@@ -20,17 +20,22 @@ const LEAVES = new Set(['Input', 'Param', 'Constant']);
 /**
  * Bytes of the forward values of `loss` that the gradient graph `grads` reads. A Reshape
  * shares its input's buffer in ONNX Runtime, so it counts as the tensor it reshapes; leaves
- * (inputs, parameters, constants) are not activations.
+ * (inputs, parameters, constants) are not activations, and neither is a value computed
+ * from parameters and constants alone (a transposed weight, which ONNX Runtime folds into
+ * the product that reads it): activations are what the batch flows through.
  */
 export function savedActivationBytes(loss: Value, grads: readonly Value[], sizes: Readonly<Record<string, number>> = {}): number {
-  const forward = new Set(topoSort([loss]));
+  const order = topoSort([loss]);
+  const forward = new Set(order);
+  const fromBatch = new Set<Value>();
+  for (const v of order) if (v.op.kind === 'Input' || v.inputs.some((x) => fromBatch.has(x))) fromBatch.add(v);
   const root = (v: Value): Value => (v.op.kind === 'Reshape' ? root(v.inputs[0]) : v);
   const saved = new Set<Value>();
   for (const node of topoSort(grads)) {
     if (forward.has(node)) continue;
     for (const x of node.inputs) {
       const r = root(x);
-      if (forward.has(r) && !LEAVES.has(r.op.kind)) saved.add(r);
+      if (forward.has(r) && !LEAVES.has(r.op.kind) && fromBatch.has(r)) saved.add(r);
     }
   }
   let bytes = 0;

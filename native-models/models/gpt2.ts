@@ -113,9 +113,7 @@ export function gpt2ForwardFull(c: Gpt2Config, p: Params, inputs: ForwardInputs)
   }
   const hidden = norm(c, p, 'transformer.ln_f', x); // [B, T, D]
   const head = c.tieWordEmbeddings ? weight(p, 'transformer.wte.weight', FAMILY) : weight(p, 'lm_head.weight', FAMILY);
-  // One Gemm with transB on the [V, D] weight: its gradient comes out as [V, D] too, with no
-  // transposed copy of the 16 MiB (at V 8192) weight gradient.
-  const logits = T.linearOutIn(hidden, head); // [B, T, V]
+  const logits = T.matmul(hidden, T.transpose(head, [1, 0])); // [B, T, V]
   return { logits, hidden, present };
 }
 
