@@ -110,6 +110,11 @@ export class RunStore {
     return this.db.statement<[string], { id: number; control: RunControl }>("SELECT id, control FROM runs WHERE owner = ? AND control IS NOT NULL AND status IN ('queued', 'running')").all(owner);
   }
 
+  /** Replaces the run's config (a resumed run whose inputs now live at other paths). */
+  setConfig(id: number, config: JsonObject): void {
+    this.db.statement<[string, number]>('UPDATE runs SET config = ? WHERE id = ?').run(JSON.stringify(config), id);
+  }
+
   /** Points the run at its checkpoint file (relative to the studio's files folder). */
   setCheckpoint(id: number, checkpointPath: string): void {
     this.db.statement<[string, number]>('UPDATE runs SET checkpoint_path = ? WHERE id = ?').run(checkpointPath, id);

@@ -2,7 +2,7 @@
 // content hash, recorded as an artifact, so start-up cleaning keeps it; the trained model
 // descends from pi_0 in the store.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openDatabase } from '../../db/database.ts';
@@ -97,6 +97,46 @@ test('resuming with an edited definition runs again the changed stage and what r
     assert.equal((await fourth.done).status, 'done');
     assert.deepEqual(runIds(), ids3);
     await runner.close();
+    db.close();
+  });
+});
+
+test('a stage interrupted before the data folder moved resumes with its inputs where they are now', { timeout: 180_000 }, async () => {
+  await withTempDir('driver-move', async (dir) => {
+    const place = (root: string) => ({ root, dbFile: join(root, 'studio.db') });
+    const def = (root: string): JsonObject => ({
+      name: 'moved', model: join(root, 'pi0'), data: { source: 'store:toy' }, threads: 1,
+      stages: [
+        { id: 's', kind: 'sample', model: 'pi0', split: 'eval', n: 2, maxNewTokens: 4 },
+        { id: 'best', kind: 'bon:length', samples: 's', ns: [1, 2] },
+      ],
+    });
+    const a = place(join(dir, 'a'));
+    await buildToyModel(join(a.root, 'pi0'), { steps: 30 });
+    await writeToyDataset(join(a.root, 'toy.jsonl'), 20);
+    let db = await openDatabase(a.dbFile);
+    await importDataset(db, join(a.root, 'toy.jsonl'), { name: 'toy' });
+    let runner = await JobRunner.open({ db, files: StudioFiles.forDatabase(a.dbFile) });
+    const first = ExperimentDriver.start(db, runner, def(a.root));
+    assert.equal((await first.done).status, 'done');
+    await runner.close();
+    // As if the process had died while Best-of-N ran.
+    const runs = new RunStore(db);
+    const best = runs.list({}).find((r) => r.config.id === 'best')!;
+    runs.setStatus(best.id, 'interrupted');
+    db.close();
+
+    const b = place(join(dir, 'b'));
+    renameSync(a.root, b.root);
+    db = await openDatabase(b.dbFile);
+    runner = await JobRunner.open({ db, files: StudioFiles.forDatabase(b.dbFile) });
+    const resumed = ExperimentDriver.start(db, runner, def(b.root), { experimentId: first.experimentId });
+    const outcome = await resumed.done;
+    await runner.close();
+    assert.equal(outcome.status, 'done', outcome.error);
+    const after = new RunStore(db).get(best.id)!;
+    assert.equal(after.status, 'done', 'the interrupted run itself finished');
+    assert.ok(JSON.stringify(after.config).includes(b.root) && !JSON.stringify(after.config).includes(a.root), 'its config names the new place only');
     db.close();
   });
 });

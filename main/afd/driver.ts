@@ -180,7 +180,9 @@ export class ExperimentDriver {
       const outdated = run === undefined ? null : staleness(spec, run.config, config, renewed);
       if (outdated !== null) this.log(`${spec.id}: run again, ${outdated}.`);
       if (run === undefined || outdated !== null) run = this.runner.submit('afd-stage', config, { experimentId: this.experimentId });
-      else if (run.status !== 'done' && run.status !== 'queued' && run.status !== 'running') run = this.runner.resume(run.id);
+      // Resumed under the config resolved now: staleness says it asks for the same work, and
+      // its paths are where the inputs are now (the data folder may have moved).
+      else if (run.status !== 'done' && run.status !== 'queued' && run.status !== 'running') run = this.runner.resume(run.id, config);
       if (run.status !== 'done') renewed.add(spec.id);
       this.current = run.id;
       this.emit();

@@ -141,8 +141,10 @@ export class JobRunner {
   }
 
   /** Queues a paused, cancelled, failed or interrupted run again; it continues from its
-   *  checkpoint, or starts over for kinds without one. */
-  resume(runId: number): Run {
+   *  checkpoint, or starts over for kinds without one. With `config`, it continues under
+   *  that config (the experiment driver's, resolved again: the same settings, but the
+   *  paths of its inputs follow a data folder that has moved since the run started). */
+  resume(runId: number, newConfig?: JsonObject): Run {
     if (this.closing) throw new Error('The job runner is shutting down; resume the run after restarting.');
     const run = this.get(runId);
     if (this.active.has(runId) || this.queue.some((q) => q.runId === runId)) throw new Error(`Run #${runId} is already ${run.status}; there is nothing to resume.`);
@@ -151,8 +153,9 @@ export class JobRunner {
     }
     if (run.status === 'done') throw new Error(`Run #${runId} has already finished; start a new run instead.`);
     const k = this.kind(run.stage);
-    const config = k.parseConfig(run.config);
+    const config = k.parseConfig(newConfig ?? run.config);
     const queued = this.db.transaction(() => {
+      if (newConfig !== undefined) this.runs.setConfig(runId, newConfig);
       // Left queued or running by a process that has gone since this one started.
       if (run.status === 'queued' || run.status === 'running') k.discard?.(this.host(run));
       this.logs.append(runId, 'info', run.checkpointPath !== null && k.resume === 'checkpoint' ? 'Queued to resume from its checkpoint.' : 'Queued to start again from the beginning.');
