@@ -32,13 +32,16 @@ export interface RewardRuntime {
 export type RewardDetails =
   | { type: 'reward'; reward: 'scorer'; dir: string }
   | { type: 'reward'; reward: 'density-ratio'; policy: string; base: string; perToken: boolean }
-  | { type: 'reward'; reward: 'length'; mode: 'longest' | 'median'; target: number };
+  | { type: 'reward'; reward: 'length'; mode: LengthMode; target: number };
 
 /** Length heuristics: the longest response, or the one closest to the demonstrations' median length (in characters). */
-export function lengthReward(mode: 'longest' | 'median', target: number): RewardFunction {
+export type LengthMode = 'longest' | 'shortest' | 'median';
+
+export function lengthReward(mode: LengthMode, target: number): RewardFunction {
+  const score = { longest: (n: number) => n, shortest: (n: number) => -n, median: (n: number) => -Math.abs(n - target) }[mode];
   return {
-    describe: mode === 'longest' ? 'length (longest)' : `length (closest to ${target} characters)`,
-    score: async (items) => items.map((x) => (mode === 'longest' ? x.response.length : -Math.abs(x.response.length - target))),
+    describe: mode === 'median' ? `length (closest to ${target} characters)` : `length (${mode})`,
+    score: async (items) => items.map((x) => score(x.response.length)),
     release: async () => {},
   };
 }

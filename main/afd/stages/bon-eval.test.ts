@@ -49,6 +49,8 @@ test('bon with a reward stage and bon:length pick the argmax of their reward', a
   // Closest to the demonstrations' median length (4 characters).
   const m = await runStage(bonLengthStage, { samples: 's1', ns: [4], mode: 'median' }, { samples: s }, { dir: join(tmp.dir, 'bonlen'), data });
   assert.deepEqual(readSelection(m.artifact).picks, { 4: [1, 2] });
+  const short = await runStage(bonLengthStage, { samples: 's1', ns: [2, 4], mode: 'shortest' }, { samples: s }, { dir: join(tmp.dir, 'bonshort'), data });
+  assert.deepEqual(readSelection(short.artifact).picks, { 2: [0, 1], 4: [0, 1] });
 });
 
 test('eval: gold mean with interval, win rate against the reference (ties half), length, per N', async () => {

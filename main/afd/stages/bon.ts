@@ -2,15 +2,15 @@
 // a list, every prompt keeps the highest-reward response among its first N stored
 // samples (the samples are i.i.d., so the first N are a sample of N); one scoring pass
 // serves every N. `bon` uses a reward stage's function; `bon:length` a length heuristic
-// (the longest response, or the one closest to the demonstrations' median length), the
-// baseline that exposes a reward model that only learned length.
+// (the longest or the shortest response, or the one closest to the demonstrations' median
+// length), the baselines that expose a reward model that only learned length.
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JsonObject } from '../../../db/json.ts';
 import { argmax, bonKlBound } from '../../eval/stats.ts';
 import { oneOf } from '../../jobs/config.ts';
-import { lengthReward, loadRewardFunction, type RewardFunction } from '../reward-function.ts';
+import { lengthReward, loadRewardFunction, type LengthMode, type RewardFunction } from '../reward-function.ts';
 import { one, writeArtifactDetails, type Artifact, type Stage, type StageContext } from '../stage.ts';
 import { readSamples, type Sample, type SampleSet } from './sample.ts';
 import { ref } from './common.ts';
@@ -103,12 +103,12 @@ export const median = (xs: readonly number[]): number => {
   return s.length === 0 ? 0 : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-export const bonLengthStage: Stage<BonConfig & { mode: 'longest' | 'median' }> = {
+export const bonLengthStage: Stage<BonConfig & { mode: LengthMode }> = {
   kind: 'bon:length',
   summary: 'Best-of-N by length alone (longest, or closest to the demonstrations\' median): the baseline that exposes length hacking',
   produces: 'selection',
   inputs: { samples: { types: ['samples'] } },
-  parse: (raw) => ({ samples: ref(raw, 'samples'), ns: parseNs(raw), mode: oneOf(raw, 'mode', ['median', 'longest'] as const, 'median') }),
+  parse: (raw) => ({ samples: ref(raw, 'samples'), ns: parseNs(raw), mode: oneOf(raw, 'mode', ['median', 'longest', 'shortest'] as const, 'median') }),
   async run(ctx, config, inputs) {
     const target = median((await ctx.data()).train.map((d) => d.response.length));
     return runBestOfN(ctx, config, one(inputs, 'samples'), lengthReward(config.mode, target));
