@@ -31,14 +31,14 @@ export async function runCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options });
   if (values.help) return help(RUN_USAGE);
   const def = await readExperimentFile(onePositional(positionals, 'experiment file', RUN_USAGE));
-  return withStudio(values.db, async (studio) => report(await runExperiment(studio, def, values.resume), values.json, studio));
+  return withStudio(values.db, async (studio) => (await report(await runExperiment(studio, def, values.resume), values.json, studio)).code);
 }
 
 export async function demoCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options });
   if (values.help) return help(DEMO_USAGE);
   const def = await readExperimentFile(join(EXPERIMENTS_DIR, 'demo.yaml'));
-  return withStudio(values.db, async (studio) => report(await runExperiment(studio, def, values.resume), values.json, studio));
+  return withStudio(values.db, async (studio) => (await report(await runExperiment(studio, def, values.resume), values.json, studio)).code);
 }
 
 export async function reproCommand(argv: string[]): Promise<number> {
@@ -55,8 +55,7 @@ export async function reproCommand(argv: string[]): Promise<number> {
   const out = resolve(values.out ?? 'afd-results/hh-harmless');
   return withStudio(values.db, async (studio) => {
     const outcome = await runExperiment(studio, def, values.resume);
-    const code = await report(outcome, values.json, studio);
-    const table = experimentResults(studio.db, studio.files, outcome.experimentId);
+    const { code, table } = await report(outcome, values.json, studio);
     if (table !== null) {
       await mkdir(out, { recursive: true });
       await writeFile(join(out, 'results.json'), `${JSON.stringify(table, null, 1)}\n`);
@@ -155,17 +154,18 @@ export async function runExperiment(studio: Studio, def: ExperimentDefinition, r
   }
 }
 
-async function report(outcome: ExperimentOutcome, json: boolean, studio: Studio): Promise<number> {
+/** Prints the outcome; returns the exit code and the results table (null without one). */
+async function report(outcome: ExperimentOutcome, json: boolean, studio: Studio): Promise<{ code: number; table: ResultsTable | null }> {
   if (outcome.status === 'failed') throw new Error(`${outcome.error ?? 'a stage failed'} (see \`afd runs list\`; \`--resume\` continues after the finished stages).`);
   if (outcome.status !== 'done') {
     console.error(`The experiment is ${outcome.status}; run the same command with --resume to continue where it stopped.`);
-    return 130;
+    return { code: 130, table: null };
   }
   const table: ResultsTable | null = experimentResults(studio.db, studio.files, outcome.experimentId);
   if (json) printJson(table ?? { experimentId: outcome.experimentId, stages: outcome.stages });
   else if (table !== null) console.log(resultsMarkdown(table));
   else console.log(`All ${outcome.stages.length} stages are done (the experiment has no eval stage, so there is no results table).`);
-  return 0;
+  return { code: 0, table };
 }
 
 /** When the experiment's stages ran: first start to last finish (across resumes), and the sum of the stages' own times. */
