@@ -5,7 +5,7 @@
 import { createWriteStream } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rename } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { StudioDatabase } from '../../db/database.ts';
 import { ArtifactStore } from '../../db/artifacts.ts';
@@ -55,11 +55,21 @@ function stagesProgress(db: StudioDatabase, experimentId: number, def: Experimen
   };
 }
 
+/** A store dataset is exported for the stages to `datasets/<sha256 of the content>.jsonl` under the store's files. */
+const EXPORT_FOLDER = 'datasets';
+const exportFileName = (digest: string): string => `${digest}.jsonl`;
+
+/** Whether `path` is such an export, in whichever folder the store is now. */
+function isStoreExport(path: string): boolean {
+  const digest = basename(path).slice(0, 64);
+  return basename(dirname(path)) === EXPORT_FOLDER && /^[0-9a-f]{64}$/.test(digest) && basename(path) === exportFileName(digest);
+}
+
 /** What identifies a stage's data: the definition's, with a store export named by its content hash alone (its folder may move). */
 function dataIdentity(data: unknown): string {
   const { chatTemplateModel: _template, ...rest } = (data ?? {}) as Record<string, unknown>;
   const source = rest.source;
-  if (typeof source === 'string' && /[\\/]datasets[\\/][0-9a-f]{64}\.jsonl$/.test(source)) rest.source = basename(source);
+  if (typeof source === 'string' && isStoreExport(source)) rest.source = basename(source);
   return canonicalJson(rest);
 }
 
@@ -246,7 +256,7 @@ export class ExperimentDriver {
     const datasets = new DatasetStore(this.db);
     const ds = datasets.getByName(name);
     if (ds === undefined) throw new Error(`There is no dataset named '${name}' in the store; import it first (afd datasets import FILE --name ${name}).`);
-    const folder = join(this.runner.files.root, 'datasets');
+    const folder = join(this.runner.files.root, EXPORT_FOLDER);
     await mkdir(folder, { recursive: true });
     const temp = join(folder, `.export-${this.experimentId}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     const hash = createHash('sha256');
@@ -260,7 +270,7 @@ export class ExperimentDriver {
       }
     }, createWriteStream(temp));
     const digest = hash.digest('hex');
-    const file = join(folder, `${digest}.jsonl`);
+    const file = join(folder, exportFileName(digest));
     await rename(temp, file);
     new ArtifactStore(this.db).put({ hash: digest, size, path: this.runner.files.relative(file) });
     return { ...d, source: file, format: 'jsonl' };
