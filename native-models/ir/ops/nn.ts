@@ -114,7 +114,7 @@ export const TokenLogProbOp = defineOp<object>({
   },
   // LogSoftmax then a gather. (logits[target] - ReduceLogSumExp(logits) would not write the
   // [..., V] log-softmax, but ONNX Runtime's ReduceLogSumExp took 34 ms where LogSoftmax
-  // takes 6, and the training benchmark's peak memory was the same.)
+  // takes 6, for at most 10 MiB less peak memory on the training benchmark.)
   emit: (e, v) => {
     const [logits, targets] = v.inputs;
     const logp = e.node('LogSoftmax', [e.name(logits)], { axis: -1 });
