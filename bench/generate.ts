@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { median } from '../main/eval/stats.ts';
 import * as T from '../native-models/ir/index.ts';
 import { gpt2Defaults, gpt2Family, type Gpt2Config } from '../native-models/models/gpt2.ts';
 import type { ProviderName } from '../native-models/runtime/providers.ts';
@@ -87,11 +88,6 @@ export interface GenerateBenchResult {
 
 interface TorchRun { batch: number; t1_ms: number; tn_ms: number; prefill_tokens_per_s: number; decode_tokens_per_s: number; tokens: number[][] }
 interface TorchOutput { torch_version: string; transformers_version: string; attn_implementation?: string; runs: TorchRun[] }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 async function embeddedDefault(): Promise<{ config: Gpt2Config; weights: Map<string, Float32Array> }> {
   const m = await importHfModel(fileURLToPath(new URL('../models/default', import.meta.url)));

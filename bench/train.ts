@@ -10,6 +10,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { median } from '../main/eval/stats.ts';
 import { measureGemmPeak } from '../native-models/runtime/gemm-peak.ts';
 import { gpt2Defaults, gpt2NextTokenLoss } from '../native-models/models/gpt2.ts';
 import { Rng } from '../native-models/train/rng.ts';
@@ -144,12 +145,6 @@ export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => voi
     });
   }
   return result;
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** 95% percentile-bootstrap interval of the geometric mean of positive ratios. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { argmax, bonKlBound, distinctN, meanCI, pearson, tQuantile975, wilson, winRate } from './stats.ts';
+import { argmax, bonKlBound, distinctN, meanCI, median, pearson, tQuantile975, wilson, winRate } from './stats.ts';
 
 const near = (a: number, b: number, tol = 1e-3) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
@@ -41,4 +41,10 @@ test('distinct-n, correlation, argmax and the Best-of-N KL bound', () => {
   assert.throws(() => argmax([]), /at least one/);
   assert.equal(bonKlBound(1), 0);
   near(bonKlBound(16), Math.log(16) - 15 / 16, 1e-12);
+});
+
+test('median: middle value, mean of the two middle ones, NaN when empty', () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  assert.ok(Number.isNaN(median([])));
 });

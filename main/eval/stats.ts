@@ -23,6 +23,13 @@ export function meanCI(xs: readonly number[]): MeanCI {
   return { mean, ci95: [mean - h, mean + h], n };
 }
 
+/** Middle value (the mean of the two middle ones for an even count); NaN when empty. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 export interface WinRate { rate: number; ci95: [number, number]; n: number; wins: number; ties: number; losses: number }
 
 /**

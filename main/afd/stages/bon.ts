@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JsonObject } from '../../../db/json.ts';
-import { argmax, bonKlBound } from '../../eval/stats.ts';
+import { argmax, bonKlBound, median } from '../../eval/stats.ts';
 import { oneOf } from '../../jobs/config.ts';
 import { lengthReward, loadRewardFunction, type LengthMode, type RewardFunction } from '../reward-function.ts';
 import { one, writeArtifactDetails, type Artifact, type Stage, type StageContext } from '../stage.ts';
@@ -98,11 +98,6 @@ export const bonStage: Stage<BonConfig & { reward: string }> = {
   },
 };
 
-export const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? 0 : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
 export const bonLengthStage: Stage<BonConfig & { mode: LengthMode }> = {
   kind: 'bon:length',
   summary: 'Best-of-N by length alone (longest, or closest to the demonstrations\' median): the baseline that exposes length hacking',
@@ -110,7 +105,8 @@ export const bonLengthStage: Stage<BonConfig & { mode: LengthMode }> = {
   inputs: { samples: { types: ['samples'] } },
   parse: (raw) => ({ samples: ref(raw, 'samples'), ns: parseNs(raw), mode: oneOf(raw, 'mode', ['median', 'longest', 'shortest'] as const, 'median') }),
   async run(ctx, config, inputs) {
-    const target = median((await ctx.data()).train.map((d) => d.response.length));
+    const lengths = (await ctx.data()).train.map((d) => d.response.length);
+    const target = lengths.length === 0 ? 0 : median(lengths);
     return runBestOfN(ctx, config, one(inputs, 'samples'), lengthReward(config.mode, target));
   },
 };
