@@ -34,7 +34,7 @@ export type RewardDetails =
   | { type: 'reward'; reward: 'density-ratio'; policy: string; base: string; perToken: boolean }
   | { type: 'reward'; reward: 'length'; mode: LengthMode; target: number };
 
-/** Length heuristics: the longest response, or the one closest to the demonstrations' median length (in characters). */
+/** Length heuristics: the longest or the shortest response, or the one closest to the demonstrations' median length (in characters). */
 export type LengthMode = 'longest' | 'shortest' | 'median';
 
 export function lengthReward(mode: LengthMode, target: number): RewardFunction {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempFiles } from '../../../test/support/temp-dir.ts';
 import type { Artifact } from '../stage.ts';
+import type { LengthMode } from '../reward-function.ts';
 import { bonLengthStage, bonStage, readSelection, selectBestOfN } from './bon.ts';
 import { evalStage, readEvaluation } from './eval.ts';
 import { runStage } from './testing.ts';
@@ -24,7 +25,7 @@ function samples(id: string, texts: string[][]): Artifact {
 }
 
 /** A reward artifact whose reward is a length heuristic (a function we can compute by hand). */
-function lengthJudge(id: string, mode: 'longest' | 'median', target: number): Artifact {
+function lengthJudge(id: string, mode: LengthMode, target: number): Artifact {
   const dir = join(tmp.dir, id);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'artifact.json'), JSON.stringify({ type: 'reward', reward: 'length', mode, target, cvAccuracy: 0.75 }));

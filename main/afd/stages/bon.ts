@@ -100,7 +100,7 @@ export const bonStage: Stage<BonConfig & { reward: string }> = {
 
 export const bonLengthStage: Stage<BonConfig & { mode: LengthMode }> = {
   kind: 'bon:length',
-  summary: 'Best-of-N by length alone (longest, or closest to the demonstrations\' median): the baseline that exposes length hacking',
+  summary: 'Best-of-N by length alone (longest, shortest, or closest to the demonstrations\' median): the baselines that expose length hacking',
   produces: 'selection',
   inputs: { samples: { types: ['samples'] } },
   parse: (raw) => ({ samples: ref(raw, 'samples'), ns: parseNs(raw), mode: oneOf(raw, 'mode', ['median', 'longest', 'shortest'] as const, 'median') }),
