@@ -69,7 +69,7 @@ export interface TrainBenchResult {
   ratio?: number;
   /** Median over rounds of (PyTorch's step time / ours) within the round. */
   ratio_paired_median?: number;
-  /** 95% bootstrap interval of the geometric mean of the per-round ratios. */
+  /** 95% moving-block bootstrap interval of the geometric mean of the per-round ratios. */
   ratio_interval?: [number, number];
 }
 
@@ -147,14 +147,26 @@ export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => voi
   return result;
 }
 
-/** 95% percentile-bootstrap interval of the geometric mean of positive ratios. */
-export function geometricMeanInterval(ratios: readonly number[], rng: Rng, resamples = 2000): [number, number] {
+/**
+ * 95% moving-block bootstrap interval of the geometric mean of positive ratios taken in
+ * time order. The machine's neighbours slow it down in bursts longer than a round, so
+ * neighbouring rounds are not independent; resampling runs of `block` consecutive rounds
+ * (default: the cube root of their number, the usual order for a mean) keeps that
+ * dependence, where resampling rounds one by one gave too narrow an interval.
+ */
+export function geometricMeanInterval(ratios: readonly number[], rng: Rng, opts: { resamples?: number; block?: number } = {}): [number, number] {
   const logs = ratios.map(Math.log);
+  const n = logs.length;
+  const resamples = opts.resamples ?? 2000;
+  const block = Math.min(n, Math.max(1, opts.block ?? Math.round(Math.cbrt(n))));
   const means: number[] = [];
   for (let r = 0; r < resamples; r++) {
     let s = 0;
-    for (let i = 0; i < logs.length; i++) s += logs[rng.int(logs.length)];
-    means.push(s / logs.length);
+    for (let taken = 0; taken < n;) {
+      const start = rng.int(n - block + 1);
+      for (let i = 0; i < block && taken < n; i++, taken++) s += logs[start + i];
+    }
+    means.push(s / n);
   }
   means.sort((a, b) => a - b);
   return [Math.exp(means[Math.floor(0.025 * (resamples - 1))]), Math.exp(means[Math.ceil(0.975 * (resamples - 1))])];

@@ -24,6 +24,18 @@ test('the bootstrap interval of a geometric mean: exact for equal ratios, around
   assert.ok(hi4 - lo4 < 0.7 * (hi - lo), `${hi4 - lo4} vs ${hi - lo}`);
 });
 
+test('the interval resamples blocks of neighbouring rounds: a slow burst over several rounds widens it', () => {
+  // 32 rounds where the machine was slow for our side eight rounds at a time.
+  const bursty = Array.from({ length: 32 }, (_, i) => (Math.floor(i / 8) % 2 === 0 ? 1.15 : 0.87));
+  const width = ([lo, hi]: [number, number]): number => hi - lo;
+  const oneByOne = width(geometricMeanInterval(bursty, new Rng(4), { block: 1 }));
+  const inBlocks = width(geometricMeanInterval(bursty, new Rng(4), { block: 4 }));
+  assert.ok(inBlocks > 1.3 * oneByOne, `blocks of 4: ${inBlocks}, one by one: ${oneByOne}`);
+  // The default block for 32 rounds is 3 (the cube root), between the two.
+  const byDefault = width(geometricMeanInterval(bursty, new Rng(4)));
+  assert.ok(byDefault > oneByOne, `default: ${byDefault}, one by one: ${oneByOne}`);
+});
+
 test('--vs-torch alternates the steps of both sides and compares them over the same rounds', async () => {
   const torch = await TorchReference.start(tiny);
   const r = await runTrainBench(tiny, () => {}, torch);
