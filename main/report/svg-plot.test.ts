@@ -16,3 +16,12 @@ test('a line plot has one polyline per series, a band for intervals, and escapes
   assert.ok(svg.startsWith('<svg') && svg.endsWith('</svg>'));
   assert.throws(() => linePlotSvg([], { title: 'empty', xLabel: '', yLabel: '' }), /no points/);
 });
+
+test('the legend margin grows with the longest series name, so no name runs off the image', () => {
+  const legendX = (svg: string): number => Number(/<text x="([\d.]+)" y="[\d.]+">bon:/.exec(svg)![1]);
+  const plot = (name: string): string => linePlotSvg([{ name, points: [{ x: 1, y: 1 }, { x: 2, y: 2 }] }], { title: 't', xLabel: 'x', yLabel: 'y' });
+  assert.equal(legendX(plot('bon:short')), 720 - 170 + 40);
+  const long = 'bon:density-ratio-per-token';
+  const x = legendX(plot(long));
+  assert.ok(x + 7 * long.length <= 720, `the name starts at ${x} and needs about ${7 * long.length} px`);
+});

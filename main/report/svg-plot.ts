@@ -21,7 +21,10 @@ function ticks(lo: number, hi: number, count = 5): number[] {
 }
 
 export function linePlotSvg(series: readonly PlotSeries[], o: PlotOptions): string {
-  const W = o.width ?? 720, H = o.height ?? 420, m = { l: 64, r: 170, t: 36, b: 48 };
+  // The legend sits in the right margin: wide enough for the longest name (about 7 px a
+  // character at 12 px sans-serif) after its 40 px line sample.
+  const legend = 40 + 7 * Math.max(0, ...series.map((s) => s.name.length)) + 8;
+  const W = o.width ?? 720, H = o.height ?? 420, m = { l: 64, r: Math.max(170, legend), t: 36, b: 48 };
   const all = series.flatMap((s) => s.points);
   if (all.length === 0) throw new Error(`plot "${o.title}" has no points`);
   const fx = (x: number) => (o.logX ? Math.log2(x) : x);
