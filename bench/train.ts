@@ -108,7 +108,8 @@ export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => voi
   log(`measuring the fp32 GEMM peak through ONNX Runtime (${c.threads} threads)...`);
   let peak = 0;
   for (let i = 0; i < 2; i++) peak = Math.max(peak, (await measureGemmPeak({ threads: c.threads, provider: c.provider === 'webgpu' ? 'webgpu' : 'cpu' })).gflops);
-  const stepMs = times.reduce((a, b) => a + b, 0) / times.length;
+  const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
+  const stepMs = sum(times) / times.length;
   const flops = trainFlopsPerStep(c);
   const achieved = flops / (stepMs / 1000) / 1e9;
   const params = parameterCount(cfg);
@@ -135,7 +136,6 @@ export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => voi
   };
   if (torch) {
     const t = await torch.finish();
-    const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
     const paired = times.map((ms, i) => torchTimes[i] / ms);
     Object.assign(result, {
       torch_tokens_per_s: t.tokens_per_s, torch_step_ms: t.step_ms, torch_peak_rss_mb: t.peak_rss_mb, torch_version: t.torch_version,
