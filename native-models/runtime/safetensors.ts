@@ -194,6 +194,37 @@ export function* safetensorsChunks(
   const items: [string, NamedTensor][] = tensors instanceof Map
     ? [...(tensors as ReadonlyMap<string, NamedTensor>)]
     : Object.entries(tensors as Readonly<Record<string, NamedTensor>>);
+  const { header, order } = layout(items, metadata, target);
+  yield header;
+  for (const { name, tensor, bytes } of order) yield checkedData(tensor.data, name, tensor, bytes, target);
+}
+
+/** A tensor whose bytes are produced only when the writer reaches it (a dequantized GGUF tensor, say). */
+export type LazyTensor = { dtype: SafeDType; shape: number[]; data: () => Uint8Array | Promise<Uint8Array> };
+
+/**
+ * Writes tensors atomically, asking each for its bytes in file order, so at most one
+ * tensor's data is in memory at a time.
+ */
+export async function writeSafetensorsLazy(
+  path: string,
+  tensors: ReadonlyMap<string, LazyTensor>,
+  metadata?: Readonly<Record<string, string>>,
+): Promise<void> {
+  const { header, order } = layout([...tensors], metadata, path);
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    yield header;
+    for (const { name, tensor, bytes } of order) yield checkedData(await tensor.data(), name, tensor, bytes, path);
+  }
+  await writeFileAtomic(path, chunks());
+}
+
+/** The header and the tensors in file order (the reference writer's order) with their byte sizes. */
+function layout<T extends { dtype: SafeDType; shape: number[] }>(
+  items: [string, T][],
+  metadata: Readonly<Record<string, string>> | undefined,
+  target: string,
+): { header: Uint8Array; order: { name: string; tensor: T; bytes: number }[] } {
   const order = items.map(([name, t]) => {
     if (name === '__metadata__' || name === '') throw new Error(`Cannot write ${target}: "${name}" is not a valid tensor name.`);
     if (!Object.hasOwn(DTYPE_BYTES, t.dtype)) throw new Error(`Cannot write ${target}: tensor "${name}" has unknown dtype ${JSON.stringify(t.dtype)}.`);
@@ -221,15 +252,14 @@ export function* safetensorsChunks(
   const header = Buffer.alloc(8 + padded, 0x20);
   header.writeBigUInt64LE(BigInt(padded), 0);
   json.copy(header, 8);
-  yield header;
+  return { header, order };
+}
 
-  for (const { name, tensor, bytes } of order) {
-    const data = tensor.data;
-    if (data.byteLength !== bytes) {
-      throw new Error(`Cannot write ${target}: tensor "${name}" has shape [${tensor.shape.join(', ')}] of ${tensor.dtype}, which needs ${bytes} bytes, but its data has ${data.byteLength}.`);
-    }
-    yield data;
+function checkedData(data: Uint8Array, name: string, t: { dtype: SafeDType; shape: number[] }, bytes: number, target: string): Uint8Array {
+  if (data.byteLength !== bytes) {
+    throw new Error(`Cannot write ${target}: tensor "${name}" has shape [${t.shape.join(', ')}] of ${t.dtype}, which needs ${bytes} bytes, but its data has ${data.byteLength}.`);
   }
+  return data;
 }
 
 // ---------------------------------------------------------------- typed views
