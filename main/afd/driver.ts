@@ -14,6 +14,7 @@ import { ExperimentStore } from '../../db/experiments.ts';
 import type { JsonObject } from '../../db/json.ts';
 import { ModelStore } from '../../db/models.ts';
 import { RunStore, type Run } from '../../db/runs.ts';
+import { modelFolder } from '../../native-models/checkpoint/gguf/to-hf.ts';
 import type { JobRunner } from '../jobs/runner.ts';
 import { DEFAULT_MODEL_DIR, ensureBuiltinModel } from '../models/builtin.ts';
 import type { DataSpec, ExperimentDefinition, ExperimentProgress, StageSpec, StageState } from './contract.ts';
@@ -177,7 +178,7 @@ export class ExperimentDriver {
   }
 
   private async drive(): Promise<ExperimentOutcome> {
-    const pi0 = this.initialModel();
+    const pi0 = await this.initialModel();
     const artifacts = new Map<string, Artifact>([[PI0, pi0]]);
     const data = { ...(await this.dataSpec()), chatTemplateModel: pi0.dir };
     const finish = (status: ExperimentOutcome['status'], error?: string): ExperimentOutcome => ({ ...this.progress(), status, ...(error === undefined ? {} : { error }) });
@@ -231,7 +232,7 @@ export class ExperimentDriver {
   }
 
   /** pi_0 as an artifact, registered in the store (once) so that trained models have a parent. */
-  private initialModel(): Artifact {
+  private async initialModel(): Promise<Artifact> {
     const models = new ModelStore(this.db);
     const m = this.def.model;
     if (m.startsWith('store:')) {
@@ -241,7 +242,8 @@ export class ExperimentDriver {
       return { type: 'model', stage: PI0, dir: this.runner.files.absolute(row.path), modelId: row.id };
     }
     if (m === 'default') return { type: 'model', stage: PI0, dir: DEFAULT_MODEL_DIR, modelId: ensureBuiltinModel(this.db) };
-    const dir = resolve(m);
+    // A GGUF file runs as its converted folder in the model cache (made once per file).
+    const dir = await modelFolder(resolve(m));
     const row = models.list().find((x) => x.path === dir) ?? models.insert({ name: dir, kind: 'imported', family: null, stage: 'base', path: dir });
     return { type: 'model', stage: PI0, dir, modelId: row.id };
   }

@@ -1,9 +1,10 @@
-// `afd generate` and `afd score`: a model folder's responses and log-probabilities from
+// `afd generate` and `afd score`: a model's (a folder or a GGUF file) responses and log-probabilities from
 // the command line (the default model when --model is left out).
 
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { importHfModel } from '../../native-models/checkpoint/index.ts';
+import { basename } from 'node:path';
+import { importHfModel, isGgufPath, modelFolder } from '../../native-models/checkpoint/index.ts';
 import { Generator } from '../../native-models/generate/generator.ts';
 import type { ProviderName } from '../../native-models/runtime/providers.ts';
 import { Tokenizer } from '../../native-models/tokenizer/tokenizer.ts';
@@ -12,6 +13,14 @@ export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/default', i
 
 const common = { model: { type: 'string' }, provider: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } as const;
 
+/** A progress line on stderr, rewritten in place, ended when the count is complete. */
+function progressLine(what: string): (done: number, total: number) => void {
+  return (done, total) => {
+    process.stderr.write(`\r${what}: ${done}/${total} tensors`);
+    if (done === total) process.stderr.write('\n');
+  };
+}
+
 function numberOpt(name: string, v: string | undefined, check: (x: number) => boolean = Number.isFinite): number | undefined {
   if (v === undefined) return undefined;
   const x = Number(v);
@@ -19,7 +28,9 @@ function numberOpt(name: string, v: string | undefined, check: (x: number) => bo
   return x;
 }
 
-async function load(dir: string, provider: string | undefined, threads: string | undefined) {
+async function load(source: string, provider: string | undefined, threads: string | undefined) {
+  // A GGUF file is converted once into the model cache and read from there.
+  const dir = await modelFolder(source, isGgufPath(source) ? progressLine(`Converting ${basename(source)}`) : undefined);
   const [model, tokenizer] = await Promise.all([importHfModel(dir), Tokenizer.fromFolder(dir)]);
   if (provider && !['cpu', 'webgpu', 'cuda'].includes(provider)) throw new Error(`--provider must be cpu, webgpu or cuda, not '${provider}'`);
   const generator = await Generator.create(model.family, model.config, model.weights, {
@@ -35,7 +46,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
     options: { ...common, prompt: s, 'max-new-tokens': s, greedy: { type: 'boolean', default: false }, temperature: s, 'top-p': s, 'top-k': s, 'min-p': s, 'repetition-penalty': s, seed: s, chat: { type: 'boolean', default: false } },
   });
   if (values.help || values.prompt === undefined) {
-    console.log('usage: afd generate --prompt TEXT [--model DIR] [--chat] [--max-new-tokens 64] [--greedy | --temperature T --top-p P --top-k K --min-p P --seed S] [--repetition-penalty R] [--provider cpu|webgpu|cuda] [--threads N] [--json]');
+    console.log('usage: afd generate --prompt TEXT [--model DIR|FILE.gguf] [--chat] [--max-new-tokens 64] [--greedy | --temperature T --top-p P --top-k K --min-p P --seed S] [--repetition-penalty R] [--provider cpu|webgpu|cuda] [--threads N] [--json]');
     return values.help ? 0 : 2;
   }
   const { model, tokenizer, generator } = await load(values.model ?? DEFAULT_MODEL_DIR, values.provider, values.threads);
@@ -69,7 +80,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
 export async function scoreCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { ...common, text: { type: 'string' } } });
   if (values.help || values.text === undefined) {
-    console.log('usage: afd score --text TEXT [--model DIR] [--provider cpu|webgpu|cuda] [--threads N] [--json]');
+    console.log('usage: afd score --text TEXT [--model DIR|FILE.gguf] [--provider cpu|webgpu|cuda] [--threads N] [--json]');
     return values.help ? 0 : 2;
   }
   const { tokenizer, generator } = await load(values.model ?? DEFAULT_MODEL_DIR, values.provider, values.threads);

@@ -1,6 +1,8 @@
 // Job kind `import-model`: checks a Hugging Face model folder completely (architecture,
 // every tensor's name, dtype and shape: native-models/checkpoint) and copies it into the
-// run's folder in the store, where it is registered as an imported model. The copy is
+// run's folder in the store, where it is registered as an imported model. A GGUF file is
+// checked the same way and converted into such a folder (float32 weights, its tokenizer
+// and chat template as Hugging Face files, gguf-source.json saying what it was). The copy is
 // assembled under a temporary name and renamed when complete; the model's row points
 // at it only once the run is done, so a crash or a cancel leaves no model and no files.
 import type { Stats } from 'node:fs';
@@ -15,21 +17,21 @@ import type { JobKind } from './kind.ts';
 export const MODEL_FOLDER = 'model';
 
 export type ImportModelConfig = {
-  /** Absolute path of the Hugging Face folder. */
+  /** Absolute path of the Hugging Face folder, or of a .gguf file. */
   dir: string;
   name: string;
 };
 
 export const importModelKind: JobKind<ImportModelConfig> = {
   name: 'import-model',
-  summary: 'check and copy a Hugging Face model folder (safetensors) into the store',
+  summary: 'check and copy a Hugging Face model folder (safetensors) or a GGUF file into the store',
   worker: new URL('./import-model.worker.ts', import.meta.url),
   resume: 'restart',
   pausable: false,
 
   parseConfig(raw: JsonObject): ImportModelConfig {
     const dir = resolve(text(raw, 'dir'));
-    return { dir, name: raw.name === undefined ? basename(dir) : text(raw, 'name').trim() };
+    return { dir, name: raw.name === undefined ? basename(dir).replace(/\.gguf$/i, '') : text(raw, 'name').trim() };
   },
 
   device: () => 'io',
@@ -41,7 +43,11 @@ export const importModelKind: JobKind<ImportModelConfig> = {
     } catch {
       st = undefined;
     }
-    if (st === undefined || !st.isDirectory()) throw new Error(`${config.dir} is not a folder; give the folder of a Hugging Face model (with config.json and safetensors weights).`);
+    if (/\.gguf$/i.test(config.dir)) {
+      if (st === undefined || !st.isFile()) throw new Error(`${config.dir} is not a file; give the path of a .gguf file, or the folder of a Hugging Face model.`);
+    } else if (st === undefined || !st.isDirectory()) {
+      throw new Error(`${config.dir} is not a folder; give the folder of a Hugging Face model (with config.json and safetensors weights) or a .gguf file.`);
+    }
   },
 
   finish({ db, run }, config, result) {

@@ -1,7 +1,7 @@
 // The worker side of `import-model` (see import-model.ts).
 import { copyFile, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { importHfModel, TOKENIZER_FILES } from '../../native-models/checkpoint/index.ts';
+import { convertGgufToHf, GGUF_SOURCE_FILE, importHfModel, isGgufPath, TOKENIZER_FILES } from '../../native-models/checkpoint/index.ts';
 import type { JsonObject } from '../../db/json.ts';
 import type { WorkerRun } from './kind.ts';
 import type { ImportModelConfig } from './import-model.ts';
@@ -10,6 +10,7 @@ import { MODEL_FOLDER, modelFiles } from './import-model.ts';
 export const run: WorkerRun<ImportModelConfig> = async (ctx) => {
   const { dir } = ctx.config;
   ctx.started({});
+  if (isGgufPath(dir)) return importGguf(ctx);
   // Everything is read and checked first: a bad checkpoint fails here with its sentence.
   const model = await importHfModel(dir);
   const params = [...model.weights.values()].reduce((n, w) => n + w.length, 0);
@@ -46,4 +47,25 @@ export const run: WorkerRun<ImportModelConfig> = async (ctx) => {
   }
   const config = JSON.parse(JSON.stringify(model.config)) as JsonObject;
   return { status: 'done', result: { family: model.family.name, config, params, storedDtypes: model.storedDtypes, files: names } };
+};
+
+/**
+ * A GGUF file, checked whole (metadata, tensor table, tokenizer) and then converted
+ * tensor by tensor into the run's model folder (progress counts tensors).
+ */
+const importGguf: WorkerRun<ImportModelConfig> = async (ctx) => {
+  const { dir: file } = ctx.config;
+  const final = join(ctx.runDir, MODEL_FOLDER);
+  await rm(final, { recursive: true, force: true });
+  const source = await convertGgufToHf(file, final, (done, total) => ctx.progress(done, total, 'tensor'));
+  // Read back as any folder is: what the studio will load is what was checked.
+  const model = await importHfModel(final).catch(async (err: unknown) => {
+    await rm(final, { recursive: true, force: true });
+    throw err;
+  });
+  const params = [...model.weights.values()].reduce((n, w) => n + w.length, 0);
+  ctx.log(`${file}: a ${source.architecture} model (${model.family.name} family) with ${params.toLocaleString('en')} parameters, stored as ${source.quantization} (${Object.entries(source.tensorTypes).map(([t, n]) => `${n} ${t}`).join(', ')}), converted to float32.`);
+  const config = JSON.parse(JSON.stringify(model.config)) as JsonObject;
+  const files = modelFiles(await readdir(final), [...TOKENIZER_FILES, GGUF_SOURCE_FILE]);
+  return { status: 'done', result: { family: model.family.name, config, params, storedDtypes: [source.quantization], files, source: source as unknown as JsonObject } };
 };

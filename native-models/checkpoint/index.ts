@@ -2,3 +2,4 @@
 
 export { importHfModel, type ImportedModel } from './hf-import.ts';
 export { exportHfModel, exportInferenceOnnx, checkWeights, TOKENIZER_FILES, type HfExportOptions, type OnnxExportOptions } from './hf-export.ts';
+export { convertGgufToHf, ggufModelFolder, inspectGguf, isGgufPath, modelFolder, modelCacheRoot, GGUF_SOURCE_FILE, type GgufSource } from './gguf/to-hf.ts';
