@@ -6,14 +6,16 @@ dequantizers and writer are checked.
       OUT: one tensor per ggml type gguf-py can dequantize, each made of random but valid raw
       blocks (random bytes; the f16 scale fields set to finite values), written by GGUFWriter
       with raw_dtype. REF: the same names as F32, holding gguf.quants.dequantize of each.
-  read FILE [--tensors a,b,...] [--raw] [--quantize-q8 NAME]
+  read FILE [--tensors a,b,...] [--raw] [--hash] [--quantize-q8 NAME]
       JSON on stdout: version, metadata (value and type names; 64-bit integers as strings),
-      tensors (name, type, shape row-major, data offset, and with --tensors the named tensors'
-      dequantized values as base64 float32 and, with --raw, their bytes as base64).
+      tensors (name, type, shape row-major, absolute data offset, and with --tensors the named
+      tensors' dequantized values as base64 float32, or with --hash their sha256 (for a real
+      model's large tensors), and with --raw their bytes as base64).
       --quantize-q8 NAME: gguf.quants.quantize(Q8_0) of F32 tensor NAME, as base64 bytes.
 """
 
 import base64
+import hashlib
 import json
 import sys
 
@@ -88,7 +90,7 @@ def field_json(field):
     return {'types': types, 'value': value}
 
 
-def read(path, names, raw, quantize_q8):
+def read(path, names, raw, digest, quantize_q8):
     r = gguf.GGUFReader(path)
     metadata = {}
     for name, field in r.fields.items():
@@ -104,14 +106,18 @@ def read(path, names, raw, quantize_q8):
             'offset': int(t.data_offset),
         }
         if t.name in names:
-            entry['values'] = b64(gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32))
+            values = np.ascontiguousarray(gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32))
+            if digest:
+                entry['sha256'] = hashlib.sha256(values.tobytes()).hexdigest()
+            else:
+                entry['values'] = b64(values)
             if raw:
                 entry['raw'] = b64(t.data)
         if t.name == quantize_q8:
             entry['q8'] = b64(gguf.quants.quantize(np.asarray(t.data, dtype=np.float32), T.Q8_0))
         tensors.append(entry)
     version = int(r.fields['GGUF.version'].contents())
-    alignment = r.alignment
+    alignment = int(r.alignment)
     json.dump({'version': version, 'alignment': alignment, 'metadata': metadata, 'tensors': tensors}, sys.stdout)
 
 
@@ -128,7 +134,7 @@ def main(argv):
                 names = set(args[i + 1].split(','))
             if a == '--quantize-q8':
                 quantize_q8 = args[i + 1]
-        read(argv[1], names, raw, quantize_q8)
+        read(argv[1], names, raw, '--hash' in args, quantize_q8)
     else:
         raise SystemExit(f'unknown command {argv[0]}')
 

@@ -62,7 +62,9 @@ const SIZES: Readonly<Record<number, readonly [blockSize: number, typeSize: numb
   [GgmlType.Q5_0]: [32, 2 + 4 + 16],
   [GgmlType.Q5_1]: [32, 2 + 2 + 4 + 16],
   [GgmlType.Q8_0]: [32, 2 + 32],
-  [GgmlType.Q8_1]: [32, 4 + 4 + 32],
+  // ggml's block_q8_1 is f16 d, f16 s, 32 int8 (gguf-py still says 40 bytes, the old f32 layout);
+  // it is a dot-product intermediate that files do not hold, so it is not dequantized here.
+  [GgmlType.Q8_1]: [32, 2 + 2 + 32],
   [GgmlType.Q2_K]: [QK_K, 2 + 2 + QK_K / 16 + QK_K / 4],
   [GgmlType.Q3_K]: [QK_K, 2 + QK_K / 4 + QK_K / 8 + 12],
   [GgmlType.Q4_K]: [QK_K, 2 + 2 + QK_K / 2 + 12],
@@ -180,13 +182,6 @@ const DEQUANTIZERS: Partial<Record<GgmlType, Dequantizer>> = {
     for (let b = 0, o = 0, y = 0; b < nb; b++, o += 34, y += 32) {
       const d = f16At(src, o);
       for (let j = 0; j < 32; j++) out[y + j] = d * i8(src[o + 2 + j]);
-    }
-  },
-  // Q8_1: d, s (the block sum, unused here), 32 int8. Not in gguf-py; ggml's dequantize is d * q.
-  [GgmlType.Q8_1](src, out, nb) {
-    for (let b = 0, o = 0, y = 0; b < nb; b++, o += 36, y += 32) {
-      const d = f16At(src, o);
-      for (let j = 0; j < 32; j++) out[y + j] = d * i8(src[o + 4 + j]);
     }
   },
 
