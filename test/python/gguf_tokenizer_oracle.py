@@ -236,7 +236,7 @@ def oracle(path, request):
             "decode": [tok.decode([i for i in ids if i < vocab_size]) for ids in request["decode"]],
             "chats": [{"gen": render(tok, c, True), "nogen": render(tok, c, False)} for c in request["chats"]],
             "bos": tok.bos_token_id, "eos": tok.eos_token_id, "unk": tok.unk_token_id, "pad": tok.pad_token_id,
-            "specialIds": sorted(tok.all_special_ids),
+            "specialIds": sorted(i for i, t in tok.added_tokens_decoder.items() if t.special),
             "len": vocab_size,
         },
     }

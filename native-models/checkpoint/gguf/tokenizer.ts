@@ -370,15 +370,16 @@ export function ggufTokenizerMetadata(json: Record<string, unknown>, config: Rec
   for (const id of byId.keys()) count = Math.max(count, id + 1);
   const tokens: string[] = [];
   const types: number[] = [];
-  const unk = typeof model.unk_token === 'string' ? model.unk_token : undefined;
+  // SentencePiece's unknown piece is a special added token in tokenizer.json, but its own type in GGUF.
+  const unk = byteFallback ? (contentOf(config.unk_token) ?? (typeof model.unk_token === 'string' ? model.unk_token : undefined)) : undefined;
   for (let id = 0; id < count; id++) {
     const token = byId.get(id);
     const extra = added.get(id);
     tokens.push(token ?? `[PAD${id}]`);
     if (token === undefined) types.push(TokenType.Unused);
+    else if (token === unk) types.push(TokenType.Unknown);
     else if (extra !== undefined) types.push(extra.special ? TokenType.Control : TokenType.UserDefined);
     else if (byteFallback && /^<0x[0-9A-F]{2}>$/.test(token)) types.push(TokenType.Byte);
-    else if (token === unk) types.push(TokenType.Unknown);
     else types.push(TokenType.Normal);
   }
   const merges = mergePairs(model.merges).map(([a, b], i) => {
@@ -387,8 +388,7 @@ export function ggufTokenizerMetadata(json: Record<string, unknown>, config: Rec
   });
 
   const idOf = (key: string): number | undefined => {
-    const spec = config[key];
-    const content = typeof spec === 'string' ? spec : isObject(spec) && typeof spec.content === 'string' ? spec.content : undefined;
+    const content = contentOf(config[key]);
     if (content === undefined) return undefined;
     const id = [...added].find(([, t]) => t.content === content)?.[0] ?? (model.vocab as Record<string, unknown>)[content];
     if (typeof id !== 'number') throw new Error(`Cannot write ${what} to GGUF: its ${key} ${JSON.stringify(content)} is not in the vocabulary.`);
@@ -403,6 +403,7 @@ export function ggufTokenizerMetadata(json: Record<string, unknown>, config: Rec
   const out = new Map<string, GgufTypedValue>();
   if (byteFallback) {
     out.set('tokenizer.ggml.model', gguf.string('llama'));
+    out.set('tokenizer.ggml.pre', gguf.string('default')); // what llama.cpp's converter writes; unused for SentencePiece
     out.set('tokenizer.ggml.tokens', gguf.strings(tokens));
     out.set('tokenizer.ggml.scores', gguf.f32s(scoresFromMerges(tokens, merges)));
     out.set('tokenizer.ggml.token_type', gguf.i32s(types));
@@ -478,6 +479,11 @@ function postProcessorSpecials(processor: unknown): { first?: string; last?: str
   const items = processor.single as unknown[];
   const specialOf = (item: unknown): string | undefined => (isObject(item) && isObject(item.SpecialToken) && typeof item.SpecialToken.id === 'string' ? item.SpecialToken.id : undefined);
   return { first: specialOf(items[0]), last: items.length > 1 ? specialOf(items[items.length - 1]) : undefined };
+}
+
+/** A special token of tokenizer_config.json, given as a string or as a serialized AddedToken. */
+function contentOf(spec: unknown): string | undefined {
+  return typeof spec === 'string' ? spec : isObject(spec) && typeof spec.content === 'string' ? spec.content : undefined;
 }
 
 function mergePairs(merges: unknown): [string, string][] {
