@@ -352,6 +352,8 @@ test('corrupt and unsupported files are refused with one sentence naming the fil
   await refuses((b) => void b.writeUInt32LE(GgufValueType.ARRAY, at.strsItemType), /has nested arrays in metadata "k\.strs"/);
   await refuses((b) => void b.writeUInt32LE(5, at.alphaDims), /tensor tensor\.alpha has 5 dimensions \(ggml allows at most 4\)/);
   await refuses((b) => void b.writeUInt32LE(99, at.alphaType), /tensor tensor\.alpha has type id 99, which is not a ggml type AfD Studio knows/);
+  await refuses((b) => void b.writeBigUInt64LE(2n ** 60n, at.alphaNe1), /is corrupt: dimension 1 of tensor tensor\.alpha is 1152921504606846976, beyond any real tensor/);
+  await refuses((b) => void b.writeBigUInt64LE(2n ** 40n, at.alphaNe1), /is truncated: tensor tensor\.alpha's data \(74766790688768 bytes at byte \d+\) ends past the end of the file/);
   await refuses((b) => void b.writeBigUInt64LE(48n, at.alphaNe0), /tensor tensor\.alpha has rows of 48 values, not a multiple of Q8_0's block of 32/);
   // Sizes follow from shape and type: beta moved into alpha's 136 bytes.
   await refuses((b) => void b.writeBigUInt64LE(128n, at.betaOffset), /tensor tensor\.alpha \(Q8_0, shape \[2, 64\]\) needs 136 bytes, but tensor tensor\.beta_ starts 128 bytes after it/);

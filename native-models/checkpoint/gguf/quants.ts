@@ -179,9 +179,10 @@ const DEQUANTIZERS: Partial<Record<GgmlType, Dequantizer>> = {
   },
   // Q8_0: d, 32 int8.
   [GgmlType.Q8_0](src, out, nb) {
+    const s8 = new Int8Array(src.buffer, src.byteOffset, src.byteLength);
     for (let b = 0, o = 0, y = 0; b < nb; b++, o += 34, y += 32) {
       const d = f16At(src, o);
-      for (let j = 0; j < 32; j++) out[y + j] = d * i8(src[o + 2 + j]);
+      for (let j = 0; j < 32; j++) out[y + j] = d * s8[o + 2 + j];
     }
   },
 
@@ -331,7 +332,7 @@ export function encode(type: EncodableType, values: Float32Array): Uint8Array {
   const n = values.length;
   switch (type) {
     case GgmlType.F32:
-      return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + n * 4));
+      return new Uint8Array(values.buffer, values.byteOffset, n * 4); // a view: no copy of a large tensor
     case GgmlType.F16:
     case GgmlType.BF16: {
       const bits = new Uint16Array(n);

@@ -129,8 +129,10 @@ class HeaderSource {
   /** A u64 count or size that must fit a JS number and `limit` (guards allocations from corrupt counts). */
   count(limit: number, what: string): number {
     const v = this.u64();
-    if (v > BigInt(limit)) throw new Error(`${this.path} is corrupt: ${what} is ${v}, more than its remaining ${this.remaining} bytes can hold.`);
-    return Number(v);
+    if (v <= BigInt(limit)) return Number(v);
+    throw new Error(limit === Number.MAX_SAFE_INTEGER
+      ? `${this.path} is corrupt: ${what} is ${v}, beyond any real tensor.`
+      : `${this.path} is corrupt: ${what} is ${v}, more than its remaining ${this.remaining} bytes can hold.`);
   }
 
   async string(what: string): Promise<string> {
@@ -205,7 +207,9 @@ async function readHeader(src: HeaderSource): Promise<GgufFile> {
     if (nDims > MAX_DIMS) throw new Error(`${path} is corrupt: tensor ${name} has ${nDims} dimensions (ggml allows at most ${MAX_DIMS}).`);
     await src.need(8 * nDims + 4 + 8, what);
     const ne: number[] = [];
-    for (let d = 0; d < nDims; d++) ne.push(src.count(src.size, `dimension ${d} of tensor ${name}`));
+    // A dimension may exceed the file's size (low-bit types pack several values a byte); the
+    // product of all of them is checked against the file below.
+    for (let d = 0; d < nDims; d++) ne.push(src.count(Number.MAX_SAFE_INTEGER, `dimension ${d} of tensor ${name}`));
     const type = src.u32();
     const relOffset = src.count(src.size, `the data offset of tensor ${name}`);
     entries.push({ name, ne, type, relOffset });
