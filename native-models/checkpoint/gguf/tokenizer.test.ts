@@ -314,6 +314,28 @@ test('a minimal byte-level vocabulary works, and bad metadata is refused by name
   }, /neither tokenizer\.ggml\.merges nor tokenizer\.ggml\.scores/);
 });
 
+test("SentencePiece: merges recovered from scores, and llama.cpp's add_space_prefix honoured", () => {
+  const meta = new Map<string, GgufValue>([
+    ['tokenizer.ggml.model', 'llama'],
+    ['tokenizer.ggml.tokens', ['<unk>', '<s>', '</s>', '\u2581', 'h', 'i', 'hi', '\u2581hi']],
+    ['tokenizer.ggml.scores', [0, 0, 0, -1, -2, -3, -4, -5]],
+    ['tokenizer.ggml.token_type', [2, 3, 3, 1, 1, 1, 1, 1]],
+    ['tokenizer.ggml.bos_token_id', 1],
+    ['tokenizer.ggml.eos_token_id', 2],
+    ['tokenizer.ggml.unknown_token_id', 0],
+  ]);
+  const build = (): Tokenizer => {
+    const { tokenizerJson, tokenizerConfig } = hfTokenizerFromGguf(meta, 'x.gguf');
+    return Tokenizer.fromJson(tokenizerJson as TokenizerJson, tokenizerConfig as TokenizerConfig);
+  };
+  assert.deepEqual(build().encode('hi hi'), [1, 7, 7], 'BOS by default, then "▁hi" twice');
+  assert.equal(build().decode([1, 7, 7], { skipSpecialTokens: true }), 'hi hi');
+  meta.set('tokenizer.ggml.add_space_prefix', false);
+  meta.set('tokenizer.ggml.add_bos_token', false);
+  assert.deepEqual(build().encode('hi hi'), [6, 7], 'no "▁" before the text');
+  assert.equal(build().decode([6, 7]), 'hi hi');
+});
+
 test('export refuses what llama.cpp cannot read', () => {
   const { tokenizerJson, tokenizerConfig } = hfTokenizerFromGguf(base(), 'x.gguf');
   const withPre = (pre: unknown): Record<string, unknown> => ({ ...tokenizerJson, pre_tokenizer: pre });
