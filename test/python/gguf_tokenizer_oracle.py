@@ -166,11 +166,10 @@ def read_meta(path):
     return out
 
 
-def llama_cpp_encode(path, texts):
+def llama_cpp_encode(meta, texts):
     """Token ids as llama.cpp's BPE tokenizer gives them (parse_special=true): the text cut at
     control and user-defined tokens, each remaining fragment split by the pre-tokenizer's regexes
     in turn, each piece encoded by BPE on its own (whole when ignore_merges and in the vocab)."""
-    meta = read_meta(path)
     regexes, ignore_merges, default_bos = LLAMA_CPP[meta["tokenizer.ggml.pre"]]
     add_bos = meta.get("tokenizer.ggml.add_bos_token", default_bos)
     tokens = meta["tokenizer.ggml.tokens"]
@@ -240,8 +239,9 @@ def oracle(path, request):
             "len": vocab_size,
         },
     }
-    if read_meta(path).get("tokenizer.ggml.model") == "gpt2" and read_meta(path).get("tokenizer.ggml.pre") in LLAMA_CPP:
-        result["llamacpp"] = llama_cpp_encode(path, texts)
+    meta = read_meta(path)
+    if meta.get("tokenizer.ggml.model") == "gpt2" and meta.get("tokenizer.ggml.pre") in LLAMA_CPP:
+        result["llamacpp"] = llama_cpp_encode(meta, texts)
     return result
 
 
