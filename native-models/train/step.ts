@@ -6,8 +6,8 @@
 // initializers inside the graph and never cross the session boundary.
 //
 // With gradient accumulation over k micro-batches the step is split in two graphs:
-// `accumulate` adds one micro-batch's gradients into running sums (graph inputs and
-// outputs), and `apply` averages the sums and runs the optimizer.
+// `accumulate` adds one micro-batch's gradients, times its weight, into running sums
+// (graph inputs and outputs), and `apply` averages the sums and runs the optimizer.
 
 import * as T from '../ir/index.ts';
 import { clipByGlobalNorm, globalNorm } from '../optim/clip.ts';
@@ -33,6 +33,8 @@ export interface TrainStepSpec {
 export const stateName = (param: string, slot: string): string => `${param}.${slot}`;
 export const gradSumName = (param: string): string => `${param}.gradsum`;
 export const nextName = (name: string): string => `${name}.next`;
+/** The accumulate graph's scalar input: the micro-batch's weight (the trainer makes the k weights average 1). */
+export const MICRO_WEIGHT = 'micro_batch_weight';
 
 export interface TrainStepGraphs {
   /** The fused step (accumulation 1), or the apply half. */
@@ -97,9 +99,10 @@ export function buildTrainStep(spec: TrainStepSpec): TrainStepGraphs {
   }
 
   const sums = trainable.map((p, i) => T.input(gradSumName(names[i]), p.dtype, p.shape));
+  const weight = T.input(MICRO_WEIGHT, 'float32', []);
   const accOutputs: Record<string, T.Value> = { loss, ...metrics };
-  trainable.forEach((_, i) => (accOutputs[nextName(gradSumName(names[i]))] = T.add(sums[i], grads[i])));
-  const accumulate = T.emitOnnx({ outputs: accOutputs, initializers: frozen, inputs: [...batchInputs, ...trainable, ...sums], name: 'accumulate' });
+  trainable.forEach((_, i) => (accOutputs[nextName(gradSumName(names[i]))] = T.add(sums[i], T.mul(grads[i], weight))));
+  const accumulate = T.emitOnnx({ outputs: accOutputs, initializers: frozen, inputs: [...batchInputs, ...trainable, ...sums, weight], name: 'accumulate' });
   const mean = sums.map((s) => T.mul(s, 1 / k));
   const apply = T.emitOnnx({ outputs: update(mean), inputs: [...trainable, ...stateInputs, ...sums, step, lr], name: 'apply' });
   return { step: apply, accumulate, ...info };

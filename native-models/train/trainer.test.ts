@@ -65,6 +65,28 @@ test('accumulating two micro-batches of 4 equals one batch of 8', async () => {
   for (const [name, v] of pa) v.forEach((x, i) => assert.ok(Math.abs(x - pb.get(name)![i]) < 1e-5, `${name}[${i}]`));
 });
 
+test('micro-batches of 2 and 6 rows, weighted by their rows, equal one batch of 8; unweighted they do not', async () => {
+  const one = await mlp();
+  const two = await mlp({ accumulation: 2 });
+  const three = await mlp({ accumulation: 2 });
+  const full = one.batch(8);
+  const rows = (lo: number, n: number): Feeds => ({
+    x: new ort.Tensor('float32', (full.x.data as Float32Array).slice(lo * 8, (lo + n) * 8), [n, 8]),
+    y: new ort.Tensor('int64', (full.y.data as BigInt64Array).slice(lo, lo + n), [n]),
+  });
+  for (let i = 0; i < 3; i++) {
+    const a = await one.trainer.step(full, 1e-2);
+    const b = await two.trainer.step([rows(0, 2), rows(2, 6)], 1e-2, [2, 6]);
+    const c = await three.trainer.step([rows(0, 2), rows(2, 6)], 1e-2);
+    assert.ok(Math.abs(a.loss - b.loss) < 1e-5, `step ${i + 1} loss ${a.loss} vs ${b.loss}`);
+    assert.ok(Math.abs(a.gradNorm - b.gradNorm) < 1e-4 * a.gradNorm, `step ${i + 1} grad norm ${a.gradNorm} vs ${b.gradNorm}`);
+    assert.ok(Math.abs(a.gradNorm - c.gradNorm) > 1e-3 * a.gradNorm, `step ${i + 1}: the mean of the two means should differ`);
+  }
+  const pa = one.trainer.parameters(), pb = two.trainer.parameters();
+  for (const [name, v] of pa) v.forEach((x, i) => assert.ok(Math.abs(x - pb.get(name)![i]) < 1e-5, `${name}[${i}]`));
+  await assert.rejects(two.trainer.step([rows(0, 2), rows(2, 6)], 1e-2, [2, 0]), /the micro-batch weights must be 2 positive numbers, got \[2, 0\]/);
+});
+
 test('a NaN loss stops training with a clear error and keeps the last good state', async () => {
   const { trainer, batch } = await mlp();
   await trainer.step(batch(8), 1e-2);

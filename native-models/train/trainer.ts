@@ -7,7 +7,7 @@
 // finite is refused and leaves the state as it was.
 
 import ort from 'onnxruntime-node';
-import { gradSumName, nextName, stateName, type TrainStepGraphs } from './step.ts';
+import { gradSumName, MICRO_WEIGHT, nextName, stateName, type TrainStepGraphs } from './step.ts';
 import { Rng } from './rng.ts';
 import { SessionCache, type SessionOptions } from '../runtime/session.ts';
 import { readSafetensors, tensorOf, writeSafetensors, type NamedTensor } from '../runtime/safetensors.ts';
@@ -112,12 +112,22 @@ export class Trainer {
 
   /**
    * One optimizer step at learning rate `lr`: one batch, or (with accumulation k) an
-   * array of k micro-batches whose gradients are averaged.
+   * array of k micro-batches whose gradients are averaged, in proportion to `weights`
+   * when given. For a loss that is a mean over terms (the response tokens of SFT's
+   * cross-entropy), weights = each micro-batch's count of terms make the step and its
+   * loss those of the whole batch (metrics are weighted the same way); equal weights
+   * average the micro-batches' means, which differs whenever their counts do.
    */
-  async step(batch: Feeds | Feeds[], lr: number): Promise<StepResult> {
+  async step(batch: Feeds | Feeds[], lr: number, weights?: readonly number[]): Promise<StepResult> {
     const batches = Array.isArray(batch) ? batch : [batch];
     const k = this.graphs.accumulation;
     if (batches.length !== k) throw new Error(`this trainer accumulates ${k} micro-batch(es) per step; got ${batches.length}`);
+    if (weights !== undefined && (weights.length !== k || !weights.every((w) => w > 0 && Number.isFinite(w)))) {
+      throw new Error(`the micro-batch weights must be ${k} positive numbers, got [${weights.join(', ')}]`);
+    }
+    const total = weights?.reduce((a, b) => a + b, 0);
+    // Scaled to average 1, so that apply's mean over k stays the same graph.
+    const scaled = batches.map((_, i) => (weights === undefined ? 1 : (k * weights[i]) / total!));
     const t = this.stepCount + 1;
     const feeds: Feeds = { ...this.paramFeeds(), step: scalar(t), lr: scalar(lr) };
     for (const [name, tensor] of this.state) if (!(name in feeds)) feeds[name] = tensor;
@@ -127,10 +137,10 @@ export class Trainer {
     if (this.accSession) {
       const sums: Feeds = {};
       for (const p of this.graphs.params) sums[gradSumName(p.name)] = new ort.Tensor('float32', new Float32Array(p.shape.reduce((a, b) => a * b, 1)), p.shape);
-      for (const mb of batches) {
-        const out = await this.accSession.run({ ...this.batchFeeds(mb), ...this.paramFeeds(), ...sums });
-        loss += num(out.loss) / k;
-        for (const m of this.graphs.metrics) metrics[m] = (metrics[m] ?? 0) + num(out[m]) / k;
+      for (const [i, mb] of batches.entries()) {
+        const out = await this.accSession.run({ ...this.batchFeeds(mb), ...this.paramFeeds(), ...sums, [MICRO_WEIGHT]: scalar(scaled[i]) });
+        loss += (scaled[i] * num(out.loss)) / k;
+        for (const m of this.graphs.metrics) metrics[m] = (metrics[m] ?? 0) + (scaled[i] * num(out[m])) / k;
         const previous = Object.values(sums);
         for (const p of this.graphs.params) sums[gradSumName(p.name)] = out[nextName(gradSumName(p.name))];
         releaseBuffers(previous.map((x) => x.data as Float32Array));
