@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import * as T from '../../native-models/ir/index.ts';
 import { adamw } from '../../native-models/optim/adamw.ts';
-import { learningRate } from '../../native-models/optim/schedule.ts';
+import { learningRate, type Schedule } from '../../native-models/optim/schedule.ts';
 import { buildTrainStep } from '../../native-models/train/step.ts';
 import { Trainer, type Feeds, type StepResult } from '../../native-models/train/trainer.ts';
 import type { StageContext } from './stage.ts';
@@ -22,13 +22,33 @@ export interface TrainingSettings {
   weightDecay: number;
   clipNorm: number;
   checkpointEvery: number;
+  /** Micro-batches per optimizer step (default 1; see Trainer.step). */
+  accumulation?: number;
+}
+
+/**
+ * A stage's training, built and ready for trainSteps: its trainable model, trainer,
+ * settings and step s's batch. Each training stage builds one in an exported function
+ * that its `run` calls, so that the training parity tests (test/parity/) drive exactly
+ * the stage's composition: loss, trainable/frozen split, optimizer, batches.
+ */
+export interface StageTraining {
+  model: TrainableModel;
+  /** The objective the trainer minimizes. */
+  loss: T.Value;
+  trainer: Trainer;
+  settings: TrainingSettings;
+  batch(step: number): Feeds | Promise<Feeds>;
 }
 
 /** A trainer for `loss` over a trainable model, with AdamW. */
 export async function createTrainer(ctx: StageContext, model: TrainableModel, loss: T.Value, s: TrainingSettings, metrics: Record<string, T.Value> = {}): Promise<Trainer> {
-  const graphs = buildTrainStep({ loss, metrics, trainable: model.trainable, frozen: model.frozen, optimizer: adamw({ weightDecay: s.weightDecay }), clipNorm: s.clipNorm });
+  const graphs = buildTrainStep({ loss, metrics, trainable: model.trainable, frozen: model.frozen, optimizer: adamw({ weightDecay: s.weightDecay }), clipNorm: s.clipNorm, accumulation: s.accumulation });
   return Trainer.create(graphs, model.init, { provider: ctx.provider, threads: ctx.threads, seed: ctx.seed });
 }
+
+/** The learning rate of every training stage: linear warm-up over warmupSteps, then cosine decay towards lr / 10. */
+export const stageSchedule = (s: TrainingSettings): Schedule => ({ kind: 'cosine', lr: s.lr, warmupSteps: s.warmupSteps, totalSteps: s.steps, minLr: s.lr / 10 });
 
 /**
  * Runs steps until `s.steps`, from the checkpoint when there is one. Returns 'stopped'
@@ -50,7 +70,7 @@ export async function trainSteps(
     saved = trainer.stepCount;
     await ctx.checkpointed(file, saved);
   };
-  const schedule = { kind: 'cosine' as const, lr: s.lr, warmupSteps: s.warmupSteps, totalSteps: s.steps, minLr: s.lr / 10 };
+  const schedule = stageSchedule(s);
   ctx.progress(trainer.stepCount, s.steps, 'steps');
   while (trainer.stepCount < s.steps) {
     if (ctx.stopRequested()) {

@@ -14,7 +14,7 @@ import { Rng } from '../../../native-models/train/rng.ts';
 import { number } from '../../jobs/config.ts';
 import { encodePair, loadModel, responseLogProbs, saveModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded, type LoadedModel } from '../lm.ts';
 import { modelDir, one, writeArtifactDetails, type Stage, type StageContext, type StageOutcome } from '../stage.ts';
-import { createTrainer, epochBatches, trainSteps } from '../training.ts';
+import { createTrainer, epochBatches, trainSteps, type StageTraining } from '../training.ts';
 import { adaptation, epochTrainingConfig, ref, trainingSettings } from './common.ts';
 
 /** The settings dpo and spin share. */
@@ -61,12 +61,19 @@ export async function loadPolicyAndReference(policyDir: string, referenceDir: st
 }
 
 /**
- * Trains `policy` with the DPO loss on `pairs` against `reference` and writes it as the
- * stage's model artifact (`from` names the stage in artifact.json). Metrics per step: loss,
- * margin = mean[(log pi - log ref)(chosen) - (log pi - log ref)(rejected)], and accuracy =
- * the share of pairs whose margin is positive.
+ * The DPO training of `policy` on `pairs` against `reference`: step s trains on
+ * pairs[batches[s]], the chosen rows then the rejected ones in one batch; `refLogp` holds
+ * the reference's log-probabilities of chosen[0..n) then rejected[0..n). Metrics per
+ * step: loss, margin = mean[(log pi - log ref)(chosen) - (log pi - log ref)(rejected)],
+ * and accuracy = the share of pairs whose margin is positive.
  */
-export async function runPairs(ctx: StageContext, config: PairConfig, policy: LoadedModel, reference: LoadedModel, pairs: readonly Pair[], from: string): Promise<StageOutcome> {
+export async function pairTraining(
+  ctx: StageContext,
+  config: PairConfig,
+  policy: LoadedModel,
+  reference: LoadedModel,
+  pairs: readonly Pair[],
+): Promise<StageTraining & { chosen: Encoded[]; rejected: Encoded[]; refLogp: Float32Array; batches: number[][] }> {
   const maxLength = Math.min(config.maxLength, policy.maxLength);
   const chosen = pairs.map((p) => encodePair(policy, p.prompt, p.chosen, maxLength));
   const rejected = pairs.map((p) => encodePair(policy, p.prompt, p.rejected, maxLength));
@@ -84,7 +91,8 @@ export async function runPairs(ctx: StageContext, config: PairConfig, policy: Lo
   const pc = T.gather(logp, chosenIndex), pr = T.gather(logp, rejectedIndex);
   const margin = T.sub(T.sub(pc, refChosen), T.sub(pr, refRejected));
   const metrics = { margin: T.reduceMean(margin), accuracy: T.reduceMean(T.cast(T.less(0, margin), 'float32')) };
-  const trainer = await createTrainer(ctx, tm, dpoLoss(pc, pr, refChosen, refRejected, config.beta), settings, metrics);
+  const loss = dpoLoss(pc, pr, refChosen, refRejected, config.beta);
+  const trainer = await createTrainer(ctx, tm, loss, settings, metrics);
   const batch = (step: number): Record<string, ort.Tensor> => {
     const b = batches[step], P = b.length;
     return {
@@ -95,15 +103,21 @@ export async function runPairs(ctx: StageContext, config: PairConfig, policy: Lo
       rejected_index: new ort.Tensor('int64', BigInt64Array.from(b, (_, j) => BigInt(P + j)), [P]),
     };
   };
+  return { model: tm, loss, trainer, settings, batch, chosen, rejected, refLogp, batches };
+}
+
+/** Trains `policy` on `pairs` (pairTraining) and writes it as the stage's model artifact (`from` names the stage in artifact.json). */
+export async function runPairs(ctx: StageContext, config: PairConfig, policy: LoadedModel, reference: LoadedModel, pairs: readonly Pair[], from: string): Promise<StageOutcome> {
+  const t = await pairTraining(ctx, config, policy, reference, pairs);
   try {
-    const status = await trainSteps(ctx, trainer, settings, batch);
-    if (status === 'stopped') return { status, step: trainer.stepCount };
-    await saveModel(join(ctx.dir, 'model'), policy, tm.weights(trainer.parameters()));
+    const status = await trainSteps(ctx, t.trainer, t.settings, t.batch);
+    if (status === 'stopped') return { status, step: t.trainer.stepCount };
+    await saveModel(join(ctx.dir, 'model'), policy, t.model.weights(t.trainer.parameters()));
   } finally {
-    await trainer.release();
+    await t.trainer.release();
   }
   await writeArtifactDetails(ctx.dir, { type: 'model', from });
-  return { status: 'done', summary: { steps: batches.length, pairs: n } };
+  return { status: 'done', summary: { steps: t.batches.length, pairs: pairs.length } };
 }
 
 export const dpoStage: Stage<DpoConfig> = {

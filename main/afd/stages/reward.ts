@@ -13,11 +13,11 @@ import { stableSplit } from '../../datasets/split.ts';
 import { number, oneOf } from '../../jobs/config.ts';
 import { pearson } from '../../eval/stats.ts';
 import type { Demonstration, Demonstrations } from '../data.ts';
-import { encodePair, loadModel, sequenceFeeds, sequenceInputs, trainableModel, type LoadedModel } from '../lm.ts';
+import { encodePair, loadModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded, type LoadedModel } from '../lm.ts';
 import type { RewardFunction } from '../reward-function.ts';
 import { headOf, hiddenSize, loadScorerReward, saveScorer, scorerScores, withScoreHead, type ScoreHead } from '../scorer.ts';
 import { modelDir, one, writeArtifactDetails, type Artifact, type Stage, type StageContext, type StageInputs, type StageOutcome } from '../stage.ts';
-import { createTrainer, epochBatches, trainSteps } from '../training.ts';
+import { createTrainer, epochBatches, trainSteps, type StageTraining } from '../training.ts';
 import { adaptation, epochTrainingConfig, ref, trainingSettings } from './common.ts';
 import { readSamples } from './sample.ts';
 
@@ -100,16 +100,17 @@ export function scorerSteps(data: ScorerDataset, loss: ScorerLoss, config: Score
 }
 
 /**
- * Trains a scorer on `data` (pointwise BCE over its items, or Bradley-Terry over its
- * pairs), resumable through trainSteps: step s's batch depends on s and the seed only.
+ * A scorer's training on `data`: pointwise BCE over its items (step s trains on
+ * items[batches[s]]), or Bradley-Terry over its pairs (on pairs[batches[s]]); step s's
+ * batch depends on s and the seed only, so trainSteps can resume it.
  */
-export async function trainScorer(
+export async function scorerTraining(
   ctx: StageContext,
   model: LoadedModel,
   config: ScorerTrainConfig,
   loss: ScorerLoss,
   data: ScorerDataset,
-): Promise<{ status: 'stopped'; step: number } | ({ status: 'done' } & TrainedScorer)> {
+): Promise<StageTraining & { rows: Encoded[]; batches: number[][]; maxLength: number }> {
   const maxLength = Math.min(config.maxLength, model.maxLength);
   const n = loss === 'bce' ? data.items.length : data.pairs.length;
   if (n === 0) throw new Error(`The scorer has nothing to train on (no ${loss === 'bce' ? 'responses' : 'pairs of responses to one prompt'}); check its sources and the held-out fraction.`);
@@ -150,13 +151,25 @@ export async function trainScorer(
     };
   }
   const trainer = await createTrainer(ctx, tm, objective, settings, { accuracy });
+  return { model: tm, loss: objective, trainer, settings, batch: feeds, rows, batches, maxLength };
+}
+
+/** Trains a scorer on `data` (scorerTraining), resumable through trainSteps. */
+export async function trainScorer(
+  ctx: StageContext,
+  model: LoadedModel,
+  config: ScorerTrainConfig,
+  loss: ScorerLoss,
+  data: ScorerDataset,
+): Promise<{ status: 'stopped'; step: number } | ({ status: 'done' } & TrainedScorer)> {
+  const t = await scorerTraining(ctx, model, config, loss, data);
   try {
-    const status = await trainSteps(ctx, trainer, settings, feeds);
-    if (status === 'stopped') return { status, step: trainer.stepCount };
-    const trained = trainer.parameters();
-    return { status: 'done', model, backbone: tm.weights(trained), head: headOf(trained), maxLength, steps: batches.length };
+    const status = await trainSteps(ctx, t.trainer, t.settings, t.batch);
+    if (status === 'stopped') return { status, step: t.trainer.stepCount };
+    const trained = t.trainer.parameters();
+    return { status: 'done', model, backbone: t.model.weights(trained), head: headOf(trained), maxLength: t.maxLength, steps: t.batches.length };
   } finally {
-    await trainer.release();
+    await t.trainer.release();
   }
 }
 

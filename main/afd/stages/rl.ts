@@ -177,6 +177,13 @@ export class PolicyUpdate {
     };
   }
 
+  /** Step `step`'s training batch: a rollout from the current weights, rewarded by `reward` (which sees each response with its prompt). */
+  async next(step: number, reward: RewardFunction): Promise<{ rollout: Rollout; rewards: number[]; feeds: Feeds; metrics: Record<string, number> }> {
+    const rollout = await this.rollout(step);
+    const rewards = await reward.score(rollout.texts.map((response, j) => ({ prompt: this.prompts[rollout.prompt[j]], response })));
+    return { rollout, rewards, ...this.batch(rollout, rewards) };
+  }
+
   async release(): Promise<void> {
     await this.reference.release();
     await this.trainer.release();
@@ -194,9 +201,7 @@ export async function runRl(ctx: StageContext, config: PolicyConfig, policy: Loa
     const status = await trainSteps(
       ctx, pu.trainer, pu.settings,
       async (step) => {
-        const r = await pu.rollout(step);
-        const rewards = await reward.score(r.texts.map((response, j) => ({ prompt: prompts[r.prompt[j]], response })));
-        const { feeds, metrics } = pu.batch(r, rewards);
+        const { feeds, metrics } = await pu.next(step, reward);
         extra.set(step + 1, metrics);
         return feeds;
       },

@@ -4,13 +4,28 @@
 import type { JsonObject } from '../../../db/json.ts';
 import { sftLoss } from '../../../native-models/objectives/losses.ts';
 import { Rng } from '../../../native-models/train/rng.ts';
-import { encodePair, loadModel, saveModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded } from '../lm.ts';
-import { modelDir, one, writeArtifactDetails, type Stage } from '../stage.ts';
-import { createTrainer, epochBatches, trainSteps } from '../training.ts';
+import type { Demonstration } from '../data.ts';
+import { encodePair, loadModel, saveModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded, type LoadedModel } from '../lm.ts';
+import { modelDir, one, writeArtifactDetails, type Stage, type StageContext } from '../stage.ts';
+import { createTrainer, epochBatches, trainSteps, type StageTraining } from '../training.ts';
 import { adaptation, epochTrainingConfig, ref, trainingSettings } from './common.ts';
 import { join } from 'node:path';
 
 export type SftConfig = JsonObject & { model: string; epochs: number; batch: number; maxLength: number };
+
+/** The sft stage's training: step s trains on rows[batches[s]] (the demonstrations encoded, in epochs of seeded batches). */
+export async function sftTraining(ctx: StageContext, config: SftConfig, model: LoadedModel, demos: readonly Demonstration[]): Promise<StageTraining & { rows: Encoded[]; batches: number[][] }> {
+  const maxLength = Math.min(config.maxLength, model.maxLength);
+  const rows: Encoded[] = demos.map((d) => encodePair(model, d.prompt, d.response, maxLength));
+  const batches = epochBatches(rows.length, config.batch, config.epochs, ctx.seed, (i) => rows[i].ids.length);
+  const settings = trainingSettings(config, batches.length);
+  const tm = trainableModel(model, adaptation(config), new Rng(ctx.seed));
+  const x = sequenceInputs();
+  const { logits } = model.family.forward(model.config, tm.params, { tokens: x.tokens, ...(tm.loraScale === undefined ? {} : { loraScale: tm.loraScale }) });
+  const loss = sftLoss(logits, x.targets, x.mask);
+  const trainer = await createTrainer(ctx, tm, loss, settings);
+  return { model: tm, loss, trainer, settings, rows, batches, batch: (s) => sequenceFeeds(batches[s].map((i) => rows[i]), model.eosId) };
+}
 
 export const sftStage: Stage<SftConfig> = {
   kind: 'sft',
@@ -27,23 +42,15 @@ export const sftStage: Stage<SftConfig> = {
 
   async run(ctx, config, inputs) {
     const model = await loadModel(modelDir(one(inputs, 'model')));
-    const demos = (await ctx.data()).train;
-    const maxLength = Math.min(config.maxLength, model.maxLength);
-    const rows: Encoded[] = demos.map((d) => encodePair(model, d.prompt, d.response, maxLength));
-    const batches = epochBatches(rows.length, config.batch, config.epochs, ctx.seed, (i) => rows[i].ids.length);
-    const settings = trainingSettings(config, batches.length);
-    const tm = trainableModel(model, adaptation(config), new Rng(ctx.seed));
-    const x = sequenceInputs();
-    const { logits } = model.family.forward(model.config, tm.params, { tokens: x.tokens, ...(tm.loraScale === undefined ? {} : { loraScale: tm.loraScale }) });
-    const trainer = await createTrainer(ctx, tm, sftLoss(logits, x.targets, x.mask), settings);
+    const t = await sftTraining(ctx, config, model, (await ctx.data()).train);
     try {
-      const status = await trainSteps(ctx, trainer, settings, (s) => sequenceFeeds(batches[s].map((i) => rows[i]), model.eosId));
-      if (status === 'stopped') return { status, step: trainer.stepCount };
-      await saveModel(join(ctx.dir, 'model'), model, tm.weights(trainer.parameters()));
+      const status = await trainSteps(ctx, t.trainer, t.settings, t.batch);
+      if (status === 'stopped') return { status, step: t.trainer.stepCount };
+      await saveModel(join(ctx.dir, 'model'), model, t.model.weights(t.trainer.parameters()));
     } finally {
-      await trainer.release();
+      await t.trainer.release();
     }
     await writeArtifactDetails(ctx.dir, { type: 'model', from: 'sft' });
-    return { status: 'done', summary: { steps: batches.length, examples: rows.length } };
+    return { status: 'done', summary: { steps: t.batches.length, examples: t.rows.length } };
   },
 };
