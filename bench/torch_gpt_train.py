@@ -10,11 +10,19 @@ Usage:
     python3 bench/torch_gpt_train.py [--vocab 8192] [--d-model 512] [--layers 8]
         [--heads 8] [--seq 256] [--batch 8] [--steps 10] [--warmup 3]
         [--threads 2] [--seed 0] [--lr 3e-4] [--attention sdpa|manual] [--interleave]
+        [--init FILE]
 
 With --interleave the timed steps are driven from stdin, so that `afd bench train
 --vs-torch` can alternate them with its own steps in the same minutes of machine time:
-after the warm-up it prints {"ready": true}, then runs one timed step per "step" line
-(printing {"ms", "loss"}) and, at "done" or end of input, prints the summary line.
+after the warm-up it prints {"ready": true, "losses": [the warm-up steps' losses]}, then
+runs one timed step per "step" line (printing {"ms", "loss"}) and, at "done" or end of
+input, prints the summary line.
+
+With --init FILE (a safetensors file: the weights under Hugging Face GPT-2 names, linear
+weights [in, out] as GPT-2's Conv1D stores them, and the batch as int64 `tokens` and
+`targets` [batch, seq]) the model starts from those weights and trains on that batch
+instead of its own random ones: `afd bench train --vs-torch` passes the engine's, so the
+two sides' losses can be compared step by step.
 """
 
 import argparse
@@ -37,6 +45,7 @@ def parse_args(argv):
     p.add_argument("--steps", type=int, default=10, help="timed steps")
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps before the timed ones")
     p.add_argument("--interleave", action="store_true", help="run timed steps on request from stdin (see the module doc)")
+    p.add_argument("--init", help="start from these weights and train on this batch (see the module doc)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=3e-4)
@@ -62,6 +71,33 @@ def peak_rss_mb():
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # ru_maxrss is in kilobytes on Linux, in bytes on macOS.
     return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
+
+
+def load_init(model, path, batch_shape):
+    """Copies the weights of an --init file into `model` (Linear weights transposed from
+    Conv1D's [in, out]) and returns its batch (tokens, targets)."""
+    import torch
+
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise SystemExit("--init needs the safetensors package: pip install safetensors")
+    init = load_file(path)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            key = f"transformer.{name}"
+            if key not in init:
+                raise SystemExit(f"{path} has no tensor {key}; write it from the same model config")
+            value = init[key]
+            if name.endswith("weight") and p.dim() == 2 and not name.endswith(("wte.weight", "wpe.weight")):
+                value = value.T
+            if tuple(value.shape) != tuple(p.shape):
+                raise SystemExit(f"{path}: {key} is {list(init[key].shape)}, the model's {name} needs {list(p.shape)} (transposed for a Linear)")
+            p.copy_(value)
+    tokens, targets = init.get("tokens"), init.get("targets")
+    if tokens is None or targets is None or tuple(tokens.shape) != batch_shape or tuple(targets.shape) != batch_shape:
+        raise SystemExit(f"{path} needs int64 tokens and targets of shape {list(batch_shape)}")
+    return tokens.long(), targets.long()
 
 
 def main(argv):
@@ -176,10 +212,13 @@ def main(argv):
         eps=1e-8,
     )
 
-    # Fixed random batch (same every step), reproducible from the seed.
-    g = torch.Generator().manual_seed(args.seed)
-    idx = torch.randint(0, V, (B, T), generator=g, dtype=torch.long)
-    targets = torch.randint(0, V, (B, T), generator=g, dtype=torch.long)
+    if args.init:
+        idx, targets = load_init(model, args.init, (B, T))
+    else:
+        # Fixed random batch (same every step), reproducible from the seed.
+        g = torch.Generator().manual_seed(args.seed)
+        idx = torch.randint(0, V, (B, T), generator=g, dtype=torch.long)
+        targets = torch.randint(0, V, (B, T), generator=g, dtype=torch.long)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -199,7 +238,7 @@ def main(argv):
         losses.append(step())
     times = []
     if args.interleave:
-        print(json.dumps({"ready": True}), flush=True)
+        print(json.dumps({"ready": True, "losses": losses}), flush=True)
         for line in sys.stdin:
             if line.strip() == "done":
                 break

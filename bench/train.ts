@@ -8,11 +8,16 @@
 // two runs one after the other measured the drift as much as the engines.
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { median } from '../main/eval/stats.ts';
 import { measureGemmPeak } from '../native-models/runtime/gemm-peak.ts';
-import { gpt2Defaults, gpt2NextTokenLoss } from '../native-models/models/gpt2.ts';
+import { gpt2Defaults, gpt2Init, gpt2NextTokenLoss, gpt2ParamShapes, type Gpt2Config } from '../native-models/models/gpt2.ts';
+import { releaseBuffers } from '../native-models/runtime/release.ts';
+import { fromFloat32, tensorOf, writeSafetensors, type NamedTensor } from '../native-models/runtime/safetensors.ts';
 import { Rng } from '../native-models/train/rng.ts';
 import * as T from '../native-models/ir/index.ts';
 import { gptTrainer, parameterCount, randomLmBatch } from '../native-models/train/tiny-lm.ts';
@@ -36,9 +41,15 @@ export const defaultTrainBench = (threads: number): TrainBenchConfig => ({
   vocab: 8192, dModel: 512, layers: 8, heads: 8, seq: 256, batch: 8, steps: 10, warmup: 3, threads, provider: 'cpu', lr: 3e-4, seed: 0,
 });
 
+/** The benchmark's model. */
+const modelConfig = (c: TrainBenchConfig): Gpt2Config => gpt2Defaults({ vocabSize: c.vocab, nPositions: c.seq, nEmbd: c.dModel, nLayer: c.layers, nHead: c.heads });
+
+/** The fixed batch every step trains on (both sides, with --vs-torch). */
+const benchBatch = (c: TrainBenchConfig, cfg: Gpt2Config) => randomLmBatch(cfg, c.batch, new Rng(c.seed + 1));
+
 /** nanoGPT's estimate: 6 N per token (N without position embeddings) plus 12 L D T per token for attention. */
 export function trainFlopsPerStep(c: TrainBenchConfig): number {
-  const n = parameterCount(gpt2Defaults({ vocabSize: c.vocab, nPositions: c.seq, nEmbd: c.dModel, nLayer: c.layers, nHead: c.heads })) - c.seq * c.dModel;
+  const n = parameterCount(modelConfig(c)) - c.seq * c.dModel;
   const tokens = c.batch * c.seq;
   return 6 * n * tokens + 12 * c.layers * c.dModel * c.seq * tokens;
 }
@@ -71,16 +82,21 @@ export interface TrainBenchResult {
   ratio_paired_median?: number;
   /** 95% moving-block bootstrap interval of the geometric mean of the per-round ratios. */
   ratio_interval?: [number, number];
+  /** PyTorch's losses, step by step (it starts from our initial weights and trains on our batch). */
+  torch_losses?: number[];
+  /** The largest |our loss - PyTorch's| over all steps, warm-up included. */
+  torch_loss_max_diff?: number;
 }
 
 export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => void = () => {}, torch?: TorchReference): Promise<TrainBenchResult> {
-  const cfg = gpt2Defaults({ vocabSize: c.vocab, nPositions: c.seq, nEmbd: c.dModel, nLayer: c.layers, nHead: c.heads });
+  const cfg = modelConfig(c);
   log(`building and compiling the training step (${parameterCount(cfg).toLocaleString('en')} parameters)...`);
   const trainer = await gptTrainer(cfg, { provider: c.provider, threads: c.threads, seed: c.seed });
-  const batch = randomLmBatch(cfg, c.batch, new Rng(c.seed + 1));
+  const batch = benchBatch(c, cfg);
   const losses: number[] = [];
   const times: number[] = [];
   const torchTimes: number[] = [];
+  const torchLosses = [...(torch?.warmupLosses ?? [])];
   const ours = async (i: number): Promise<void> => {
     const t0 = performance.now();
     const r = await trainer.step(batch, c.lr);
@@ -92,6 +108,7 @@ export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => voi
   const theirs = async (ref: TorchReference): Promise<void> => {
     const r = await ref.step();
     torchTimes.push(r.ms);
+    torchLosses.push(r.loss);
     log(`  PyTorch step: loss ${r.loss.toFixed(4)}, ${r.ms.toFixed(0)} ms`);
   };
   for (let i = 0; i < c.warmup; i++) await ours(i);
@@ -142,6 +159,8 @@ export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => voi
       ratio: sum(torchTimes) / sum(times),
       ratio_paired_median: median(paired),
       ratio_interval: geometricMeanInterval(paired, new Rng(c.seed + 2)),
+      torch_losses: torchLosses,
+      torch_loss_max_diff: Math.max(...losses.map((l, i) => Math.abs(l - torchLosses[i]))),
     });
   }
   return result;
@@ -180,14 +199,35 @@ export interface TorchSummary {
 }
 
 /**
+ * Writes our initial weights (Hugging Face GPT-2 names) and the fixed batch to `file`,
+ * for the reference's --init; the weights' memory is freed at once, so that it never
+ * counts in the training's peak RSS.
+ */
+async function writeBenchInit(file: string, c: TrainBenchConfig): Promise<void> {
+  const cfg = modelConfig(c);
+  const init = gpt2Init(cfg, new Rng(c.seed));
+  const batch = benchBatch(c, cfg);
+  const tensors = new Map<string, NamedTensor>();
+  for (const [name, shape] of gpt2ParamShapes(cfg)) tensors.set(name, fromFloat32(init.get(name)!, shape));
+  for (const name of ['tokens', 'targets'] as const) tensors.set(name, tensorOf('I64', [...batch[name].dims], batch[name].data as BigInt64Array));
+  try {
+    await writeSafetensors(file, tensors);
+  } finally {
+    releaseBuffers(init.values());
+  }
+}
+
+/**
  * The PyTorch reference (bench/torch_gpt_train.py --interleave) as a child process that
- * builds the same model, warms up, then runs one timed step whenever asked, so that its
- * steps can alternate with ours.
+ * builds the same model from our initial weights and batch (--init), warms up, then runs
+ * one timed step whenever asked, so that its steps can alternate with ours.
  */
 export class TorchReference {
   readonly #child: ChildProcessWithoutNullStreams;
   readonly #lines: AsyncIterator<string>;
   #stderr = '';
+  /** The losses of its warm-up steps. */
+  warmupLosses: number[] = [];
 
   private constructor(child: ChildProcessWithoutNullStreams) {
     this.#child = child;
@@ -198,16 +238,25 @@ export class TorchReference {
   /** Starts the reference and waits until it has warmed up; throws a sentence when PyTorch is missing. */
   static async start(c: TrainBenchConfig, python = process.env.PYTHON ?? 'python3'): Promise<TorchReference> {
     const script = fileURLToPath(new URL('./torch_gpt_train.py', import.meta.url));
-    const args = [script, '--vocab', c.vocab, '--d-model', c.dModel, '--layers', c.layers, '--heads', c.heads, '--seq', c.seq, '--batch', c.batch, '--warmup', c.warmup, '--threads', c.threads, '--seed', c.seed, '--lr', c.lr, '--interleave'].map(String);
-    const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', (e) => reject(new Error(`could not run ${python} (${e.message}); --vs-torch needs Python 3 with PyTorch: pip install torch`)));
-    });
-    const ref = new TorchReference(child);
-    const ready = await ref.#next<{ ready?: boolean }>();
-    if (!ready.ready) throw new Error(`the PyTorch reference did not start: ${JSON.stringify(ready)}`);
-    return ref;
+    const dir = await mkdtemp(join(tmpdir(), 'afd-bench-init-'));
+    try {
+      const init = join(dir, 'init.safetensors');
+      await writeBenchInit(init, c);
+      const args = [script, '--vocab', c.vocab, '--d-model', c.dModel, '--layers', c.layers, '--heads', c.heads, '--seq', c.seq, '--batch', c.batch, '--warmup', c.warmup, '--threads', c.threads, '--seed', c.seed, '--lr', c.lr, '--interleave', '--init', init].map(String);
+      const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve);
+        child.once('error', (e) => reject(new Error(`could not run ${python} (${e.message}); --vs-torch needs Python 3 with PyTorch: pip install torch`)));
+      });
+      const ref = new TorchReference(child);
+      // The reference has read the file once it is ready.
+      const ready = await ref.#next<{ ready?: boolean; losses?: number[] }>();
+      if (!ready.ready) throw new Error(`the PyTorch reference did not start: ${JSON.stringify(ready)}`);
+      ref.warmupLosses = ready.losses ?? [];
+      return ref;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   /** One timed training step on the PyTorch side. */

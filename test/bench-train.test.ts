@@ -47,6 +47,9 @@ test('--vs-torch alternates the steps of both sides and compares them over the s
   assert.ok(lo > 0 && lo <= hi);
   assert.ok(r.ratio_paired_median! > 0);
   assert.ok(r.loss_last < r.loss_first, 'our side trained');
+  // PyTorch starts from our weights and trains on our batch: the same losses, step by step, up to fp32 rounding.
+  assert.equal(r.torch_losses!.length, tiny.warmup + tiny.steps);
+  assert.ok(r.torch_loss_max_diff! < 1e-4, `the losses differ by up to ${r.torch_loss_max_diff}: ours ${r.loss_first}..${r.loss_last}, PyTorch's ${r.torch_losses!.join(', ')}`);
 });
 
 test('without PyTorch, --vs-torch says how to install it', async () => {
