@@ -190,17 +190,17 @@ after(async () => {
  * Tolerances, fp32 on both sides. Both compute the same sums in different orders (ONNX
  * Runtime's kernels against PyTorch's), so values differ by rounding: a few float32 ulps
  * (1.2e-7 relative) per operation, growing over a forward and backward pass and 12 steps.
- * Measured here: losses agree to about 1e-6 relative, gradient norms to 3e-6, final weights
- * to 7e-7 absolute (values of order 0.1-1). The tolerances sit about 10x above those, and
- * far below what one wrong setting does: each broken variant moves the losses by 1e-3 or
- * more and the weights by 1e-3 or more (the diagnostics print both).
+ * Measured here, over every case: losses agree to 2e-6 relative, gradient norms to 1.1e-5,
+ * final weights to 2.1e-6 absolute (values of order 0.1-1). The tolerances sit 5-10x
+ * above those and far below what one wrong setting does: every broken variant moves the
+ * losses by 1.5e-3 or more relative and the weights by 5e-3 or more (the diagnostics print both).
  * - losses: 1e-5 relative;
- * - gradient norms: 5e-5 relative (a norm sums squares over every parameter, so it
+ * - gradient norms: 1e-4 relative (a norm sums squares over every parameter, so it
  *   collects more rounding than the loss);
- * - weights: 1e-5 absolute on every trained value (Adam's step is about lr = 2e-3 whatever
+ * - weights: 2e-5 absolute on every trained value (Adam's step is about lr = 2e-3 whatever
  *   the gradient's size, so a mistake anywhere shows at that scale).
  */
-const FP32: Tolerance = { loss: 1e-5, gradNorm: 5e-5, weight: 1e-5 };
+const FP32: Tolerance = { loss: 1e-5, gradNorm: 1e-4, weight: 2e-5 };
 
 /**
  * GPT-2's key biases (c_attn.bias[D, 2D)) add q.b_k to every score of a query's row, which
