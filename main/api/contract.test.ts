@@ -39,11 +39,13 @@ test('bad params are refused with a sentence naming the method and the parameter
   refused('compare.vote', { pairId: 'p', vote: 'C' }, /"vote" must be one of "A", "B", "tie", "skip"/);
   refused('experiments.stop', { experimentId: 1, reason: 'stop' }, /"reason" must be one of "pause", "cancel"/);
   refused('settings.set', { forcedProvider: 'tpu' }, /"forcedProvider" must be one of/);
+  refused('models.export', { modelId: 1, format: 'onnx', out: '/tmp/x' }, /"format" must be one of "hf", "gguf"/);
+  refused('models.export', { modelId: 1, format: 'gguf', type: 'q4_k', out: '/tmp/x.gguf' }, /"type" must be one of/);
   refused('nope', {}, /^"nope" is not a method of the studio's API/);
   refused('__proto__', {}, /is not a method/);
 });
 
 test('every method has a validator that refuses a non-object', () => {
-  assert.equal(METHODS.length, 37);
+  assert.equal(METHODS.length, 38);
   for (const m of METHODS) refused(m, 'text', /must be an object/);
 });

@@ -125,7 +125,14 @@ export interface ModelInfo {
   stage: string | null;
   runId: number | null;
   createdAt: string;
+  /** Parameter count, from the family's shapes (null when the config cannot say). */
+  params: number | null;
+  /** Where an imported model's weights came from: a GGUF file and the type most of them were stored in. */
+  source: { format: 'gguf'; file: string; quantization: string } | null;
 }
+
+export const MODEL_EXPORT_FORMATS = ['hf', 'gguf'] as const;
+export const MODEL_EXPORT_TYPES = ['f32', 'f16', 'bf16', 'q8_0'] as const;
 
 export interface SamplingSettings {
   /** New tokens at most, 1..2048 (default 128). */
@@ -233,8 +240,10 @@ export interface Methods {
   'datasets.delete': { params: { datasetId: number }; result: { deleted: boolean } };
 
   'models.list': { params: Record<string, never>; result: ModelInfo[] };
-  /** Imports a Hugging Face folder on this machine as a job. */
+  /** Imports a Hugging Face folder or a .gguf file on this machine as a job. */
   'models.import': { params: { dir: string; name?: string }; result: RunInfo };
+  /** Writes a model as a Hugging Face folder or a GGUF file (`type`: f32, f16, bf16 for folders, q8_0 for GGUF) as a job. */
+  'models.export': { params: { modelId: number; format: (typeof MODEL_EXPORT_FORMATS)[number]; type?: (typeof MODEL_EXPORT_TYPES)[number]; out: string }; result: RunInfo };
   /** Starts a streamed generation; tokens arrive as 'generation.token' events, the end as 'generation.done'. */
   'models.generate': { params: { modelId: number; prompt: string; sampling?: SamplingSettings }; result: GenerationStream };
   'generation.cancel': { params: { streamId: string }; result: { cancelled: boolean } };
@@ -559,6 +568,10 @@ export const validators: { [M in Method]: Validator<M> } = {
   'models.import': (raw) => {
     const r = new Reader('models.import', raw, ['dir', 'name']);
     return defined({ dir: r.str('dir', { max: 4096 }), name: r.optStr('name', { max: 200 }) });
+  },
+  'models.export': (raw) => {
+    const r = new Reader('models.export', raw, ['modelId', 'format', 'type', 'out']);
+    return defined({ modelId: r.int('modelId', 1), format: r.oneOf('format', MODEL_EXPORT_FORMATS), type: r.optOneOf('type', MODEL_EXPORT_TYPES), out: r.str('out', { max: 4096 }) });
   },
   'models.generate': (raw) => {
     const r = new Reader('models.generate', raw, ['modelId', 'prompt', 'sampling']);

@@ -2,7 +2,10 @@
 // generations that compare shares: tokens go out as events, finished responses are
 // stored as generations so that blind A/B voting can use them.
 import { randomUUID } from 'node:crypto';
-import { isAbsolute } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { GGUF_SOURCE_FILE } from '../../native-models/checkpoint/gguf/to-hf.ts';
+import { gpt2Family, llamaFamily } from '../../native-models/models/index.ts';
 import { GenerationStore } from '../../db/generations.ts';
 import type { Model } from '../../db/models.ts';
 import { ModelStore } from '../../db/models.ts';
@@ -13,8 +16,35 @@ import { GenerationStopped } from './generation.ts';
 import { runInfo } from './runs.ts';
 import { DEFAULT_MODEL_DIR, isBuiltinModel } from '../models/builtin.ts';
 
-export function modelInfo(m: Model): ModelInfo {
-  return { id: m.id, name: m.name, kind: isBuiltinModel(m) ? 'builtin' : m.kind, family: m.family, parentId: m.parentId, stage: m.stage, runId: m.runId, createdAt: m.createdAt };
+/** A store model as the API shows it; `folder` (its files) tells where a GGUF import came from. */
+export function modelInfo(m: Model, folder: string | null = null): ModelInfo {
+  return {
+    id: m.id, name: m.name, kind: isBuiltinModel(m) ? 'builtin' : m.kind, family: m.family, parentId: m.parentId, stage: m.stage, runId: m.runId, createdAt: m.createdAt,
+    params: paramCount(m), source: folder === null ? null : ggufSource(folder),
+  };
+}
+
+/** The parameter count of a stored engine config (null for a model whose config the family cannot read). */
+function paramCount(m: Model): number | null {
+  const family = m.family === 'gpt2' ? gpt2Family : m.family === 'llama' ? llamaFamily : undefined;
+  if (family === undefined || Object.keys(m.config).length === 0) return null;
+  try {
+    let n = 0;
+    for (const shape of family.paramShapes(m.config as never).values()) n += shape.reduce((a, b) => a * b, 1);
+    return n;
+  } catch {
+    return null;
+  }
+}
+
+/** What gguf-source.json in a model folder says, when the folder was converted from a GGUF. */
+function ggufSource(folder: string): ModelInfo['source'] {
+  try {
+    const s = JSON.parse(readFileSync(join(folder, GGUF_SOURCE_FILE), 'utf8')) as { file?: unknown; quantization?: unknown };
+    return typeof s.file === 'string' && typeof s.quantization === 'string' ? { format: 'gguf', file: s.file, quantization: s.quantization } : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Where the Hugging Face folder of store model `modelId` is; a sentence when it has none. */
@@ -105,14 +135,23 @@ export class GenerationStreams {
   }
 }
 
-export function modelHandlers(ctx: ApiContext, streams: GenerationStreams): Handlers<'models.list' | 'models.import' | 'models.generate' | 'generation.cancel'> {
+export function modelHandlers(ctx: ApiContext, streams: GenerationStreams): Handlers<'models.list' | 'models.import' | 'models.export' | 'models.generate' | 'generation.cancel'> {
   const models = new ModelStore(ctx.db);
+  const folderOf = (m: Model): string | null => (m.path === null || isBuiltinModel(m) ? null : isAbsolute(m.path) ? m.path : ctx.runner.files.absolute(m.path));
   return {
-    'models.list': () => models.list().map(modelInfo),
+    'models.list': () => models.list().map((m) => modelInfo(m, folderOf(m))),
     'models.import': (p) => {
-      if (!isAbsolute(p.dir)) throw new Error(`"${p.dir}" is not an absolute path; choose the model's folder with the folder picker.`);
+      if (!isAbsolute(p.dir)) throw new Error(`"${p.dir}" is not an absolute path; choose the model's folder or .gguf file with the picker.`);
       const run = ctx.runner.submit('import-model', p.name === undefined ? { dir: p.dir } : { dir: p.dir, name: p.name });
-      ctx.log('info', `Importing the model folder ${p.dir} (run #${run.id}).`);
+      ctx.log('info', `Importing the model ${p.dir} (run #${run.id}).`);
+      return runInfo(run);
+    },
+    'models.export': (p) => {
+      if (!isAbsolute(p.out)) throw new Error(`"${p.out}" is not an absolute path; give the full path to write to.`);
+      const dir = modelFolder(ctx, models, p.modelId);
+      const name = models.get(p.modelId)?.name ?? 'model';
+      const run = ctx.runner.submit('export-model', { dir, out: p.out, format: p.format, type: p.type ?? (p.format === 'gguf' ? 'f16' : 'f32'), name });
+      ctx.log('info', `Exporting model "${name}" to ${p.out} (run #${run.id}).`);
       return runInfo(run);
     },
     'models.generate': (p) => streams.start(p.modelId, [p.prompt], p.sampling)[0],

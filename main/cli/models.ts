@@ -26,29 +26,40 @@ export async function modelsList(argv: string[]): Promise<number> {
   });
 }
 
-const IMPORT_USAGE = `usage: afd models import FOLDER [--name NAME] [${DB_USAGE}]`;
+const IMPORT_USAGE = `usage: afd models import FOLDER|FILE.gguf [--name NAME] [${DB_USAGE}]`;
 export async function modelsImport(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...DB_OPTION, name: { type: 'string' }, help: { type: 'boolean', default: false } } });
   if (values.help) return usage(IMPORT_USAGE);
-  const dir = resolve(onePositional(positionals, 'model folder', IMPORT_USAGE));
+  const dir = resolve(onePositional(positionals, 'model folder or .gguf file', IMPORT_USAGE));
   const config: JsonObject = { dir };
   if (values.name !== undefined) config.name = values.name;
   return withStudio(values.db, (studio) => runInForeground(studio, (runner) => runner.submit('import-model', config), `Importing ${basename(dir)}`, []));
 }
 
-const EXPORT_USAGE = `usage: afd models export NAME|ID --out FOLDER [--dtype F32|F16|BF16] [${DB_USAGE}]`;
+const EXPORT_USAGE = `usage: afd models export NAME|ID --out FOLDER [--dtype F32|F16|BF16] [${DB_USAGE}]
+       afd models export NAME|ID --format gguf [--type f32|f16|q8_0] --out FILE.gguf [${DB_USAGE}]`;
 export async function modelsExport(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...DB_OPTION, out: { type: 'string' }, dtype: { type: 'string' }, help: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...DB_OPTION, out: { type: 'string' }, dtype: { type: 'string' }, format: { type: 'string' }, type: { type: 'string' }, help: { type: 'boolean', default: false } } });
   if (values.help) return usage(EXPORT_USAGE);
   const which = onePositional(positionals, 'model name or id', EXPORT_USAGE);
   if (values.out === undefined) throw new Error(`Say where to write the model with --out: ${EXPORT_USAGE}`);
+  const format = values.format ?? (/\.gguf$/i.test(values.out) ? 'gguf' : 'hf');
+  if (format !== 'hf' && format !== 'gguf') throw new Error(`--format must be hf or gguf, not '${values.format}'.`);
+  if (format === 'hf' && values.type !== undefined) throw new Error('--type is for --format gguf; a Hugging Face folder takes --dtype F32|F16|BF16.');
+  if (format === 'gguf' && values.dtype !== undefined) throw new Error('--dtype is for Hugging Face folders; a GGUF file takes --type f32|f16|q8_0.');
   const dtype = values.dtype?.toUpperCase();
   if (dtype !== undefined && dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') throw new Error(`--dtype must be F32, F16 or BF16, not '${values.dtype}'.`);
   const out = resolve(values.out);
-  return withStudio(values.db, async ({ db, files }) => {
+  return withStudio(values.db, async (studio) => {
+    const { db, files } = studio;
     const model = findModel(new ModelStore(db), which);
     const source = modelFolder(files, model);
     if (source === null) throw new Error(`Model #${model.id} ("${model.name}") has no files in the store to export.`);
+    if (format === 'gguf') {
+      // A job (the export-model kind, as the studio runs it): progress, and nothing left behind on failure.
+      const config: JsonObject = { dir: source, out, format, type: values.type ?? 'f16', name: model.name };
+      return runInForeground(studio, (runner) => runner.submit('export-model', config), `Exporting ${model.name}`, []);
+    }
     if (!(await emptyOrAbsent(out))) throw new Error(`Cannot export to ${out}: it exists and is not an empty folder; choose a new folder.`);
     if (dtype === undefined) await copyFolderAtomic(source, out);
     else {

@@ -151,6 +151,9 @@ export function describeResult(run: Run): string {
   if (run.stage === 'import-model') {
     return `Imported model #${String(r.modelId)} ("${String(r.name)}"): ${String(r.family)}, ${typeof r.params === 'number' ? r.params.toLocaleString('en') : '?'} parameters${took}.`;
   }
+  if (run.stage === 'export-model') {
+    return `Exported to ${String(r.out)} (${r.format === 'gguf' ? 'GGUF' : 'Hugging Face folder'}, ${String(r.type)}): ${typeof r.params === 'number' ? r.params.toLocaleString('en') : '?'} parameters${took}.`;
+  }
   if (run.stage === 'train-tiny-lm') {
     return `Run #${run.id} trained ${String(r.steps)} steps${took}; final loss ${typeof r.finalLoss === 'number' ? formatNumber(r.finalLoss) : 'unknown'}.`;
   }

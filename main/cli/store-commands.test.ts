@@ -3,7 +3,7 @@
 // cancel asked from a second process.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -151,4 +151,64 @@ test('models: import a Hugging Face folder, list it, export it as it is and as F
   assert.equal((JSON.parse(readFileSync(join(half, 'config.json'), 'utf8')) as { torch_dtype: string }).torch_dtype, 'float16');
   assert.match((await afd(['models', 'export', '1', '--out', half, '--db', db])).stderr, /Cannot export to .*export-f16: it exists and is not an empty folder; choose a new folder\./);
   assert.match((await afd(['models', 'export', 'nope', '--out', join(dir, 'x'), '--db', db])).stderr, /There is no model "nope"/);
+});
+
+test('models: a GGUF file in, GGUF out (Q8_0), and bad GGUF files refused in one sentence with the store unchanged', async () => {
+  const { exportGguf } = await import('../../native-models/checkpoint/gguf/from-hf.ts');
+  const { openGguf, readGgufTensorRaw, typedMetadata } = await import('../../native-models/checkpoint/gguf/reader.ts');
+  const { writeGguf, gguf } = await import('../../native-models/checkpoint/gguf/writer.ts');
+  const { ggmlTypeSize } = await import('../../native-models/checkpoint/gguf/quants.ts');
+  const { llamaDefaults, llamaFamily } = await import('../../native-models/models/llama.ts');
+  // A tiny Llama with the default model's tokenizer, as a GGUF file a user brings.
+  const config = llamaDefaults({ vocabSize: 4096, hiddenSize: 32, intermediateSize: 64, numLayers: 1, numHeads: 2 });
+  const good = join(dir, 'tiny-llama.gguf');
+  const defaultModel = fileURLToPath(new URL('../../models/default', import.meta.url));
+  await exportGguf(good, { family: llamaFamily, config, weights: llamaFamily.init(config, new Rng(2)), tokenizerFrom: defaultModel, type: 'f16', name: 'tiny' });
+
+  const before = json<{ id: number }[]>(await afd(['models', 'list', '--json', '--db', db])).length;
+  const storeFiles = (): string[] => readdirSync(join(`${db}.files`, 'runs'), { recursive: true }).map(String).filter((p) => p.endsWith('model.safetensors')).sort();
+  const filesBefore = storeFiles();
+
+  /** A copy of the good file with its metadata edited (tensors passed through as they are). */
+  async function variant(name: string, edit: (meta: Map<string, ReturnType<typeof gguf.u32>>) => void, rawType?: number): Promise<string> {
+    const f = await openGguf(good);
+    const meta = typedMetadata(f);
+    edit(meta);
+    const path = join(dir, name);
+    // rawType: the second tensor stored (as zeros) in a type no dequantizer reads.
+    await writeGguf(path, meta, f.tensors.map((t, i) => (i === 1 && rawType !== undefined
+      ? { name: t.name, shape: t.shape, type: rawType, raw: new Uint8Array((t.shape.reduce((a, b) => a * b, 1) / ggmlTypeSize(rawType)!.blockSize) * ggmlTypeSize(rawType)!.typeSize) }
+      : { name: t.name, shape: t.shape, type: t.type, raw: () => readGgufTensorRaw(f, t) })));
+    return path;
+  }
+  const bytes = readFileSync(good);
+  const cases: [string, RegExp][] = [
+    [join(dir, 'magic.gguf'), /is not a GGUF file/],
+    [join(dir, 'truncated.gguf'), /truncated|past the end/],
+    [await variant('mamba.gguf', (m) => m.set('general.architecture', gguf.string('mamba'))), /holds a "mamba" model; AfD Studio reads GGUF files of the architectures llama, qwen2, gpt2/],
+    [await variant('no-tokens.gguf', (m) => m.delete('tokenizer.ggml.tokens')), /tokenizer\.ggml\.tokens/],
+    [await variant('iq4.gguf', () => undefined, 20), /is IQ4_NL, which AfD Studio cannot dequantize/],
+  ];
+  writeFileSync(cases[0][0], Buffer.concat([Buffer.from('GGML'), bytes.subarray(4)]));
+  writeFileSync(cases[1][0], bytes.subarray(0, bytes.length - 1000));
+  for (const [file, message] of cases) {
+    const r = await afd(['models', 'import', file, '--db', db]);
+    assert.equal(r.code, 1, `${file} was accepted`);
+    // The job's progress line, then the reason: one line.
+    assert.match(r.stderr, /\nafd models import: [^\n]+\n$/, `one sentence for ${file}`);
+    assert.match(r.stderr, message);
+  }
+  assert.equal(json<unknown[]>(await afd(['models', 'list', '--json', '--db', db])).length, before, 'no model row from a bad file');
+  assert.deepEqual(storeFiles(), filesBefore, 'no model files from a bad file');
+
+  const imported = await afd(['models', 'import', good, '--name', 'tiny-gguf', '--db', db]);
+  assert.equal(imported.code, 0, imported.stderr);
+  assert.match(imported.stdout, /^Imported model #\d+ \("tiny-gguf"\): llama, [\d,]+ parameters in \d+ s\.\n$/);
+  const out = join(dir, 'tiny-q8.gguf');
+  const exported = await afd(['models', 'export', 'tiny-gguf', '--format', 'gguf', '--type', 'q8_0', '--out', out, '--db', db]);
+  assert.equal(exported.code, 0, exported.stderr);
+  assert.match(exported.stdout, /^Exported to .*tiny-q8\.gguf \(GGUF, q8_0\): [\d,]+ parameters in \d+ s\.\n$/);
+  const written = await openGguf(out);
+  assert.equal(written.tensors.find((t) => t.name === 'blk.0.attn_q.weight')?.type, 8);
+  assert.match((await afd(['models', 'export', 'tiny-gguf', '--format', 'gguf', '--out', out, '--db', db])).stderr, /Cannot export to .*tiny-q8\.gguf: it exists; choose a new file name\./);
 });

@@ -3,6 +3,7 @@
 import type { JobKind } from './kind.ts';
 import { importDatasetKind } from './import-dataset.ts';
 import { importModelKind } from './import-model.ts';
+import { exportModelKind } from './export-model.ts';
 import { trainTinyLm } from './train-tiny-lm.ts';
 import { afdStageKind } from './afd-stage.ts';
 
@@ -12,5 +13,6 @@ export const KINDS: KindTable = {
   [trainTinyLm.name]: trainTinyLm,
   [importDatasetKind.name]: importDatasetKind,
   [importModelKind.name]: importModelKind,
+  [exportModelKind.name]: exportModelKind,
   [afdStageKind.name]: afdStageKind,
 };

@@ -8,6 +8,12 @@
         prompt rendered by the GGUF's template and its ids, and the greedy continuation
         of that prompt (N new tokens, transformers' own KV cache).
 
+    python3 gguf_reference.py logits SPEC_JSON
+        SPEC_JSON: {"files": [...], "sequences": [[ids...]], "chat_ids": [...], "new_tokens": N}.
+        For each GGUF file (one we exported): gguf-py's reader must accept it (its tensor
+        count and types are printed), and transformers' logits of the sequences (base64)
+        and, with chat_ids, its greedy continuation.
+
 transformers dequantizes the GGUF to float32 itself (gguf_file=), so it is an
 independent reader of the same file.
 """
@@ -44,6 +50,27 @@ def run(gguf_path, spec_path):
     print(json.dumps(out))
 
 
+def logits(spec_path):
+    import gguf
+    spec = json.load(open(spec_path))
+    out = []
+    for path in spec["files"]:
+        reader = gguf.GGUFReader(path)
+        types = sorted({t.tensor_type.name for t in reader.tensors})
+        folder, name = os.path.split(os.path.abspath(path))
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).eval()
+        entry = {"file": path, "tensors": len(reader.tensors), "types": types}
+        with torch.no_grad():
+            lg = model(torch.tensor(spec["sequences"])).logits.float().numpy().astype(np.float32)
+            entry["logits"] = base64.b64encode(lg.tobytes()).decode()
+            if spec.get("chat_ids"):
+                gen = model.generate(torch.tensor([spec["chat_ids"]]), max_new_tokens=spec.get("new_tokens", 8),
+                                     do_sample=False, pad_token_id=0)
+                entry["greedy"] = gen[0, len(spec["chat_ids"]):].tolist()
+        out.append(entry)
+    print(json.dumps(out))
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    {"run": run}[sys.argv[1]](*sys.argv[2:])
+    {"run": run, "logits": logits}[sys.argv[1]](*sys.argv[2:])
