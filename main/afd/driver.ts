@@ -17,6 +17,7 @@ import { RunStore, type Run } from '../../db/runs.ts';
 import { modelFolder } from '../../native-models/checkpoint/gguf/to-hf.ts';
 import type { JobRunner } from '../jobs/runner.ts';
 import { DEFAULT_MODEL_DIR, ensureBuiltinModel } from '../models/builtin.ts';
+import { resolveModelArg } from '../models/known.ts';
 import type { DataSpec, ExperimentDefinition, ExperimentProgress, StageSpec, StageState } from './contract.ts';
 import { DEMOS, inputRefs, parseExperiment, PI0 } from './experiment.ts';
 import type { Artifact } from './stage.ts';
@@ -243,7 +244,7 @@ export class ExperimentDriver {
     }
     if (m === 'default') return { type: 'model', stage: PI0, dir: DEFAULT_MODEL_DIR, modelId: ensureBuiltinModel(this.db) };
     // A GGUF file runs as its converted folder in the model cache (made once per file).
-    const dir = await modelFolder(resolve(m));
+    const dir = await modelFolder(resolve(resolveModelArg(m)));
     const row = models.list().find((x) => x.path === dir) ?? models.insert({ name: dir, kind: 'imported', family: null, stage: 'base', path: dir });
     return { type: 'model', stage: PI0, dir, modelId: row.id };
   }

@@ -8,6 +8,7 @@ import { importHfModel, isGgufPath, modelFolder } from '../../native-models/chec
 import { Generator } from '../../native-models/generate/generator.ts';
 import type { ProviderName } from '../../native-models/runtime/providers.ts';
 import { Tokenizer } from '../../native-models/tokenizer/tokenizer.ts';
+import { resolveModelArg } from '../models/known.ts';
 
 export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/default', import.meta.url));
 
@@ -28,7 +29,8 @@ function numberOpt(name: string, v: string | undefined, check: (x: number) => bo
   return x;
 }
 
-async function load(source: string, provider: string | undefined, threads: string | undefined) {
+async function load(arg: string, provider: string | undefined, threads: string | undefined) {
+  const source = resolveModelArg(arg);
   // A GGUF file is converted once into the model cache and read from there.
   const dir = await modelFolder(source, isGgufPath(source) ? progressLine(`Converting ${basename(source)}`) : undefined);
   const [model, tokenizer] = await Promise.all([importHfModel(dir), Tokenizer.fromFolder(dir)]);
@@ -46,7 +48,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
     options: { ...common, prompt: s, 'max-new-tokens': s, greedy: { type: 'boolean', default: false }, temperature: s, 'top-p': s, 'top-k': s, 'min-p': s, 'repetition-penalty': s, seed: s, chat: { type: 'boolean', default: false } },
   });
   if (values.help || values.prompt === undefined) {
-    console.log('usage: afd generate --prompt TEXT [--model DIR|FILE.gguf] [--chat] [--max-new-tokens 64] [--greedy | --temperature T --top-p P --top-k K --min-p P --seed S] [--repetition-penalty R] [--provider cpu|webgpu|cuda] [--threads N] [--json]');
+    console.log('usage: afd generate --prompt TEXT [--model DIR|FILE.gguf|smollm2] [--chat] [--max-new-tokens 64] [--greedy | --temperature T --top-p P --top-k K --min-p P --seed S] [--repetition-penalty R] [--provider cpu|webgpu|cuda] [--threads N] [--json]');
     return values.help ? 0 : 2;
   }
   const { model, tokenizer, generator } = await load(values.model ?? DEFAULT_MODEL_DIR, values.provider, values.threads);
@@ -80,7 +82,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
 export async function scoreCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { ...common, text: { type: 'string' } } });
   if (values.help || values.text === undefined) {
-    console.log('usage: afd score --text TEXT [--model DIR|FILE.gguf] [--provider cpu|webgpu|cuda] [--threads N] [--json]');
+    console.log('usage: afd score --text TEXT [--model DIR|FILE.gguf|smollm2] [--provider cpu|webgpu|cuda] [--threads N] [--json]');
     return values.help ? 0 : 2;
   }
   const { tokenizer, generator } = await load(values.model ?? DEFAULT_MODEL_DIR, values.provider, values.threads);
