@@ -14,11 +14,20 @@ export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/default', i
 
 const common = { model: { type: 'string' }, provider: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } as const;
 
-/** A progress line on stderr, rewritten in place, ended when the count is complete. */
+/**
+ * Progress on stderr: on a terminal one line rewritten in place (at most every 100 ms),
+ * elsewhere (a log, a pipe) just the start and the end.
+ */
 function progressLine(what: string): (done: number, total: number) => void {
+  let last = 0;
   return (done, total) => {
-    process.stderr.write(`\r${what}: ${done}/${total} tensors`);
-    if (done === total) process.stderr.write('\n');
+    const now = Date.now();
+    if (done === 1 && !process.stderr.isTTY) process.stderr.write(`${what} (once; the converted model is cached)...\n`);
+    if (process.stderr.isTTY && (now - last >= 100 || done === total)) {
+      process.stderr.write(`\r${what}: ${done}/${total} tensors`);
+      last = now;
+    }
+    if (done === total) process.stderr.write(process.stderr.isTTY ? '\n' : `${what}: done.\n`);
   };
 }
 
