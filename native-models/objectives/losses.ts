@@ -12,6 +12,21 @@ import { logSigmoid, softplus } from './functions.ts';
 export const sftLoss = (logits: T.Value, targets: T.Value, responseMask: T.Value): T.Value => T.crossEntropy(logits, targets, responseMask);
 
 /**
+ * Dynamic fine-tuning (Wu et al. 2025, "On the Generalization of SFT"): SFT with each
+ * response token's loss weighted by that token's own probability, the weight a constant
+ * (stop-gradient): -sum_t m_t sg(p_t) log p_t / sum_t m_t, normalized over response tokens
+ * like sftLoss. Its gradient is SFT's token by token times p_t: a token the model finds
+ * unlikely pulls less, which undoes the 1/p_t that SFT's gradient carries as an implicit
+ * reward when read as a policy gradient.
+ */
+export function dftLoss(logits: T.Value, targets: T.Value, responseMask: T.Value): T.Value {
+  const logp = T.tokenLogProb(logits, T.cast(targets, 'int64')); // [B, T]
+  const m = T.cast(responseMask, logits.dtype);
+  const weighted = T.mul(T.mul(T.stopGradient(T.exp(logp)), logp), m);
+  return T.div(T.neg(T.reduceSum(weighted)), T.reduceSum(m));
+}
+
+/**
  * Pointwise reward-model loss: binary cross-entropy on the scorer's logit r, label 1 for
  * the positive source and 0 for the negative one (the reward is the logit itself):
  * mean(-y log sigmoid(r) - (1 - y) log sigmoid(-r)) = mean(softplus(r) - y r).

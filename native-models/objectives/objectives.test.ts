@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import ort from 'onnxruntime-node';
 import * as T from '../ir/index.ts';
 import { gradCheck } from '../ir/gradcheck.ts';
-import { bradleyTerry, dpoLoss, pointwiseBce, policyGradientLoss, sftLoss } from './losses.ts';
+import { bradleyTerry, dftLoss, dpoLoss, pointwiseBce, policyGradientLoss, sftLoss } from './losses.ts';
+import { endogenousReturn } from './endogenous.ts';
 import { softplus } from './functions.ts';
 import { airlReward, grpoAdvantages, klEstimate, klPenalizedReward, rlooAdvantages } from './rewards.ts';
 
@@ -33,6 +34,84 @@ test('SFT loss averages the cross-entropy of response tokens only', async () => 
   // Unmasking the prompt position changes it (its target 1 has p = .5).
   const all = await evaluate(sftLoss(logits, targets, mask), { logits: f64(lv, [1, 3, 2]), targets: i64([1, 1, 0], [1, 3]), mask: f64([1, 1, 1], [1, 3]) });
   near(all, (-Math.log(0.5) - 2 * Math.log(0.25)) / 3);
+});
+
+test('DFT loss weights each response token\'s cross-entropy by its probability', async () => {
+  const logits = T.input('logits', 'float64', [1, 3, 2]);
+  const targets = T.input('targets', 'int64', [1, 3]);
+  const mask = T.input('mask', 'float64', [1, 3]);
+  // The SFT case above: targets of p = .25 at the two response positions, the prompt's (p = .5) masked.
+  const lv = [0, 0, Math.log(3), 0, 0, Math.log(3)];
+  const got = await evaluate(dftLoss(logits, targets, mask), { logits: f64(lv, [1, 3, 2]), targets: i64([1, 1, 0], [1, 3]), mask: f64([0, 1, 1], [1, 3]) });
+  near(got, -(0.25 * Math.log(0.25) + 0.25 * Math.log(0.25)) / 2);
+  const all = await evaluate(dftLoss(logits, targets, mask), { logits: f64(lv, [1, 3, 2]), targets: i64([1, 1, 0], [1, 3]), mask: f64([1, 1, 1], [1, 3]) });
+  near(all, -(0.5 * Math.log(0.5) + 2 * 0.25 * Math.log(0.25)) / 3);
+});
+
+test('DFT gradient on a toy model is SFT\'s token by token times sg(p_t), exactly', async () => {
+  // A linear model: logits = h W, h [1, T, D] fixed features, W [D, V] trained.
+  const D = 2, V = 3, L = 4;
+  const h = [0.5, -1, 1.5, 0.25, -0.75, 2, 1, 1];
+  const W = [0.3, -0.2, 0.8, -0.5, 0.1, 0.4];
+  const y = [2, 0, 1, 2], m = [0, 1, 1, 1];
+  const hv = T.input('h', 'float64', [1, L, D]), wv = T.input('w', 'float64', [D, V]);
+  const tv = T.input('targets', 'int64', [1, L]), mv = T.input('mask', 'float64', [1, L]);
+  const logits = T.matmul(hv, wv); // [1, L, V]
+  const [gDft, gDftLogits] = T.grad(dftLoss(logits, tv, mv), [wv, logits]);
+  const [gNll, gNllLogits] = T.grad(sftLoss(logits, tv, mv), [wv, logits]);
+  const s = await ort.InferenceSession.create(T.emitOnnx({ outputs: { gDft, gNll, gDftLogits, gNllLogits }, inputs: [hv, wv, tv, mv] }).bytes);
+  const r = await s.run({ h: f64(h, [1, L, D]), w: f64(W, [D, V]), targets: i64(y, [1, L]), mask: f64(m, [1, L]) });
+  const data = (k: string): number[] => [...(r[k].data as Float64Array)];
+  // By hand: z_t = h_t W, p = softmax(z_t); d(-log p_y)/dz_t = p - onehot(y); M = sum m.
+  const M = m.reduce((a, b) => a + b, 0);
+  const want = { dft: new Array<number>(D * V).fill(0), nll: new Array<number>(D * V).fill(0) };
+  for (let t = 0; t < L; t++) {
+    const z = Array.from({ length: V }, (_, v) => h[t * D] * W[v] + h[t * D + 1] * W[V + v]);
+    const e = z.map(Math.exp), sum = e.reduce((a, b) => a + b, 0), p = e.map((x) => x / sum);
+    const dz = p.map((pv, v) => (m[t] * (pv - (v === y[t] ? 1 : 0))) / M);
+    for (let d = 0; d < D; d++) for (let v = 0; v < V; v++) {
+      want.nll[d * V + v] += h[t * D + d] * dz[v];
+      want.dft[d * V + v] += p[y[t]] * h[t * D + d] * dz[v];
+    }
+    // At the logits, DFT's gradient is SFT's scaled by p_t, row by row.
+    for (let v = 0; v < V; v++) near(data('gDftLogits')[t * V + v], p[y[t]] * data('gNllLogits')[t * V + v]);
+  }
+  data('gNll').forEach((g, i) => near(g, want.nll[i]));
+  data('gDft').forEach((g, i) => near(g, want.dft[i]));
+  // The weight is a constant: with the gradient through p_t as well, d(-p log p)/dz = (1 + log p) p d(-log p)/dz would differ.
+  assert.ok(data('gDft').some((g, i) => Math.abs(g - want.nll[i]) > 1e-3), 'DFT and SFT gradients differ');
+});
+
+test('endogenous reward: Q - gamma V(next) summed over the response, on a 3-token vocabulary by hand', async () => {
+  // Two rows over the vocabulary {0 = EOS, 1, 2}: prompt [1], response [2, 1, EOS] (A) and
+  // the same cut before its EOS (B, truncated, so its last next state is not terminal).
+  // Logits by position: s0 [0, ln 2, ln 3] (lse ln 6), s1 [ln 4, 0, 0] (lse ln 6), s2 [ln 2, 0, 0] (lse ln 4); s3 is junk.
+  const L = Math.log;
+  const pos = [[0, L(2), L(3)], [L(4), 0, 0], [L(2), 0, 0]];
+  const lv = [...pos.flat(), 7, -3, 5, ...pos.flat(), 9, 9, 9];
+  const feeds = {
+    logits: f64(lv, [2, 4, 3]),
+    targets: i64([2, 1, 0, 0, 2, 1, 0, 0], [2, 4]),
+    action: f64([1, 1, 1, 0, 1, 1, 0, 0], [2, 4]),
+    // A: next states s1, s2 (s3 follows EOS: terminal, V = 0); B: s1 and s2.
+    value: f64([0, 1, 1, 0, 0, 1, 1, 0], [2, 4]),
+  };
+  const [logits, targets, action, value] = [T.input('logits', 'float64', [2, 4, 3]), T.input('targets', 'int64', [2, 4]), T.input('action', 'float64', [2, 4]), T.input('value', 'float64', [2, 4])];
+  const run = async (alpha: number, gamma: number): Promise<number[]> => {
+    const s = await ort.InferenceSession.create(T.emitOnnx({ outputs: { r: endogenousReturn(logits, targets, action, value, { alpha, gamma }) } }).bytes);
+    return [...((await s.run(feeds)).r.data as Float64Array)];
+  };
+  // alpha 1, gamma 1: A = Q0(2) + Q1(1) + Q2(EOS) - V1 - V2 = ln 3 + 0 + ln 2 - ln 6 - ln 4 = -ln 4; B = ln 3 + 0 - ln 6 - ln 4 = -ln 8.
+  const [a, b] = await run(1, 1);
+  near(a, -L(4));
+  near(b, -L(8));
+  // The telescoped form: log pi(y|x) + V(s1) - V(s_H+1): A = ln(3/6 * 1/6 * 2/4) + ln 6 - 0, B = ln(3/6 * 1/6) + ln 6 - ln 4.
+  near(a, L((3 / 6) * (1 / 6) * (2 / 4)) + L(6));
+  near(b, L((3 / 6) * (1 / 6)) + L(6) - L(4));
+  // gamma 0.5 discounts only the values: A = ln 3 + ln 2 - (ln 6 + ln 4) / 2.
+  near((await run(1, 0.5))[0], L(3) + L(2) - (L(6) + L(4)) / 2);
+  // alpha 2: V(s) = 2 ln sum exp(Q / 2): V1 = 2 ln(2 + 1 + 1), V2 = 2 ln(sqrt 2 + 1 + 1); Q unchanged.
+  near((await run(2, 1))[0], L(3) + L(2) - 2 * L(4) - 2 * L(2 + Math.SQRT2));
 });
 
 test('pointwise BCE on the reward logit', async () => {
