@@ -57,7 +57,13 @@ const importGguf: WorkerRun<ImportModelConfig> = async (ctx) => {
   const { dir: file } = ctx.config;
   const final = join(ctx.runDir, MODEL_FOLDER);
   await rm(final, { recursive: true, force: true });
-  const source = await convertGgufToHf(file, final, (done, total) => ctx.progress(done, total, 'tensor'));
+  let source;
+  try {
+    source = await convertGgufToHf(file, final, (done, total) => ctx.progress(done, total, 'tensor'), ctx.signal);
+  } catch (err) {
+    if (ctx.stopRequested !== null) return { status: 'stopped', step: 0 };
+    throw err;
+  }
   // Read back as any folder is: what the studio will load is what was checked.
   const model = await importHfModel(final).catch(async (err: unknown) => {
     await rm(final, { recursive: true, force: true });

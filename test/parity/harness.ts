@@ -5,10 +5,9 @@
 // test/python/train_parity.py trains the same thing in PyTorch from those files, and
 // compareRuns says where the two disagree.
 
-import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { runPython } from '../python/oracle.ts';
 import { exportHfModel } from '../../native-models/checkpoint/index.ts';
 import { gpt2Defaults, gpt2Family } from '../../native-models/models/gpt2.ts';
 import { llamaDefaults, llamaFamily } from '../../native-models/models/llama.ts';
@@ -20,8 +19,6 @@ import type { Trainer } from '../../native-models/train/trainer.ts';
 import type { Demonstration } from '../../main/afd/data.ts';
 import type { Adaptation, Encoded } from '../../main/afd/lm.ts';
 import type { StageContext } from '../../main/afd/stage.ts';
-
-const here = fileURLToPath(new URL('.', import.meta.url));
 
 /** A stage context that keeps the metrics (per step: loss, grad_norm, ...) and discards the rest. */
 export interface ParityContext extends StageContext {
@@ -188,14 +185,9 @@ export async function writeCase(dir: string, c: ParityCase, trainer: Trainer, in
 export async function runOracle(dir: string, cases: Record<string, unknown>[], timeoutMs = 300_000): Promise<TheirRun[]> {
   const spec = join(dir, 'parity-spec.json');
   await writeFile(spec, JSON.stringify({ cases }));
-  const r = spawnSync('python3', [join(here, '..', 'python', 'train_parity.py'), spec], {
-    encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024,
-    // One thread: the tests run two files at a time on two cores.
-    env: { ...process.env, OMP_NUM_THREADS: '1', TOKENIZERS_PARALLELISM: 'false', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_OFFLINE: '1' },
-  });
-  if (r.status !== 0) throw new Error(`python3 train_parity.py failed (${r.error?.message ?? `exit ${r.status}`}): ${r.stderr.slice(-3000)}`);
+  const stdout = runPython('train_parity.py', [spec], timeoutMs);
   const out: TheirRun[] = [];
-  for (const line of r.stdout.trim().split('\n')) {
+  for (const line of stdout.trim().split('\n')) {
     const j = JSON.parse(line) as { name: string; break: string | null; losses: number[]; grad_norms: number[]; lrs: number[]; extra: Record<string, number[][]>; weights: string };
     const st = await readSafetensors(j.weights);
     out.push({ name: j.name, break: j.break, losses: j.losses, gradNorms: j.grad_norms, lrs: j.lrs, extra: j.extra, weights: new Map([...st.tensors].map(([k, t]) => [k, Float32Array.from(toFloat32(t))])) });

@@ -6,12 +6,11 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { transformersSkip } from '../../../test/python/oracle.ts';
+import { runPython, transformersSkip } from '../../../test/python/oracle.ts';
 import { smollm2GgufPath, smollm2Skip } from '../../../test/support/real-model.ts';
 import { Generator } from '../../generate/generator.ts';
 import { gpt2Defaults, gpt2Family, type Gpt2Config } from '../../models/gpt2.ts';
@@ -28,7 +27,6 @@ import { openGguf } from './reader.ts';
 import { convertGgufToHf } from './to-hf.ts';
 
 const DEFAULT_MODEL = fileURLToPath(new URL('../../../models/default', import.meta.url));
-const oracle = fileURLToPath(new URL('../../../test/python/gguf_reference.py', import.meta.url));
 const pySkip = transformersSkip();
 
 // The tiny models borrow the default model's tokenizer (4096 tokens), so their files are
@@ -145,14 +143,7 @@ test('gguf-py reads our files and transformers computes our logits from them', {
   }
 });
 
-function runOracle(args: string[]): unknown {
-  const r = spawnSync('python3', [oracle, ...args], {
-    encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, timeout: 300_000,
-    env: { ...process.env, OMP_NUM_THREADS: '1', TOKENIZERS_PARALLELISM: 'false', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_OFFLINE: '1' },
-  });
-  if (r.status !== 0) throw new Error(`gguf_reference.py ${args[0]} failed (${r.error?.message ?? `exit ${r.status}`}): ${r.stderr.slice(-2000)}`);
-  return JSON.parse(r.stdout);
-}
+const runOracle = (args: string[]): unknown => JSON.parse(runPython('gguf_reference.py', args));
 
 test('SmolLM2-135M-Instruct exported as F16 and Q8_0: transformers reads each file and decodes greedily as we do', { skip: smollm2Skip() || pySkip }, async (t) => {
   const source = join(dir, 'smollm2');

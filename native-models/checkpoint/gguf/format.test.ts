@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { f16ToF32, f32ToF16 } from '../../runtime/float16.ts';
 import { withTempDir } from '../../../test/support/temp-dir.ts';
 import { smollm2GgufPath, smollm2Skip } from '../../../test/support/real-model.ts';
-import { ggufPySkip, runGgufOracle } from '../../../test/python/gguf-oracle.ts';
+import { pythonSkip, runPython } from '../../../test/python/oracle.ts';
 import { dequantize, DEQUANTIZABLE, GgmlType, ggmlTypeName } from './quants.ts';
 import {
   assertDequantizable, metaArray, metaBool, metaNumber, metaNumberArray, metaString, metaStringArray,
@@ -382,11 +382,11 @@ test('a tensor of a type ggml knows but AfD Studio cannot dequantize opens, and 
 
 // ---- Against gguf-py ----
 
-const pySkip = ggufPySkip();
+const pySkip = pythonSkip(['gguf', 'numpy'], 'gguf-py oracle tests');
 
 test('every type dequantizes bit for bit as gguf-py does, from random valid blocks', { skip: pySkip }, () => withDir(async (dir) => {
   const quants = join(dir, 'quants.gguf'), ref = join(dir, 'ref.gguf');
-  runGgufOracle(['make-quants', quants, ref, '20261204']);
+  runPython('gguf_oracle.py', ['make-quants', quants, ref, '20261204']);
   const q = await openGguf(quants), r = await openGguf(ref);
   assert.deepEqual(q.tensors.map((t) => t.name), r.tensors.map((t) => t.name));
   // Every type we dequantize is covered, except those gguf-py has no dequantizer for.
@@ -425,7 +425,7 @@ test('gguf-py reads our files: metadata and types, tensors, and our Q8_0 equals 
   await writeGguf(path, everyValueType(), testTensors());
   const ours = await openGguf(path);
   const names = ours.tensors.map((t) => t.name);
-  const py = JSON.parse(runGgufOracle(['read', path, '--tensors', names.join(','), '--raw', '--quantize-q8', 'q8src'])) as PyFile;
+  const py = JSON.parse(runPython('gguf_oracle.py', ['read', path, '--tensors', names.join(','), '--raw', '--quantize-q8', 'q8src'])) as PyFile;
   assert.equal(py.version, 3);
   assert.equal(py.alignment, 64);
   assert.deepEqual(py.metadata, asPy(ours));
@@ -444,7 +444,7 @@ test('SmolLM2-135M-Instruct Q4_1: the table, metadata and dequantized tensors of
   const file = await openGguf(path);
   const openMs = performance.now() - start;
   const picks = ['token_embd.weight', 'blk.0.attn_q.weight', 'blk.17.ffn_down.weight', 'blk.29.attn_v.weight', 'blk.0.attn_norm.weight', 'output_norm.weight'];
-  const py = JSON.parse(runGgufOracle(['read', path, '--tensors', picks.join(','), '--hash'], 120_000)) as PyFile;
+  const py = JSON.parse(runPython('gguf_oracle.py', ['read', path, '--tensors', picks.join(','), '--hash'], 120_000)) as PyFile;
   assert.equal(file.tensors.length, py.tensors.length);
   assert.equal(file.tensors.length, 272);
   assert.deepEqual(file.tensors.map((x) => [x.name, ggmlTypeName(x.type), x.shape, x.offset]), py.tensors.map((x) => [x.name, x.type, x.shape, x.offset]));

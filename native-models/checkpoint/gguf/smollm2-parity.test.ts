@@ -7,12 +7,10 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { transformersSkip } from '../../../test/python/oracle.ts';
+import { runPython, transformersSkip } from '../../../test/python/oracle.ts';
 import { smollm2GgufPath, smollm2Skip } from '../../../test/support/real-model.ts';
 import { Generator } from '../../generate/generator.ts';
 import { maxAbsDiff, testDecoder } from '../../models/test-decoder.ts';
@@ -21,7 +19,6 @@ import { importHfModel, type ImportedModel } from '../hf-import.ts';
 import { convertGgufToHf, type GgufSource } from './to-hf.ts';
 
 const skip = smollm2Skip() || transformersSkip();
-const oracle = fileURLToPath(new URL('../../../test/python/gguf_reference.py', import.meta.url));
 
 interface Reference {
   ids: number[][];
@@ -54,12 +51,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'afd-smollm2-'));
   const spec = join(dir, 'spec.json');
   await writeFile(spec, JSON.stringify({ texts: TEXTS, sequences: SEQUENCES, chat: CHAT, new_tokens: NEW_TOKENS }));
-  const r = spawnSync('python3', [oracle, 'run', smollm2GgufPath(), spec], {
-    encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, timeout: 300_000,
-    env: { ...process.env, OMP_NUM_THREADS: '1', TOKENIZERS_PARALLELISM: 'false', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_OFFLINE: '1' },
-  });
-  if (r.status !== 0) throw new Error(`gguf_reference.py failed (${r.error?.message ?? `exit ${r.status}`}): ${r.stderr.slice(-2000)}`);
-  ref = JSON.parse(r.stdout) as Reference;
+  ref = JSON.parse(runPython('gguf_reference.py', ['run', smollm2GgufPath(), spec])) as Reference;
   const t0 = performance.now();
   source = await convertGgufToHf(smollm2GgufPath(), join(dir, 'model'));
   convertMs = performance.now() - t0;

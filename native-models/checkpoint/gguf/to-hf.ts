@@ -105,9 +105,10 @@ async function plan(file: GgufFile) {
 /**
  * Converts the GGUF at `path` into a Hugging Face folder at `outDir` (absent or empty).
  * Tensors are dequantized one at a time as the safetensors file is written.
- * `onProgress(done, total)` counts tensors.
+ * `onProgress(done, total)` counts tensors; an aborted `signal` stops between tensors
+ * (rejecting with its reason) and leaves nothing behind.
  */
-export async function convertGgufToHf(path: string, outDir: string, onProgress?: (done: number, total: number) => void): Promise<GgufSource> {
+export async function convertGgufToHf(path: string, outDir: string, onProgress?: (done: number, total: number) => void, signal?: AbortSignal): Promise<GgufSource> {
   const file = await openGguf(path);
   const p = await plan(file);
   const temp = join(dirname(outDir), `.${basename(outDir)}.${randomBytes(6).toString('hex')}.tmp`);
@@ -119,6 +120,7 @@ export async function convertGgufToHf(path: string, outDir: string, onProgress?:
       tensors.set(hf, {
         dtype: 'F32', shape: hfShape,
         data: async () => {
+          signal?.throwIfAborted();
           const values = toHfLayout(layoutChange(p.arch, hf, p.heads, p.kvHeads), await readGgufTensor(file, source), hfShape);
           onProgress?.(++done, p.params.length);
           return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);

@@ -7,11 +7,11 @@
 // SentencePiece file.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pythonSkip, runPython } from '../../../test/python/oracle.ts';
 import { smollm2GgufPath, smollm2Skip } from '../../../test/support/real-model.ts';
 import { Tokenizer } from '../../tokenizer/tokenizer.ts';
 import type { ChatMessage, TokenizerConfig, TokenizerJson } from '../../tokenizer/tokenizer.ts';
@@ -20,13 +20,9 @@ import { openGguf } from './reader.ts';
 import { ggufTokenizerMetadata, hfTokenizerFromGguf } from './tokenizer.ts';
 import type { GgufTypedValue, GgufValue } from './values.ts';
 
-const script = fileURLToPath(new URL('../../../test/python/gguf_tokenizer_oracle.py', import.meta.url));
 const defaultModel = fileURLToPath(new URL('../../../models/default', import.meta.url));
 
-const probe = spawnSync('python3', ['-c', 'import transformers, tokenizers, gguf, sentencepiece, regex'], { encoding: 'utf8' });
-const pythonMissing = probe.status === 0 ? false : `python3 cannot import transformers, tokenizers, gguf, sentencepiece and regex (pip install -r test/requirements.txt)`;
-if (pythonMissing && process.env.CI === 'true') throw new Error(`CI=true, so the GGUF tokenizer parity tests must run, but ${pythonMissing}`);
-if (pythonMissing) console.log(`# notice: skipping the GGUF tokenizer parity tests: ${pythonMissing}`);
+const pythonMissing = pythonSkip(['transformers', 'tokenizers', 'gguf', 'sentencepiece', 'regex'], 'GGUF tokenizer parity tests');
 const realSkip = smollm2Skip();
 
 const SYNTHETIC = ['bpe-gpt-2.gguf', 'bpe-llama-bpe.gguf', 'bpe-qwen2.gguf', 'bpe-smollm.gguf', 'bpe-default.gguf', 'bpe-llama-bpe-nobos.gguf', 'spm.gguf'];
@@ -77,12 +73,7 @@ before(async () => {
   work = await mkdtemp(join(tmpdir(), 'afd-gguf-tokenizer-'));
   const files = [...SYNTHETIC, ...(realSkip ? [] : [smollm2GgufPath()])];
   await writeFile(join(work, 'request.json'), JSON.stringify({ files, texts: TEXTS, decode: DECODE, chats: CHATS }));
-  const r = spawnSync('python3', [script, work], {
-    encoding: 'utf8',
-    timeout: 180_000,
-    env: { ...process.env, OMP_NUM_THREADS: '1', TOKENIZERS_PARALLELISM: 'false', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_OFFLINE: '1' },
-  });
-  if (r.status !== 0) throw new Error(`python3 gguf_tokenizer_oracle.py failed (${r.error?.message ?? `exit ${r.status}`}): ${r.stderr.slice(-3000)}`);
+  runPython('gguf_tokenizer_oracle.py', [work], 180_000);
   oracle = JSON.parse(await readFile(join(work, 'oracle.json'), 'utf8')) as Oracle;
 });
 
