@@ -1,12 +1,13 @@
 // A reward function r(x, y) as Best-of-N, RL and evaluation use it, whatever made it:
 // a trained scorer (stages/reward.ts: demonstrations vs samples, preferences, the gold
-// judge), the density ratio log pi_SFT - log pi_0 (stages/density-ratio.ts), or a length
-// heuristic (bon:length). The reward artifact's artifact.json says which; every reward
+// judge), the density ratio log pi_SFT - log pi_0 (stages/density-ratio.ts), one model's
+// endogenous reward (stages/endogenous.ts), or a length heuristic (bon:length). The reward artifact's artifact.json says which; every reward
 // stage writes one of the RewardDetails below.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProviderName } from '../../native-models/runtime/providers.ts';
 import { densityRatioReward } from './density-ratio.ts';
+import { endogenousReward } from './endogenous.ts';
 import { loadScorerReward, SCORER_DIR } from './scorer.ts';
 import { artifactDetails, type Artifact } from './stage.ts';
 
@@ -32,6 +33,7 @@ export interface RewardRuntime {
 export type RewardDetails =
   | { type: 'reward'; reward: 'scorer'; dir: string }
   | { type: 'reward'; reward: 'density-ratio'; policy: string; base: string; perToken: boolean }
+  | { type: 'reward'; reward: 'endogenous'; model: string; alpha: number; gamma: number; perToken: boolean }
   | { type: 'reward'; reward: 'length'; mode: LengthMode; target: number };
 
 /** Length heuristics: the longest or the shortest response, or the one closest to the demonstrations' median length (in characters). */
@@ -56,6 +58,8 @@ export async function loadRewardFunction(a: Artifact, runtime: RewardRuntime): P
     }
     case 'density-ratio':
       return densityRatioReward(d.policy, d.base, d.perToken, runtime);
+    case 'endogenous':
+      return endogenousReward(d.model, { alpha: d.alpha, gamma: d.gamma, perToken: d.perToken }, runtime);
     case 'length':
       return lengthReward(d.mode, d.target);
     default:

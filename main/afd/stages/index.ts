@@ -4,6 +4,7 @@ import { airlStage } from './airl.ts';
 import { bonLengthStage, bonStage } from './bon.ts';
 import { densityRatioStage } from './density-ratio.ts';
 import { dpoStage } from './dpo.ts';
+import { endogenousStage } from './endogenous.ts';
 import { evalStage } from './eval.ts';
 import { extrapolateStage } from './extrapolate.ts';
 import { judgeStage } from './judge.ts';
@@ -16,5 +17,5 @@ import { sftStage } from './sft.ts';
 import { spinStage } from './spin.ts';
 
 export const STAGES: Readonly<Record<string, Stage>> = Object.fromEntries(
-  ([pretrainStage, sftStage, sampleStage, rewardStage, prefRewardStage, judgeStage, densityRatioStage, bonStage, bonLengthStage, rlStage, airlStage, dpoStage, spinStage, extrapolateStage, evalStage] as Stage[]).map((s) => [s.kind, s]),
+  ([pretrainStage, sftStage, sampleStage, rewardStage, prefRewardStage, judgeStage, densityRatioStage, endogenousStage, bonStage, bonLengthStage, rlStage, airlStage, dpoStage, spinStage, extrapolateStage, evalStage] as Stage[]).map((s) => [s.kind, s]),
 );

@@ -1,0 +1,57 @@
+// Stage `reward:endogenous` (Li et al. 2025; docs/methods.md): the reward one model's
+// logits already hold, read by the inverse soft Bellman operator: no reward-model
+// training, no pi_0. Like density-ratio it records what the reward needs (the model's
+// folder and the operator's settings), and reports its mean on (up to 64) evaluation
+// demonstrations as a check that it loads and runs; Best-of-N and RL use it like any
+// reward artifact.
+import type { JsonObject } from '../../../db/json.ts';
+import { meanCI } from '../../eval/stats.ts';
+import { number } from '../../jobs/config.ts';
+import { endogenousReward } from '../endogenous.ts';
+import type { RewardDetails } from '../reward-function.ts';
+import { modelDir, one, writeArtifactDetails, type Stage } from '../stage.ts';
+import { ref } from './common.ts';
+
+export type EndogenousConfig = JsonObject & { model: string; alpha: number; gamma: number; perToken: boolean };
+
+const CHECK_ITEMS = 64;
+
+export const endogenousStage: Stage<EndogenousConfig> = {
+  kind: 'reward:endogenous',
+  summary: "reward from one model's logits by inverse soft Bellman (Q = logits, V = logsumexp), no training",
+  produces: 'reward',
+  inputs: { model: { types: ['model'] } },
+
+  parse(raw) {
+    const perToken = raw.perToken ?? false;
+    if (typeof perToken !== 'boolean') throw new Error(`perToken must be true or false, not ${JSON.stringify(perToken)}.`);
+    return {
+      model: ref(raw, 'model', 'sft'),
+      // The paper's operator: the model read at the temperature it samples at, undiscounted.
+      alpha: number(raw, 'alpha', 1, 1e-3, 1e3),
+      gamma: number(raw, 'gamma', 1, 0, 1),
+      perToken,
+    };
+  },
+
+  async run(ctx, config, inputs) {
+    const model = modelDir(one(inputs, 'model'));
+    const settings = { alpha: config.alpha, gamma: config.gamma, perToken: config.perToken };
+    const reward = await endogenousReward(model, settings, { provider: ctx.provider, threads: ctx.threads });
+    let check: number[];
+    try {
+      const demos = (await ctx.data()).eval.slice(0, CHECK_ITEMS);
+      check = await reward.score(demos, (done, total) => ctx.progress(done, total, 'items'));
+    } finally {
+      await reward.release();
+    }
+    const m = check.length > 0 ? meanCI(check) : null;
+    if (m) {
+      ctx.metric(0, { eval_demo_reward_mean: m.mean });
+      ctx.log(`endogenous reward on ${m.n} evaluation demonstrations: mean ${m.mean.toFixed(3)} (95% CI ${m.ci95[0].toFixed(3)} to ${m.ci95[1].toFixed(3)})`);
+    }
+    const details: RewardDetails = { type: 'reward', reward: 'endogenous', model, ...settings };
+    await writeArtifactDetails(ctx.dir, details);
+    return { status: 'done', summary: { model, ...settings, eval_demo_reward_mean: m?.mean ?? null } };
+  },
+};
