@@ -1,30 +1,38 @@
 // The generation benchmark behind `afd bench generate`: prefill and decode tokens/s of
-// Generator (KV cache, greedy, fp32) on random GPT-2 models, at several batch sizes, and
-// with `vsTorch` transformers' generate on the same weights and prompts in the same run
+// Generator (KV cache, greedy, fp32) on the embedded default model, random GPT-2 models or
+// a Hugging Face folder (`modelDir`), at several batch sizes, and with `vsTorch`
+// transformers' generate on the same weights and prompts in the same run
 // (bench/torch_generate.py). Both sides use one protocol: a warm-up, then the fastest of
 // `repeats` runs of generate(1 token) = t1 and of generate(N tokens) = tN (the machine is
 // shared: the best time is the least disturbed); prefill tokens/s = B L / t1, decode
 // tokens/s = B (N - 1) / (tN - t1).
 //
-// It also times the KV cache's traffic alone (graphs that only move the cache) to show how
-// much of a decode step is data movement.
+// For a model folder it also times COLD processes (coldStart): `afd generate` and the
+// transformers script, each spawned fresh and timed from the spawn to its first token,
+// with their peak RSS. And it times the KV cache's traffic alone (graphs that only move
+// the cache) to show how much of a decode step is data movement.
 
 import ort from 'onnxruntime-node';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median } from '../main/eval/stats.ts';
 import * as T from '../native-models/ir/index.ts';
+import type { ModelFamily } from '../native-models/models/family.ts';
 import { gpt2Defaults, gpt2Family, type Gpt2Config } from '../native-models/models/gpt2.ts';
 import type { ProviderName } from '../native-models/runtime/providers.ts';
 import { fromFloat32, writeSafetensors, type NamedTensor } from '../native-models/runtime/safetensors.ts';
+import { Tokenizer } from '../native-models/tokenizer/tokenizer.ts';
 import { Rng } from '../native-models/train/rng.ts';
 import { Generator } from '../native-models/generate/generator.ts';
 import { importHfModel } from '../native-models/checkpoint/index.ts';
 
 export type GenerateBenchModel = 'default' | 'gpt2-small' | 'small';
+
+/** The embedded default model's folder. */
+const DEFAULT_DIR = fileURLToPath(new URL('../models/default', import.meta.url));
 
 /** GPT-2 small's shape (124M parameters) and a small model of the size the studio trains itself. */
 export const GENERATE_BENCH_MODELS: Readonly<Record<Exclude<GenerateBenchModel, 'default'>, Gpt2Config>> = {
@@ -34,6 +42,17 @@ export const GENERATE_BENCH_MODELS: Readonly<Record<Exclude<GenerateBenchModel, 
 
 export interface GenerateBenchOptions {
   models?: readonly GenerateBenchModel[];
+  /** A Hugging Face model folder to benchmark instead of `models`. */
+  modelDir?: string;
+  /**
+   * Time cold processes on the model folder (`modelDir`, else the embedded default when
+   * it is among `models`); default true. See coldStart.
+   */
+  cold?: boolean;
+  /** Cold processes per side and kind (default 3; one more, untimed, warms the file cache). */
+  coldRepeats?: number;
+  /** The cold runs' prompt (with the folder's chat template when it has one). */
+  coldPrompt?: string;
   batches?: readonly number[];
   /** Prompt tokens per row (all rows one length, as in the reference). */
   promptLength?: number;
@@ -49,7 +68,8 @@ export interface GenerateBenchOptions {
 }
 
 export interface GenerateBenchRun {
-  model: GenerateBenchModel;
+  /** A name of `models`, or the folder's path. */
+  model: string;
   params: number;
   batch: number;
   prompt_len: number;
@@ -76,10 +96,44 @@ export interface GenerateBenchRun {
   greedy_rows_equal?: number;
 }
 
+/** One side's cold processes (see coldStart). */
+export interface ColdSide {
+  /** Spawn to the line that reports the first token (generate of 1 token), the fastest of the repeats. */
+  first_token_ms: number;
+  /** Peak RSS (VmHWM) of that 1-token process. */
+  first_token_peak_rss_mb?: number;
+  /** Spawn to the end of generating `new_tokens` tokens, the fastest of the repeats. */
+  generate_ms: number;
+  /** Peak RSS (VmHWM) of the `new_tokens` process: load, prefill and decoding. */
+  peak_rss_mb?: number;
+  /** The tokens of the `new_tokens` process (greedy; it stops at EOS). */
+  tokens: number[];
+  /** The reference's own split of its fastest 1-token process: imports, tokenizer and model load, generate. */
+  imports_ms?: number;
+  load_ms?: number;
+  prefill_ms?: number;
+}
+
+export interface ColdStartResult {
+  model: string;
+  prompt: string;
+  chat: boolean;
+  new_tokens: number;
+  repeats: number;
+  afd: ColdSide;
+  torch?: ColdSide;
+  /** afd / transformers: below 1 is faster or smaller. */
+  first_token_ratio?: number;
+  peak_rss_ratio?: number;
+  /** Whether both sides generated the same greedy tokens. */
+  tokens_equal?: boolean;
+}
+
 export interface GenerateBenchResult {
   provider: string;
   threads: number;
   peak_rss_mb: number;
+  cold?: ColdStartResult;
   runs: GenerateBenchRun[];
   torch_version?: string;
   transformers_version?: string;
@@ -89,14 +143,28 @@ export interface GenerateBenchResult {
 interface TorchRun { batch: number; t1_ms: number; tn_ms: number; prefill_tokens_per_s: number; decode_tokens_per_s: number; tokens: number[][] }
 interface TorchOutput { torch_version: string; transformers_version: string; attn_implementation?: string; runs: TorchRun[] }
 
-async function embeddedDefault(): Promise<{ config: Gpt2Config; weights: Map<string, Float32Array> }> {
-  const m = await importHfModel(fileURLToPath(new URL('../models/default', import.meta.url)));
-  if (m.family !== gpt2Family) throw new Error('the embedded default model is expected to be a GPT-2');
-  return { config: m.config as Gpt2Config, weights: m.weights };
+/** A model under test: its family, config and weights, and a Hugging Face folder of them for the reference. */
+interface BenchModel {
+  name: string;
+  family: ModelFamily<unknown>;
+  config: unknown;
+  weights: Map<string, Float32Array>;
+  /** An existing folder (the reference reads it); absent for random weights, which are saved for it. */
+  dir?: string;
+}
+
+async function folderModel(name: string, dir: string): Promise<BenchModel> {
+  const m = await importHfModel(dir);
+  return { name, family: m.family, config: m.config, weights: m.weights, dir };
+}
+
+function randomModel(name: Exclude<GenerateBenchModel, 'default'>, seed: number): BenchModel {
+  const config = GENERATE_BENCH_MODELS[name];
+  return { name, family: gpt2Family as ModelFamily<unknown>, config, weights: gpt2Family.init(config, new Rng(seed)) };
 }
 
 export async function runGenerateBench(o: GenerateBenchOptions): Promise<GenerateBenchResult> {
-  const models = o.models ?? ['default', 'gpt2-small'];
+  const models = o.modelDir ? [] : o.models ?? ['default', 'gpt2-small'];
   const batches = o.batches ?? [1, 16];
   const L = o.promptLength ?? 64, N = o.newTokens ?? 32, repeats = o.repeats ?? 3;
   const provider = o.provider ?? 'cpu';
@@ -104,25 +172,45 @@ export async function runGenerateBench(o: GenerateBenchOptions): Promise<Generat
   if (N < 2) throw new Error('newTokens must be at least 2: decode speed is measured over tokens 2..N.');
   const result: GenerateBenchResult = { provider, threads: o.threads, peak_rss_mb: 0, runs: [] };
 
-  for (const name of models) {
-    // 'default' is the embedded default model with its trained weights; the others random.
-    const { config: c, weights } = name === 'default' ? await embeddedDefault() : { config: GENERATE_BENCH_MODELS[name], weights: gpt2Family.init(GENERATE_BENCH_MODELS[name], new Rng(o.seed ?? 0)) };
-    if (L + N > c.nPositions) throw new Error(`promptLength + newTokens (${L + N}) exceeds the ${c.nPositions} positions of the ${name} model.`);
-    const params = [...weights.values()].reduce((s, a) => s + a.length, 0);
-    const rng = new Rng((o.seed ?? 0) + 1);
-    const prompts = Array.from({ length: Math.max(...batches) }, () => Array.from({ length: L }, () => rng.int(c.vocabSize)));
+  // Cold processes first, while this process holds no model and leaves the machine to them.
+  const coldDir = o.modelDir ?? (models.includes('default') ? DEFAULT_DIR : undefined);
+  if (coldDir && o.cold !== false) {
+    result.cold = await coldStart({
+      dir: coldDir, name: o.modelDir ?? 'default', prompt: o.coldPrompt, newTokens: N, repeats: o.coldRepeats ?? 3,
+      threads: o.threads, provider, vsTorch: o.vsTorch, python: o.python, log,
+    });
+  }
 
-    // The reference reads the same weights and prompts from a Hugging Face folder.
-    const hfDir = o.vsTorch ? await saveHfFolder(c, weights, prompts) : undefined;
-    log(`${name}: building and compiling the prefill and decode graphs (${params.toLocaleString('en')} parameters)...`);
-    const gen = await Generator.create(gpt2Family, c, weights, { provider, threads: o.threads });
+  const sources: (() => Promise<BenchModel>)[] = o.modelDir
+    ? [() => folderModel(o.modelDir!, o.modelDir!)]
+    : models.map((name) => () => (name === 'default' ? folderModel('default', DEFAULT_DIR) : Promise.resolve(randomModel(name, o.seed ?? 0))));
+  for (const source of sources) {
+    const { name, family, config: c, weights, dir } = await source();
+    const V = family.vocabSize(c);
+    const params = [...family.paramShapes(c).values()].reduce((s, shape) => s + shape.reduce((a, b) => a * b, 1), 0);
+    const rng = new Rng((o.seed ?? 0) + 1);
+    const prompts = Array.from({ length: Math.max(...batches) }, () => Array.from({ length: L }, () => rng.int(V)));
+
+    // The reference reads the same weights and prompts: random weights are saved as a Hugging Face folder.
+    const temp = o.vsTorch ? mkdtempSync(join(tmpdir(), 'afd-bench-generate-')) : undefined;
+    log(`${name}: building and compiling the generation graph (${params.toLocaleString('en')} parameters)...`);
+    const gen = await Generator.create(family, c, weights, { provider, threads: o.threads });
+    if (gen.maxPositions !== undefined && L + N > gen.maxPositions) throw new Error(`promptLength + newTokens (${L + N}) exceeds the ${gen.maxPositions} positions of the ${name} model.`);
     try {
+      let hfDir = dir;
+      if (temp) {
+        writeFileSync(join(temp, 'prompts.json'), JSON.stringify({ prompts }));
+        if (!hfDir) {
+          await saveHfFolder(temp, family, c, weights);
+          hfDir = temp;
+        }
+      }
       for (const B of batches) {
         // Each batch size runs on both sides back to back, so that both see the same load.
         let torch: TorchOutput | undefined;
-        if (hfDir) {
+        if (temp && hfDir) {
           log(`${name}, batch ${B}: transformers' generate...`);
-          torch = runTorchGenerate(hfDir, { batches: [B], newTokens: N, repeats, threads: o.threads, python: o.python });
+          torch = runTorchGenerate(hfDir, join(temp, 'prompts.json'), { batches: [B], newTokens: N, repeats, threads: o.threads, python: o.python });
           Object.assign(result, { torch_version: torch.torch_version, transformers_version: torch.transformers_version, torch_attn_implementation: torch.attn_implementation });
         }
         const ps = prompts.slice(0, B);
@@ -140,7 +228,7 @@ export async function runGenerateBench(o: GenerateBenchOptions): Promise<Generat
           stats = gen.lastStats!;
         }
         const t1 = Math.min(...t1s), tn = Math.min(...tns);
-        const cache = await cacheTraffic(gpt2Family.cacheShape(c), B, L + Math.floor(N / 2), provider, o.threads);
+        const cache = await cacheTraffic(family.cacheShape(c), B, L + Math.floor(N / 2), provider, o.threads);
         const run: GenerateBenchRun = {
           model: name, params, batch: B, prompt_len: L, new_tokens: N, t1_ms: t1, tn_ms: tn,
           prefill_tokens_per_s: (B * L) / (t1 / 1000),
@@ -167,10 +255,128 @@ export async function runGenerateBench(o: GenerateBenchOptions): Promise<Generat
       }
     } finally {
       await gen.release();
-      if (hfDir) rmSync(hfDir, { recursive: true, force: true });
+      if (temp) rmSync(temp, { recursive: true, force: true });
     }
   }
   result.peak_rss_mb = process.resourceUsage().maxRSS / 1024;
+  return result;
+}
+
+// ---------------------------------------------------------------- cold processes
+
+const AFD_BIN = fileURLToPath(new URL('../bin/afd.js', import.meta.url));
+const TORCH_SCRIPT = fileURLToPath(new URL('./torch_generate.py', import.meta.url));
+
+/** What one spawned process gave: the time from its spawn to its first stdout line, that line, and its peak RSS. */
+interface Spawned { ms: number; line: string; peakRssMb?: number }
+
+/** Peak RSS so far (VmHWM) of a live process, in MiB; undefined where /proc is not there. */
+function vmHwm(pid: number): number | undefined {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Spawns a command and times it from the spawn to its first line on stdout. Its peak RSS
+ * is read from /proc at that moment (the process still runs: it has its model to release
+ * and its runtime to shut down), and every 20 ms before, in case it is gone already.
+ */
+function timeToFirstLine(command: string, args: readonly string[]): Promise<Spawned> {
+  return new Promise((resolvePromise, reject) => {
+    const t0 = performance.now();
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '', peak: number | undefined, done: Spawned | undefined;
+    const poll = setInterval(() => (peak = vmHwm(child.pid!) ?? peak), 20);
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+      const nl = out.indexOf('\n');
+      if (nl >= 0 && !done) done = { ms: performance.now() - t0, line: out.slice(0, nl), peakRssMb: vmHwm(child.pid!) ?? peak };
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+    child.on('error', (e) => {
+      clearInterval(poll);
+      reject(new Error(`could not run ${command}: ${e.message}`));
+    });
+    child.on('close', (code) => {
+      clearInterval(poll);
+      if (code === 0 && done) resolvePromise(done);
+      else reject(new Error(`${command} ${args.slice(0, 2).join(' ')} failed (exit code ${code}): ${err.trim().split('\n').pop() ?? ''}`));
+    });
+  });
+}
+
+export interface ColdStartOptions {
+  dir: string;
+  /** How the model is named in the result. */
+  name: string;
+  /** Default: a short question. */
+  prompt?: string;
+  newTokens: number;
+  repeats: number;
+  threads: number;
+  provider: ProviderName;
+  vsTorch?: boolean;
+  python?: string;
+  log?: (s: string) => void;
+}
+
+/**
+ * Cold processes on a model folder: `node bin/afd.js generate --json` and, with
+ * `vsTorch`, `bench/torch_generate.py --cold`, each a fresh process timed from its spawn
+ * to the JSON line it prints when generate returns: with 1 new token that is the time to
+ * the first token (start-up, imports, model load, prefill); with `newTokens`, the whole
+ * answer, whose process's peak RSS is the memory figure. The sides alternate, and the
+ * fastest of `repeats` counts; a first untimed process per side puts the files in the
+ * page cache, which both sides then read from.
+ */
+export async function coldStart(o: ColdStartOptions): Promise<ColdStartResult> {
+  const log = o.log ?? (() => {});
+  const prompt = o.prompt ?? 'What is the capital of France? Answer in one sentence.';
+  const chat = (await Tokenizer.fromFolder(o.dir)).hasChatTemplate;
+  const dir = resolve(o.dir);
+  const python = o.python ?? process.env.PYTHON ?? 'python3';
+  const afd = (n: number) => [AFD_BIN, 'generate', '--model', dir, '--prompt', prompt, ...(chat ? ['--chat'] : []), '--greedy', '--max-new-tokens', String(n), '--threads', String(o.threads), '--provider', o.provider, '--json'];
+  const torch = (n: number) => [TORCH_SCRIPT, '--cold', '--model', dir, '--prompt', prompt, ...(chat ? ['--chat'] : []), '--new-tokens', String(n), '--threads', String(o.threads)];
+  const sides = [{ name: 'afd', command: process.execPath, args: afd }, ...(o.vsTorch ? [{ name: 'torch', command: python, args: torch }] : [])];
+  const runs = new Map<string, { first: Spawned[]; full: Spawned[] }>(sides.map((s) => [s.name, { first: [], full: [] }]));
+  for (let r = -1; r < o.repeats; r++) {
+    for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
+      log(`cold ${side.name} ${r < 0 ? '(warm-up)' : `${r + 1}/${o.repeats}`}...`);
+      const first = await timeToFirstLine(side.command, side.args(1));
+      const full = await timeToFirstLine(side.command, side.args(o.newTokens));
+      if (r >= 0) {
+        runs.get(side.name)!.first.push(first);
+        runs.get(side.name)!.full.push(full);
+      }
+    }
+  }
+  const summarize = (name: string): ColdSide => {
+    const { first, full } = runs.get(name)!;
+    const best = first.reduce((a, b) => (b.ms < a.ms ? b : a));
+    const bestFull = full.reduce((a, b) => (b.ms < a.ms ? b : a));
+    const max = (xs: Spawned[]) => (xs.every((x) => x.peakRssMb !== undefined) ? Math.max(...xs.map((x) => x.peakRssMb!)) : undefined);
+    const line = JSON.parse(best.line) as { imports_ms?: number; load_ms?: number; generate_ms?: number };
+    return {
+      first_token_ms: best.ms, first_token_peak_rss_mb: max(first),
+      generate_ms: bestFull.ms, peak_rss_mb: max(full),
+      tokens: (JSON.parse(bestFull.line) as { tokens: number[] }).tokens,
+      ...(line.imports_ms !== undefined ? { imports_ms: line.imports_ms, load_ms: line.load_ms, prefill_ms: line.generate_ms } : {}),
+    };
+  };
+  const result: ColdStartResult = { model: o.name, prompt, chat, new_tokens: o.newTokens, repeats: o.repeats, afd: summarize('afd') };
+  if (o.vsTorch) {
+    const t = summarize('torch');
+    result.torch = t;
+    result.first_token_ratio = result.afd.first_token_ms / t.first_token_ms;
+    if (result.afd.peak_rss_mb !== undefined && t.peak_rss_mb !== undefined) result.peak_rss_ratio = result.afd.peak_rss_mb / t.peak_rss_mb;
+    result.tokens_equal = result.afd.tokens.join() === t.tokens.join();
+  }
+  log(`cold: first token ${result.afd.first_token_ms.toFixed(0)} ms, peak RSS ${result.afd.peak_rss_mb?.toFixed(0)} MiB` +
+    (result.torch ? ` (transformers ${result.torch.first_token_ms.toFixed(0)} ms, ${result.torch.peak_rss_mb?.toFixed(0)} MiB)` : ''));
   return result;
 }
 
@@ -210,27 +416,18 @@ async function cacheTraffic(shape: { layers: number; kvHeads: number; headDim: n
   return { fullMs: await time(false), appendMs: await time(true), mb: (2 * layers * n * 4) / 2 ** 20 };
 }
 
-/** Writes the weights (config.json, model.safetensors) and prompts.json to a temporary folder. */
-async function saveHfFolder(c: Gpt2Config, weights: ReadonlyMap<string, Float32Array>, prompts: number[][]): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'afd-bench-generate-'));
-  try {
-    writeFileSync(join(dir, 'config.json'), JSON.stringify(gpt2Family.toHfConfig(c), null, 2));
-    writeFileSync(join(dir, 'prompts.json'), JSON.stringify({ prompts }));
-    const shapes = gpt2Family.paramShapes(c);
-    const tensors = new Map<string, NamedTensor>([...weights].map(([name, data]) => [name, fromFloat32(data, shapes.get(name)!)]));
-    await writeSafetensors(join(dir, 'model.safetensors'), tensors);
-    return dir;
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
+/** Writes random weights as a Hugging Face folder (config.json, model.safetensors) into `dir`. */
+async function saveHfFolder(dir: string, family: ModelFamily<unknown>, c: unknown, weights: ReadonlyMap<string, Float32Array>): Promise<void> {
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(family.toHfConfig(c), null, 2));
+  const shapes = family.paramShapes(c);
+  const tensors = new Map<string, NamedTensor>([...weights].map(([name, data]) => [name, fromFloat32(data, shapes.get(name)!)]));
+  await writeSafetensors(join(dir, 'model.safetensors'), tensors);
 }
 
-/** Runs bench/torch_generate.py on a folder from saveHfFolder. */
-function runTorchGenerate(dir: string, o: { batches: readonly number[]; newTokens: number; repeats: number; threads: number; python?: string }): TorchOutput {
+/** Runs bench/torch_generate.py on a model folder and a prompts file. */
+function runTorchGenerate(dir: string, promptsFile: string, o: { batches: readonly number[]; newTokens: number; repeats: number; threads: number; python?: string }): TorchOutput {
   const python = o.python ?? process.env.PYTHON ?? 'python3';
-  const script = fileURLToPath(new URL('./torch_generate.py', import.meta.url));
-  const args = [script, '--model', dir, '--prompts', join(dir, 'prompts.json'), '--batches', o.batches.join(','), '--new-tokens', String(o.newTokens), '--repeats', String(o.repeats), '--threads', String(o.threads)];
+  const args = [TORCH_SCRIPT, '--model', dir, '--prompts', promptsFile, '--batches', o.batches.join(','), '--new-tokens', String(o.newTokens), '--repeats', String(o.repeats), '--threads', String(o.threads)];
   const r = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.error) throw new Error(`could not run ${python} (${r.error.message}); --vs-torch needs Python 3 with torch, transformers and safetensors.`);
   if (r.status !== 0) throw new Error(`the transformers reference failed: ${(r.stderr || '').trim().split('\n').pop() ?? ''}`);

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Reference side of `afd bench generate`: times transformers' generate (KV cache,
-greedy, fp32, CPU) on a Hugging Face model folder written by the TypeScript side (the
-same random weights), on the same prompts, and prints ONE JSON line to stdout.
+greedy, fp32, CPU) on a Hugging Face model folder (the same weights as the TypeScript
+side), on the same prompts, and prints ONE JSON line to stdout.
 
 A benchmark oracle only; the product never needs Python.
 
 Usage:
     python3 bench/torch_generate.py --model DIR --prompts prompts.json
         [--batches 1,16] [--new-tokens 32] [--repeats 3] [--threads 2]
+    python3 bench/torch_generate.py --cold --model DIR --prompt TEXT [--chat]
+        [--new-tokens 1] [--threads 2]
 
 prompts.json: {"prompts": [[token ids], ...]} with at least max(batches) rows of one
 length; batch b uses the first b rows.
@@ -17,19 +19,32 @@ Protocol (the same on both sides): one warm-up generate of 2 tokens per batch si
 generate(max_new_tokens=N) (tN); the fastest of each (the machine is shared: the best
 time is the one least disturbed by other work). prefill tokens/s = b * prompt_len / t1,
 decode tokens/s = b * (N - 1) / (tN - t1).
+
+--cold: what a user's process does once, timed from the script's start: import torch and
+transformers, load the tokenizer and the model, tokenize the prompt (with the chat
+template under --chat) and generate --new-tokens tokens greedily, as one row with the
+model's own EOS. The JSON line is printed as soon as generate returns; the caller times
+the process from its spawn to that line. peak_rss_mb is the process's ru_maxrss then.
 """
+
+import time
+
+T0 = time.perf_counter()  # before the heavy imports: --cold counts them
 
 import argparse
 import json
 import platform
+import resource
 import sys
-import time
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description="transformers generate reference for afd bench generate")
     p.add_argument("--model", required=True, help="Hugging Face model folder (config.json, model.safetensors)")
-    p.add_argument("--prompts", required=True, help="JSON file {\"prompts\": [[ids], ...]}")
+    p.add_argument("--prompts", help="JSON file {\"prompts\": [[ids], ...]}")
+    p.add_argument("--cold", action="store_true", help="one cold generate of --prompt (see above)")
+    p.add_argument("--prompt", help="prompt text for --cold")
+    p.add_argument("--chat", action="store_true", help="apply the folder's chat template to --prompt")
     p.add_argument("--batches", default="1,16")
     p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--repeats", type=int, default=3)
@@ -41,6 +56,14 @@ def parse_args(argv):
         p.error(f"--batches must be comma-separated whole numbers, got {a.batches!r}")
     if not a.batches or min(a.batches) < 1:
         p.error("--batches needs at least one batch size >= 1")
+    if a.cold:
+        if a.prompt is None:
+            p.error("--cold needs --prompt")
+        if a.new_tokens < 1:
+            p.error("--new-tokens must be >= 1")
+        return a
+    if a.prompts is None:
+        p.error("--prompts is required (or --cold with --prompt)")
     if a.new_tokens < 2:
         p.error("--new-tokens must be >= 2 (decode speed is measured from tokens 2..N)")
     if a.repeats < 1:
@@ -60,6 +83,8 @@ def main(argv):
 
     torch.set_num_threads(args.threads)
     torch.set_float32_matmul_precision("highest")
+    if args.cold:
+        return cold(args, torch, AutoModelForCausalLM)
     with open(args.prompts) as f:
         prompts = json.load(f)["prompts"]
     if len(prompts) < max(args.batches) or len({len(p) for p in prompts}) != 1:
@@ -121,6 +146,35 @@ def main(argv):
         "machine": platform.machine(),
         "runs": runs,
     }))
+    return 0
+
+
+def cold(args, torch, AutoModelForCausalLM):
+    from transformers import AutoTokenizer
+
+    t_imports = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    model.eval()
+    t_load = time.perf_counter()
+    if args.chat:
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": args.prompt}], add_generation_prompt=True, return_tensors="pt")
+        if not torch.is_tensor(ids):  # transformers 5 returns a BatchEncoding
+            ids = ids["input_ids"]
+    else:
+        ids = tokenizer(args.prompt, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.new_tokens, do_sample=False, use_cache=True)
+    t_gen = time.perf_counter()
+    print(json.dumps({
+        "tokens": out[0, ids.shape[1]:].tolist(),
+        "prompt_tokens": ids.shape[1],
+        "imports_ms": (t_imports - T0) * 1000,
+        "load_ms": (t_load - t_imports) * 1000,
+        "generate_ms": (t_gen - t_load) * 1000,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "torch_version": torch.__version__,
+    }), flush=True)
     return 0
 
 

@@ -5,6 +5,8 @@ import { parseArgs } from 'node:util';
 import { defaultTrainBench, runTrainBench, TorchReference } from '../../bench/train.ts';
 
 export async function benchTrain(argv: string[]): Promise<number> {
+  // --model M --lora R: the SFT stage's LoRA step on a real model (main/cli/bench-lora.ts).
+  if (argv.some((a) => /^--(model|lora)(=|$)/.test(a))) return (await import('./bench-lora.ts')).benchTrainLora(argv);
   const d = defaultTrainBench(availableParallelism());
   const num = { type: 'string' } as const;
   const { values } = parseArgs({
@@ -15,7 +17,7 @@ export async function benchTrain(argv: string[]): Promise<number> {
     },
   });
   if (values.help) {
-    console.log('usage: afd bench train [--json] [--vs-torch] [--vocab 8192] [--d-model 512] [--layers 8] [--heads 8] [--seq 256] [--batch 8] [--steps 10] [--warmup 3] [--threads N] [--provider cpu|webgpu|cuda]');
+    console.log('usage: afd bench train [--json] [--vs-torch] [--vocab 8192] [--d-model 512] [--layers 8] [--heads 8] [--seq 256] [--batch 8] [--steps 10] [--warmup 3] [--threads N] [--provider cpu|webgpu|cuda]\n       afd bench train --model smollm2|DIR --lora RANK [--vs-torch] ... (LoRA SFT; --model --help for its options)');
     return 0;
   }
   const int = (name: string, v: string | undefined, fallback: number): number => {
@@ -59,16 +61,17 @@ export async function benchGenerate(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      models: { type: 'string' }, batches: { type: 'string' }, 'prompt-length': { type: 'string' }, 'new-tokens': { type: 'string' }, repeats: { type: 'string' }, threads: { type: 'string' },
+      models: { type: 'string' }, model: { type: 'string' }, 'cold-repeats': { type: 'string' }, 'skip-cold': { type: 'boolean', default: false }, batches: { type: 'string' }, 'prompt-length': { type: 'string' }, 'new-tokens': { type: 'string' }, repeats: { type: 'string' }, threads: { type: 'string' },
       provider: { type: 'string' }, json: { type: 'boolean', default: false }, 'vs-torch': { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    console.log('usage: afd bench generate [--json] [--vs-torch] [--models default,gpt2-small,small] [--batches 1,16] [--prompt-length 64] [--new-tokens 32] [--repeats 3] [--threads N] [--provider cpu|webgpu|cuda]');
+    console.log('usage: afd bench generate [--json] [--vs-torch] [--model DIR | --models default,gpt2-small,small] [--cold-repeats 3] [--skip-cold] [--batches 1,16] [--prompt-length 64] [--new-tokens 32] [--repeats 3] [--threads N] [--provider cpu|webgpu|cuda]');
     return 0;
   }
   const list = (v: string | undefined) => v?.split(',').map((x) => x.trim()).filter(Boolean);
   const models = list(values.models);
+  if (values.model && models) throw new Error('give --model (a model folder) or --models (built-in benchmark models), not both');
   const known = ['default', 'gpt2-small', 'small'];
   for (const m of models ?? []) if (!known.includes(m)) throw new Error(`--models takes ${known.join(', ')}; '${m}' is not one of them`);
   const int = (name: string, v: string | undefined) => {
@@ -82,6 +85,7 @@ export async function benchGenerate(argv: string[]): Promise<number> {
   const result = await runGenerateBench({
     models: models as ('default' | 'gpt2-small' | 'small')[] | undefined, batches, promptLength: int('prompt-length', values['prompt-length']), newTokens: int('new-tokens', values['new-tokens']),
     repeats: int('repeats', values.repeats), threads: int('threads', values.threads) ?? availableParallelism(), provider: values.provider as 'cpu' | 'webgpu' | 'cuda' | undefined,
+    modelDir: values.model, cold: !values['skip-cold'], coldRepeats: int('cold-repeats', values['cold-repeats']),
     vsTorch: values['vs-torch'], log,
   });
   console.log(JSON.stringify(result));
