@@ -104,7 +104,7 @@ export async function tinyWorld(root: string): Promise<TinyWorld> {
 
 // ---------------------------------------------------------------- cases
 
-export type Objective = 'sft' | 'bce' | 'bt' | 'dpo' | 'pg';
+export type Objective = 'sft' | 'dft' | 'bce' | 'bt' | 'dpo' | 'pg';
 
 /** What one optimizer step trains on. `pairs` index into `rows` (chosen, rejected). */
 export interface ParityStep {

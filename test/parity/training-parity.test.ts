@@ -1,7 +1,7 @@
 // Training parity with PyTorch, end to end. Each case trains a tiny random model for 12
-// steps (RL: 3) through a stage's own training setup (sftTraining, scorerTraining,
-// pairTraining, PolicyUpdate: the loss, trainable/frozen split, optimizer, schedule,
-// clipping and batches the stage uses), and test/python/train_parity.py trains the same
+// steps (RL: 3) through a stage's own training setup (sftTraining with either loss,
+// scorerTraining, pairTraining, PolicyUpdate: the loss, trainable/frozen split, optimizer,
+// schedule, clipping and batches the stage uses), and test/python/train_parity.py trains the same
 // initial weights on the same rows with PyTorch, from its own reading of the objective;
 // per-step losses and gradient norms and the final weights must agree. Each case also has
 // deliberately broken variants on the PyTorch side (weight decay on biases, LoRA alpha
@@ -68,7 +68,8 @@ async function sftCase(name: string, modelDir: string, raw: Record<string, unkno
   const model = await loadModel(modelDir);
   const config = sftStage.parse({ epochs: 3, batch: 4, maxLength: 24, ...OPTIMIZER, ...raw });
   const t = await sftTraining(ctx, config, model, world.demos.slice(0, 16));
-  await train(ctx, t, { name, model: modelDir, objective: 'sft', pad: model.eosId, steps: t.batches.map((b) => ({ rows: b.map((i) => t.rows[i]) })), breaks }, config);
+  const objective = config.loss === 'dft' ? 'dft' : 'sft';
+  await train(ctx, t, { name, model: modelDir, objective, pad: model.eosId, steps: t.batches.map((b) => ({ rows: b.map((i) => t.rows[i]) })), breaks }, config);
 }
 
 /** Each demonstration (positive) against other demonstrations' replies to its prompt (negatives). */
@@ -174,6 +175,7 @@ before(async () => {
   await sftCase('sft-gpt2-full', world.gpt2, {}, ['decay-all', 'unmask-prompt-token']);
   await sftCase('sft-llama-lora', world.llama, LORA, ['lora-alpha-x2']);
   await sftCase('sft-llama-full', world.llama, {}, ['schedule-shift']);
+  await sftCase('dft-llama-full', world.llama, { loss: 'dft' }, ['dft-weight-grad', 'unmask-prompt-token']);
   await scorerCase('reward-bce-gpt2-full', world.gpt2, 'bce', {}, ['head-last-column', 'no-clip']);
   await scorerCase('reward-bt-llama-lora', world.llama, 'bt', LORA, ['head-last-column']);
   await dpoCase('dpo-llama-full', ['ref-swapped']);
@@ -223,6 +225,15 @@ const BT: Tolerance = { ...FP32, noise: { match: (name) => name === 'score.bias'
 const DPO: Tolerance = { ...FP32, loss: 1e-4 };
 
 /**
+ * DFT's loss averages -p log p over response tokens, small on a tiny random model (0.02 to
+ * 0.04: its tokens have p of a few 1e-3), so the rounding of log p (about 1e-6 absolute,
+ * which p log p carries nearly unscaled) is a larger share of it: measured 4.6e-6
+ * relative after 12 steps. 3e-5 relative on the loss; the broken variants move it by
+ * 6.7e-2 or more.
+ */
+const DFT: Tolerance = { ...FP32, loss: 3e-5 };
+
+/**
  * Policy gradients (RLOO and GRPO advantages both sum to zero over each prompt's samples):
  * - the loss -mean(A log pi) is a sum of terms of some tens (a reply's summed
  *   log-probability) that cancel to near 0, so its rounding is that of the terms, about
@@ -261,6 +272,7 @@ function extraDiff(name: string, key: string): number {
 test('sft, GPT-2, full fine-tuning (response-only loss)', { skip }, (t) => check('sft-gpt2-full', GPT2, t));
 test('sft, Llama, LoRA (rank 4, alpha 8, every attention and MLP projection)', { skip }, (t) => check('sft-llama-lora', FP32, t));
 test('sft, Llama, full fine-tuning', { skip }, (t) => check('sft-llama-full', FP32, t));
+test('sft with loss: dft (each token weighted by its detached probability), Llama, full fine-tuning', { skip }, (t) => check('dft-llama-full', DFT, t));
 test('reward model, scalar head, pointwise BCE, GPT-2, full fine-tuning', { skip }, (t) => check('reward-bce-gpt2-full', GPT2, t));
 test('reward model, scalar head, Bradley-Terry pairs, Llama, LoRA', { skip }, (t) => check('reward-bt-llama-lora', BT, t));
 

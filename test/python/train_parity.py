@@ -27,6 +27,9 @@ It is written from the maths and the documented conventions, not from our code:
   y += (alpha / r) (x A) B with A [in, r], B [r, out]; only A and B train.
 - the scorer: a Linear(D, 1) head on the final hidden state (after the last norm) at the
   last real input position (the row's last id is a target only, so that is ids[-2]).
+- DFT (dynamic fine-tuning): -sum_t m_t sg(p_t) log p_t / sum_t m_t over the response
+  targets, p_t the target token's probability and sg() a detached copy (Wu et al. 2025's
+  one-line change to SFT's token-mean cross-entropy).
 - DPO: -mean log sigmoid(beta [(log pi - log ref)(chosen) - (log pi - log ref)(rejected)])
   with summed response log-probabilities, the reference frozen.
 - policy gradient: rewards minus beta (log pi - log ref) of each sample (summed over the
@@ -45,6 +48,7 @@ test requires to disagree with ours (proof that the comparison can fail):
   ref-swapped          DPO with the reference's chosen and rejected log-probabilities swapped
   kl-sign              the KL term added to the reward instead of subtracted
   micro-mean           accumulation as the mean of micro-batch means (not the whole batch's mean)
+  dft-weight-grad      DFT's weight p_t not detached (the gradient also flows through it)
 """
 
 import json
@@ -58,7 +62,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 BREAKS = {"decay-all", "lora-alpha-x2", "unmask-prompt-token", "schedule-shift", "head-last-column", "no-clip",
-          "ref-swapped", "kl-sign", "micro-mean"}
+          "ref-swapped", "kl-sign", "micro-mean", "dft-weight-grad"}
 
 
 def load_lm(folder):
@@ -223,6 +227,11 @@ def run_case(case, brk):
                 loss = sum(F.cross_entropy(*sft_terms(lm, Batch([rows[i] for i in g], pad, unmask))) for g in groups) / len(groups)
             else:
                 loss = F.cross_entropy(*sft_terms(lm, Batch(rows, pad, unmask)))
+        elif objective == "dft":
+            batch = Batch(rows, pad, unmask)
+            logp = token_logprobs(lm, batch)
+            weight = logp.exp() if brk == "dft-weight-grad" else logp.exp().detach()
+            loss = -(weight * logp * batch.response).sum() / batch.response.sum()
         elif objective == "bce":
             s = scores(Batch(rows, pad))
             loss = F.binary_cross_entropy_with_logits(s, torch.tensor(step["labels"], dtype=torch.float32))

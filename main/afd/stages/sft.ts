@@ -1,8 +1,10 @@
 // Stage `sft`: supervised fine-tuning = forward KL to the demonstrator (DESIGN.md §2.1).
 // Cross-entropy on the response tokens of the train demonstrations only; the prompt's
-// tokens are context, never targets.
+// tokens are context, never targets. `loss: dft` is dynamic fine-tuning (Wu et al. 2025;
+// docs/methods.md): each token's cross-entropy weighted by its own probability.
 import type { JsonObject } from '../../../db/json.ts';
-import { sftLoss } from '../../../native-models/objectives/losses.ts';
+import { dftLoss, sftLoss } from '../../../native-models/objectives/losses.ts';
+import { oneOf } from '../../jobs/config.ts';
 import { Rng } from '../../../native-models/train/rng.ts';
 import type { Demonstration } from '../data.ts';
 import { encodePair, loadModel, saveModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded, type LoadedModel } from '../lm.ts';
@@ -11,7 +13,11 @@ import { createTrainer, epochBatches, trainSteps, type StageTraining } from '../
 import { adaptation, epochTrainingConfig, ref, trainingSettings } from './common.ts';
 import { join } from 'node:path';
 
-export type SftConfig = JsonObject & { model: string; epochs: number; batch: number; maxLength: number };
+/** The per-token objective: plain negative log-likelihood, or DFT's probability-weighted one. */
+export type SftLossKind = 'nll' | 'dft';
+
+/** `loss` is present only when it is 'dft' (see parse). */
+export type SftConfig = JsonObject & { model: string; epochs: number; batch: number; maxLength: number; loss?: SftLossKind };
 
 /** The sft stage's training: step s trains on rows[batches[s]] (the demonstrations encoded, in epochs of seeded batches). */
 export async function sftTraining(ctx: StageContext, config: SftConfig, model: LoadedModel, demos: readonly Demonstration[]): Promise<StageTraining & { rows: Encoded[]; batches: number[][] }> {
@@ -22,8 +28,10 @@ export async function sftTraining(ctx: StageContext, config: SftConfig, model: L
   const tm = trainableModel(model, adaptation(config), new Rng(ctx.seed));
   const x = sequenceInputs();
   const { logits } = model.family.forward(model.config, tm.params, { tokens: x.tokens, ...(tm.loraScale === undefined ? {} : { loraScale: tm.loraScale }) });
-  const loss = sftLoss(logits, x.targets, x.mask);
-  const trainer = await createTrainer(ctx, tm, loss, settings);
+  const dft = config.loss === 'dft';
+  const loss = dft ? dftLoss(logits, x.targets, x.mask) : sftLoss(logits, x.targets, x.mask);
+  // Under DFT the loss is no longer the likelihood; the NLL stays visible beside it.
+  const trainer = await createTrainer(ctx, tm, loss, settings, dft ? { nll: sftLoss(logits, x.targets, x.mask) } : {});
   return { model: tm, loss, trainer, settings, rows, batches, batch: (s) => sequenceFeeds(batches[s].map((i) => rows[i]), model.eosId) };
 }
 
@@ -34,9 +42,13 @@ export const sftStage: Stage<SftConfig> = {
   inputs: { model: { types: ['model'] } },
 
   parse(raw) {
+    const loss = oneOf(raw, 'loss', ['nll', 'dft'] as const, 'nll');
     return {
       model: ref(raw, 'model', 'pi0'),
       ...epochTrainingConfig(raw, { epochs: 2, maxLength: 384, lr: 3e-4 }),
+      // Absent for the default, so that SFT runs stored before the option existed still
+      // match their definition (staleness compares parsed settings).
+      ...(loss === 'dft' ? { loss } : {}),
     };
   },
 
@@ -50,7 +62,7 @@ export const sftStage: Stage<SftConfig> = {
     } finally {
       await t.trainer.release();
     }
-    await writeArtifactDetails(ctx.dir, { type: 'model', from: 'sft' });
+    await writeArtifactDetails(ctx.dir, { type: 'model', from: 'sft', ...(config.loss === undefined ? {} : { loss: config.loss }) });
     return { status: 'done', summary: { steps: t.batches.length, examples: t.rows.length } };
   },
 };
