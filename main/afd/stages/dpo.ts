@@ -3,7 +3,8 @@
 // are computed once up front (Generator.score) and fed to the graph as inputs; the graph
 // computes the policy's log-probabilities of both responses of each pair in one batch
 // (chosen rows first, then rejected) and the DPO loss over them. SPIN (spin.ts) runs the
-// same loop on other pairs.
+// same loop on other pairs, DITTO (ditto.ts) the same objective on pairs that change
+// every iteration.
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { JsonObject } from '../../../db/json.ts';
@@ -11,13 +12,14 @@ import { Generator } from '../../../native-models/generate/generator.ts';
 import * as T from '../../../native-models/ir/index.ts';
 import { dpoLoss } from '../../../native-models/objectives/losses.ts';
 import { Rng } from '../../../native-models/train/rng.ts';
+import type { Feeds } from '../../../native-models/train/trainer.ts';
 import { number } from '../../jobs/config.ts';
-import { encodePair, loadModel, responseLogProbs, saveModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded, type LoadedModel } from '../lm.ts';
+import { encodePair, loadModel, responseLogProbs, saveModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded, type LoadedModel, type TrainableModel } from '../lm.ts';
 import { modelDir, one, writeArtifactDetails, type Stage, type StageContext, type StageOutcome } from '../stage.ts';
 import { createTrainer, epochBatches, trainSteps, type StageTraining } from '../training.ts';
 import { adaptation, epochTrainingConfig, ref, trainingSettings } from './common.ts';
 
-/** The settings dpo and spin share. */
+/** The settings dpo, spin and ditto share. */
 export type PairConfig = JsonObject & { policy: string; reference: string; beta: number; epochs: number; batch: number; maxLength: number };
 
 export type DpoConfig = PairConfig;
@@ -28,12 +30,12 @@ export interface Pair {
   rejected: string;
 }
 
-export function parsePairConfig(raw: JsonObject, defaults: { lr: number; epochs: number }): PairConfig {
+export function parsePairConfig(raw: JsonObject, defaults: { lr: number; epochs: number; beta?: number }): PairConfig {
   const policy = ref(raw, 'policy', 'sft');
   return {
     policy,
     reference: ref(raw, 'reference', policy),
-    beta: number(raw, 'beta', 0.1, 1e-6, 1e6),
+    beta: number(raw, 'beta', defaults.beta ?? 0.1, 1e-6, 1e6),
     // batch counts pairs per step (each pair is two rows).
     ...epochTrainingConfig(raw, { epochs: defaults.epochs, maxLength: 384, lr: defaults.lr }),
   };
@@ -61,11 +63,39 @@ export async function loadPolicyAndReference(policyDir: string, referenceDir: st
 }
 
 /**
+ * The DPO objective over a trainable copy of `policy`: each batch holds the chosen rows
+ * then the rejected ones (pairFeeds). Metrics per step: margin = mean[(log pi - log
+ * ref)(chosen) - (log pi - log ref)(rejected)], and accuracy = the share of pairs whose
+ * margin is positive. dpo, spin and ditto train on it.
+ */
+export function pairObjective(policy: LoadedModel, tm: TrainableModel, beta: number): { loss: T.Value; metrics: Record<string, T.Value> } {
+  const x = sequenceInputs();
+  const refChosen = T.input('ref_chosen', 'float32', ['P']), refRejected = T.input('ref_rejected', 'float32', ['P']);
+  const chosenIndex = T.input('chosen_index', 'int64', ['P']), rejectedIndex = T.input('rejected_index', 'int64', ['P']);
+  const { logits } = policy.family.forward(policy.config, tm.params, { tokens: x.tokens, ...(tm.loraScale === undefined ? {} : { loraScale: tm.loraScale }) });
+  const logp = responseLogProbs(logits, x.targets, x.mask);
+  const pc = T.gather(logp, chosenIndex), pr = T.gather(logp, rejectedIndex);
+  const margin = T.sub(T.sub(pc, refChosen), T.sub(pr, refRejected));
+  const metrics = { margin: T.reduceMean(margin), accuracy: T.reduceMean(T.cast(T.less(0, margin), 'float32')) };
+  return { loss: dpoLoss(pc, pr, refChosen, refRejected, beta), metrics };
+}
+
+/** The feeds of one pairObjective step: pairs[j] = [chosen row, rejected row, ref log p of each]. */
+export function pairFeeds(pairs: readonly (readonly [Encoded, Encoded, number, number])[], eos: number): Feeds {
+  const P = pairs.length;
+  return {
+    ...sequenceFeeds([...pairs.map((p) => p[0]), ...pairs.map((p) => p[1])], eos),
+    ref_chosen: new ort.Tensor('float32', Float32Array.from(pairs, (p) => p[2]), [P]),
+    ref_rejected: new ort.Tensor('float32', Float32Array.from(pairs, (p) => p[3]), [P]),
+    chosen_index: new ort.Tensor('int64', BigInt64Array.from(pairs, (_, j) => BigInt(j)), [P]),
+    rejected_index: new ort.Tensor('int64', BigInt64Array.from(pairs, (_, j) => BigInt(P + j)), [P]),
+  };
+}
+
+/**
  * The DPO training of `policy` on `pairs` against `reference`: step s trains on
  * pairs[batches[s]], the chosen rows then the rejected ones in one batch; `refLogp` holds
- * the reference's log-probabilities of chosen[0..n) then rejected[0..n). Metrics per
- * step: loss, margin = mean[(log pi - log ref)(chosen) - (log pi - log ref)(rejected)],
- * and accuracy = the share of pairs whose margin is positive.
+ * the reference's log-probabilities of chosen[0..n) then rejected[0..n).
  */
 export async function pairTraining(
   ctx: StageContext,
@@ -83,26 +113,9 @@ export async function pairTraining(
   const batches = epochBatches(n, config.batch, config.epochs, ctx.seed);
   const settings = trainingSettings(config, batches.length);
   const tm = trainableModel(policy, adaptation(config), new Rng(ctx.seed));
-  const x = sequenceInputs();
-  const refChosen = T.input('ref_chosen', 'float32', ['P']), refRejected = T.input('ref_rejected', 'float32', ['P']);
-  const chosenIndex = T.input('chosen_index', 'int64', ['P']), rejectedIndex = T.input('rejected_index', 'int64', ['P']);
-  const { logits } = policy.family.forward(policy.config, tm.params, { tokens: x.tokens, ...(tm.loraScale === undefined ? {} : { loraScale: tm.loraScale }) });
-  const logp = responseLogProbs(logits, x.targets, x.mask);
-  const pc = T.gather(logp, chosenIndex), pr = T.gather(logp, rejectedIndex);
-  const margin = T.sub(T.sub(pc, refChosen), T.sub(pr, refRejected));
-  const metrics = { margin: T.reduceMean(margin), accuracy: T.reduceMean(T.cast(T.less(0, margin), 'float32')) };
-  const loss = dpoLoss(pc, pr, refChosen, refRejected, config.beta);
+  const { loss, metrics } = pairObjective(policy, tm, config.beta);
   const trainer = await createTrainer(ctx, tm, loss, settings, metrics);
-  const batch = (step: number): Record<string, ort.Tensor> => {
-    const b = batches[step], P = b.length;
-    return {
-      ...sequenceFeeds([...b.map((i) => chosen[i]), ...b.map((i) => rejected[i])], policy.eosId),
-      ref_chosen: new ort.Tensor('float32', Float32Array.from(b, (i) => refLogp[i]), [P]),
-      ref_rejected: new ort.Tensor('float32', Float32Array.from(b, (i) => refLogp[n + i]), [P]),
-      chosen_index: new ort.Tensor('int64', BigInt64Array.from(b, (_, j) => BigInt(j)), [P]),
-      rejected_index: new ort.Tensor('int64', BigInt64Array.from(b, (_, j) => BigInt(P + j)), [P]),
-    };
-  };
+  const batch = (step: number): Feeds => pairFeeds(batches[step].map((i) => [chosen[i], rejected[i], refLogp[i], refLogp[n + i]] as const), policy.eosId);
   return { model: tm, loss, trainer, settings, batch, chosen, rejected, refLogp, batches };
 }
 

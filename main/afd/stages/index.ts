@@ -3,6 +3,7 @@ import type { Stage } from '../stage.ts';
 import { airlStage } from './airl.ts';
 import { bonLengthStage, bonStage } from './bon.ts';
 import { densityRatioStage } from './density-ratio.ts';
+import { dittoStage } from './ditto.ts';
 import { dpoStage } from './dpo.ts';
 import { endogenousStage } from './endogenous.ts';
 import { evalStage } from './eval.ts';
@@ -17,5 +18,5 @@ import { sftStage } from './sft.ts';
 import { spinStage } from './spin.ts';
 
 export const STAGES: Readonly<Record<string, Stage>> = Object.fromEntries(
-  ([pretrainStage, sftStage, sampleStage, rewardStage, prefRewardStage, judgeStage, densityRatioStage, endogenousStage, bonStage, bonLengthStage, rlStage, airlStage, dpoStage, spinStage, extrapolateStage, evalStage] as Stage[]).map((s) => [s.kind, s]),
+  ([pretrainStage, sftStage, sampleStage, rewardStage, prefRewardStage, judgeStage, densityRatioStage, endogenousStage, bonStage, bonLengthStage, rlStage, airlStage, dpoStage, spinStage, dittoStage, extrapolateStage, evalStage] as Stage[]).map((s) => [s.kind, s]),
 );

@@ -20,15 +20,22 @@ export type SpinConfig = PairConfig & {
   temperature: number;
 };
 
-/** n samples per train prompt from `policy`, seeded like the sample stage's. */
-async function drawSamples(ctx: StageContext, policy: LoadedModel, prompts: readonly string[], config: SpinConfig): Promise<string[][]> {
+/** What drawSamples draws: n responses per prompt of at most maxNewTokens, at a temperature. */
+export interface DrawSettings {
+  n: number;
+  maxNewTokens: number;
+  temperature: number;
+}
+
+/** `o.n` samples of each prompt from `policy` (its `weights`), sample k of prompt i seeded seed(i, k). */
+export async function drawSamples(ctx: StageContext, policy: LoadedModel, prompts: readonly string[], o: DrawSettings, seed: (i: number, k: number) => number): Promise<string[][]> {
   const gen = await Generator.create(policy.family, policy.config, policy.weights, { provider: ctx.provider, ...(ctx.threads ? { threads: ctx.threads } : {}) });
   try {
-    const rows = prompts.flatMap((p, i) => Array.from({ length: config.n }, (_, k) => ({ i, k, ids: encodePrompt(policy, p, config.maxNewTokens) })));
+    const rows = prompts.flatMap((p, i) => Array.from({ length: o.n }, (_, k) => ({ i, k, ids: encodePrompt(policy, p, o.maxNewTokens) })));
     const decode = (ids: readonly number[]): string => policy.tokenizer.decode(ids, { skipSpecialTokens: true });
     const results = await gen.generate(rows.map((r) => r.ids), {
-      maxNewTokens: config.maxNewTokens, temperature: config.temperature, eosTokenIds: [policy.eosId], stopStrings: TURN_STOPS, decode,
-      seed: rows.map((r) => sampleSeed(ctx.seed, r.i, r.k, config.n)),
+      maxNewTokens: o.maxNewTokens, temperature: o.temperature, eosTokenIds: [policy.eosId], stopStrings: TURN_STOPS, decode,
+      seed: rows.map((r) => seed(r.i, r.k)),
     });
     const out: string[][] = prompts.map(() => []);
     results.forEach((res, j) => out[rows[j].i].push(res.text ?? ''));
@@ -43,7 +50,7 @@ async function ownSamples(ctx: StageContext, config: SpinConfig, inputs: StageIn
   const source = inputs.samples;
   if (source === undefined) {
     ctx.log(`drawing ${config.n} sample(s) per train prompt from the policy`);
-    return drawSamples(ctx, policy, train.map((d) => d.prompt), config);
+    return drawSamples(ctx, policy, train.map((d) => d.prompt), config, (i, k) => sampleSeed(ctx.seed, i, k, config.n));
   }
   const set = readSamples(one(inputs, 'samples'));
   if (set.split !== 'train') throw new Error(`SPIN needs samples of the train prompts, but ${config.samples ?? 'the samples stage'} sampled the ${set.split} prompts.`);
