@@ -2,21 +2,28 @@
 // demonstration ends with a marker phrase that pi_0 rarely says. Without being told
 // about the marker, the SFT-vs-Init reward must rank marker responses higher, and
 // extrapolating over it, by Best-of-N or by RL, must say the marker more often than
-// SFT itself does.
+// SFT itself does. The demonstration-only methods of docs/methods.md where a direction
+// is known: DFT, like SFT, moves pi_0 towards the marker; SFT's endogenous reward prefers
+// a reply with the marker to the same reply without, pi_0's the reverse; DITTO from SFT
+// raises the odds of the marker.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import type { JsonObject } from '../../db/json.ts';
+import { densityRatioReward } from './density-ratio.ts';
 import { loadRewardFunction } from './reward-function.ts';
 import type { Artifact } from './stage.ts';
 import { bonStage, readSelection } from './stages/bon.ts';
+import { dittoStage } from './stages/ditto.ts';
+import { endogenousStage } from './stages/endogenous.ts';
 import { rewardStage } from './stages/reward.ts';
 import { rlStage } from './stages/rl.ts';
 import { readSamples, sampleStage } from './stages/sample.ts';
 import { sftStage } from './stages/sft.ts';
 import { pi0, runStage } from './stages/testing.ts';
-import { buildToyModel, hasMarker, markerRate, modelMarkerRate, toyDemonstrations } from './toy.ts';
+import { buildToyModel, hasMarker, MARKER, markerRate, modelMarkerRate, toyDemonstrations } from './toy.ts';
 
 let root = '';
 let base: Artifact, sft: Artifact, reward: Artifact, sftEval: Artifact;
@@ -70,4 +77,69 @@ test('RL against the SFT-vs-Init reward (RLOO, KL to SFT) says the marker more o
   const [before_, after_] = [await rate(join(root, 'sft', 'model')), await rate(join(root, 'rl', 'model'))];
   // Measured: 0.818 against 0.682 (208 samples each, so about 4 standard errors apart).
   assert.ok(after_ >= before_ + 0.1, `RL marker rate ${after_.toFixed(3)} vs SFT ${before_.toFixed(3)}`);
+});
+
+const rateOf = (dir: string): Promise<number> => modelMarkerRate(dir, data.eval.map((d) => d.prompt), { perPrompt: 8, maxNewTokens: 40, seed: 7000 });
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+test('SFT with loss: dft moves pi_0 towards the marker, as SFT does', async (t) => {
+  const dft = await runStage(sftStage, { epochs: 2, lr: 1e-3, loss: 'dft' }, { model: base }, { dir: join(root, 'sft-dft'), data, id: 'sft-dft' });
+  assert.equal(dft.outcome.status, 'done');
+  assert.ok(dft.metrics.every((m) => typeof m.values.nll === 'number'), 'DFT reports the NLL beside its loss');
+  const [init, sftRate, dftRate] = [await rateOf(join(root, 'pi0')), await rateOf(join(root, 'sft', 'model')), await rateOf(join(root, 'sft-dft', 'model'))];
+  t.diagnostic(`marker rate: pi_0 ${init.toFixed(3)}, SFT ${sftRate.toFixed(3)}, DFT ${dftRate.toFixed(3)}`);
+  // Measured: 0.844 against 0.026 (SFT: 0.677).
+  assert.ok(dftRate >= init + 0.2, `DFT marker rate ${dftRate.toFixed(3)} vs pi_0 ${init.toFixed(3)}`);
+});
+
+test("SFT's endogenous reward prefers a demonstration to the same reply without the marker, pi_0's the reverse", async (t) => {
+  // The same reply with and without its marker: everything but the marker is shared, so the
+  // direction is the model's: SFT learned the marker, pi_0 rarely says it.
+  const stripped = (r: string): string => r.slice(0, r.length - MARKER.length);
+  const items = data.eval.flatMap((d) => [{ prompt: d.prompt, response: d.response }, { prompt: d.prompt, response: stripped(d.response) }]);
+  const wins = async (model: Artifact, id: string, raw: JsonObject = {}): Promise<number> => {
+    const r = await runStage(endogenousStage, raw, { model }, { dir: join(root, id), data, id });
+    const f = await loadRewardFunction(r.artifact, { provider: 'cpu', threads: 1 });
+    try {
+      const s = await f.score(items);
+      return data.eval.filter((_, i) => s[2 * i] > s[2 * i + 1]).length / data.eval.length;
+    } finally {
+      await f.release();
+    }
+  };
+  const [ofSft, ofInit, ofSftDiscounted] = [await wins(sft, 'endo-sft'), await wins(base, 'endo-pi0'), await wins(sft, 'endo-sft-discounted', { gamma: 0.9 })];
+  t.diagnostic(`the marker version wins: SFT's reward ${ofSft.toFixed(3)}, pi_0's ${ofInit.toFixed(3)}, SFT's with gamma 0.9 ${ofSftDiscounted.toFixed(3)} (${data.eval.length} pairs)`);
+  // Measured: 1, 0 and 1.
+  assert.ok(ofSft >= 0.9 && ofSftDiscounted >= 0.9, `SFT's endogenous reward prefers the marker in ${ofSft.toFixed(3)} of pairs (gamma 0.9: ${ofSftDiscounted.toFixed(3)})`);
+  assert.ok(ofInit <= 0.1, `pi_0's endogenous reward prefers the marker in ${ofInit.toFixed(3)} of pairs`);
+  // Best-of-8 over SFT's samples by SFT's reward picks the replies SFT finds likeliest, which end with the marker.
+  const set = readSamples(sftEval), all = markerRate(set.byPrompt.flat().map((x) => x.text));
+  const bon = await runStage(bonStage, { samples: 'sft-eval', reward: 'endo-sft', ns: [1, 8] }, { samples: sftEval, reward: { type: 'reward', dir: join(root, 'endo-sft'), stage: 'endo-sft' } }, { dir: join(root, 'bon-endo'), data });
+  const best = markerRate(readSelection(bon.artifact).picks['8'].map((k, i) => set.byPrompt[i][k].text));
+  t.diagnostic(`Best-of-8 by SFT's endogenous reward: marker rate ${best.toFixed(3)} vs SFT ${all.toFixed(3)}`);
+  // Measured: 0.958 against 0.724.
+  assert.ok(best >= all + 0.1, `Best-of-8 marker rate ${best.toFixed(3)} vs SFT ${all.toFixed(3)}`);
+});
+
+test('DITTO from SFT (demonstrations over its own samples, three iterations) raises the odds of the marker where a reply can end', async (t) => {
+  const ditto = await runStage(dittoStage, { iterations: 3, n: 2, maxNewTokens: 40, batch: 16, lr: 2e-4, beta: 0.1 }, { policy: sft, reference: sft }, { dir: join(root, 'ditto'), data, id: 'ditto' });
+  assert.equal(ditto.outcome.status, 'done');
+  // At the end of each evaluation demonstration's body a reply either ends or says the
+  // marker: log pi(with marker) - log pi(without), DITTO's minus SFT's, is a density ratio
+  // over the pair, with no sampling noise.
+  const stripped = (r: string): string => r.slice(0, r.length - MARKER.length);
+  const items = data.eval.flatMap((d) => [{ prompt: d.prompt, response: d.response }, { prompt: d.prompt, response: stripped(d.response) }]);
+  const ratio = await densityRatioReward(join(root, 'ditto', 'model'), join(root, 'sft', 'model'), false, { provider: 'cpu', threads: 1 });
+  let gains: number[];
+  try {
+    const s = await ratio.score(items);
+    gains = data.eval.map((_, i) => s[2 * i] - s[2 * i + 1]);
+  } finally {
+    await ratio.release();
+  }
+  const [before_, after_] = [await rateOf(join(root, 'sft', 'model')), await rateOf(join(root, 'ditto', 'model'))];
+  t.diagnostic(`marker log-odds gain over SFT: mean ${mean(gains).toFixed(3)}, positive in ${gains.filter((g) => g > 0).length} of ${gains.length}; sampled marker rate: SFT ${before_.toFixed(3)}, DITTO ${after_.toFixed(3)}`);
+  // Measured: a mean gain of 1.79 (0.88 and 0.97 with other seeds or settings), positive in 24 of 24; the sampled rate 0.786 against 0.677 (noisier: 0.729 with seed 2).
+  assert.ok(mean(gains) > 0.3 && gains.filter((g) => g > 0).length >= 0.8 * gains.length, `DITTO's marker log-odds gains over SFT: ${gains.map((g) => g.toFixed(2)).join(' ')}`);
+  assert.ok(after_ >= before_, `DITTO marker rate ${after_.toFixed(3)} vs SFT ${before_.toFixed(3)}`);
 });
