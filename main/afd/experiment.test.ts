@@ -1,9 +1,10 @@
 // Experiment definitions are checked before anything runs, with errors naming the stage.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { parse as parseYaml } from 'yaml';
 import { DEFAULT_MODEL_DIR } from '../models/builtin.ts';
 import { loadDemonstrations } from './data.ts';
 import { stageSeed } from './driver.ts';
@@ -38,6 +39,18 @@ test('bad definitions are refused with a sentence naming the stage', () => {
 test('the shipped recipes parse', () => {
   assert.deepEqual(RECIPES.map((r) => r.id), ['paper-recipe', 'quick', 'demo', 'hh-harmless']);
   for (const r of RECIPES) assert.ok(parseExperiment(r.definition).stages.length > 0);
+});
+
+test("docs/methods.md's stages parse inside an experiment", () => {
+  const doc = readFileSync(new URL('../../docs/methods.md', import.meta.url), 'utf8');
+  const block = doc.slice(doc.indexOf('## In an experiment')).split('\n').filter((l) => l.startsWith('    ')).map((l) => l.slice(4)).join('\n');
+  const stages = parseYaml(block) as { id: string; kind: string }[];
+  assert.deepEqual(stages.map((x) => x.kind), ['reward:endogenous', 'bon', 'sft', 'sample', 'ditto', 'sample']);
+  const d = parseExperiment({ name: 'methods', stages: [{ id: 'sft', kind: 'sft' }, { id: 'sft-eval', kind: 'sample', model: 'sft', split: 'eval', n: 8 }, ...stages] });
+  const byId = new Map(d.stages.map((x) => [x.id, x]));
+  assert.equal(byId.get('sft-dft')!.loss, 'dft');
+  assert.equal(byId.get('ditto')!.reference, 'sft');
+  assert.equal(byId.get('endogenous')!.gamma, 1);
 });
 
 test('stage seeds depend on the experiment seed and the stage id, not on the stage order', () => {
