@@ -16,6 +16,7 @@ const refused = (method: string, params: unknown, pattern: RegExp): void => {
 test('good params pass, with absent optional ones left out', () => {
   assert.deepEqual(validators['datasets.examples']({ datasetId: 3, split: 'eval', limit: 20 }), { datasetId: 3, split: 'eval', limit: 20 });
   assert.deepEqual(validators['status'](undefined), {});
+  assert.deepEqual(validators['settings.set']({ modelCacheBytes: 0 }), { modelCacheBytes: 0 });
   assert.deepEqual(validators['compare.start']({ modelIds: [1, 2], prompts: ['hi'], sampling: { temperature: 0, maxTokens: 16 } }), { modelIds: [1, 2], prompts: ['hi'], sampling: { temperature: 0, maxTokens: 16 } });
   assert.deepEqual(validators['datasets.updateExample']({ exampleId: 1, patch: { response: null, tags: ['x'] } }), { exampleId: 1, patch: { response: null, tags: ['x'] } });
   assert.deepEqual(validate('compare.vote', { pairId: 'p', vote: 'tie' }), { method: 'compare.vote', params: { pairId: 'p', vote: 'tie' } });
@@ -39,6 +40,8 @@ test('bad params are refused with a sentence naming the method and the parameter
   refused('compare.vote', { pairId: 'p', vote: 'C' }, /"vote" must be one of "A", "B", "tie", "skip"/);
   refused('experiments.stop', { experimentId: 1, reason: 'stop' }, /"reason" must be one of "pause", "cancel"/);
   refused('settings.set', { forcedProvider: 'tpu' }, /"forcedProvider" must be one of/);
+  refused('settings.set', { modelCacheBytes: -1 }, /"modelCacheBytes" must be a whole number from 0 to/);
+  refused('generation.unload', { all: true }, /"all" is not one of its parameters/);
   refused('models.export', { modelId: 1, format: 'onnx', out: '/tmp/x' }, /"format" must be one of "hf", "gguf"/);
   refused('models.export', { modelId: 1, format: 'gguf', type: 'q4_k', out: '/tmp/x.gguf' }, /"type" must be one of/);
   refused('nope', {}, /^"nope" is not a method of the studio's API/);
@@ -46,6 +49,6 @@ test('bad params are refused with a sentence naming the method and the parameter
 });
 
 test('every method has a validator that refuses a non-object', () => {
-  assert.equal(METHODS.length, 38);
+  assert.equal(METHODS.length, 40);
   for (const m of METHODS) refused(m, 'text', /must be an object/);
 });

@@ -44,11 +44,15 @@ export interface StudioStatus {
   forcedProvider: ProviderSetting;
   /** Runs running in this process right now. */
   runningRuns: number[];
+  /** Streamed generations (one per model and prompt) not finished yet, waiting ones included. */
+  runningGenerations: number;
 }
 
 export interface Settings {
   dataFolder: string;
   forcedProvider: ProviderSetting;
+  /** Memory the models kept loaded for generation may take together (bytes); 0 keeps none. */
+  modelCacheBytes: number;
 }
 
 export interface SettingsResult extends Settings {
@@ -146,6 +150,36 @@ export interface SamplingSettings {
   chat?: boolean;
 }
 
+/**
+ * What a streamed generation is doing: waiting for the generations before it, reading its
+ * model's weight files, preparing the model (ONNX Runtime building its sessions), or
+ * producing tokens. A model kept loaded from an earlier generation goes straight to
+ * 'generating'.
+ */
+export type GenerationPhase = 'queued' | 'loading' | 'preparing' | 'generating';
+
+/** A model kept loaded for generation (Settings shows them). */
+export interface LoadedModel {
+  /** null when no store model has this folder any more. */
+  modelId: number | null;
+  name: string;
+  provider: string;
+  /** Memory it took when it was loaded. */
+  bytes: number;
+  /** How long reading and preparing it took. */
+  loadMs: number;
+  lastUsedAt: string;
+  /** A generation is using it now. */
+  inUse: boolean;
+}
+
+export interface ModelCacheInfo {
+  budgetBytes: number;
+  usedBytes: number;
+  /** Most recently used first. */
+  models: LoadedModel[];
+}
+
 /** One streamed generation: tokens arrive as 'generation.token' events with this id. */
 export interface GenerationStream {
   streamId: string;
@@ -220,7 +254,7 @@ export interface Methods {
   'status': { params: Record<string, never>; result: StudioStatus };
   'settings.get': { params: Record<string, never>; result: Settings };
   /** Moving the data folder copies the database and its files there; it is used after a restart. */
-  'settings.set': { params: { dataFolder?: string; forcedProvider?: ProviderSetting }; result: SettingsResult };
+  'settings.set': { params: { dataFolder?: string; forcedProvider?: ProviderSetting; modelCacheBytes?: number }; result: SettingsResult };
 
   'datasets.list': { params: Record<string, never>; result: DatasetSummary[] };
   'datasets.examples': { params: { datasetId: number; text?: string; split?: Split; tag?: string; limit?: number; offset?: number }; result: ExamplePage };
@@ -247,6 +281,10 @@ export interface Methods {
   /** Starts a streamed generation; tokens arrive as 'generation.token' events, the end as 'generation.done'. */
   'models.generate': { params: { modelId: number; prompt: string; sampling?: SamplingSettings }; result: GenerationStream };
   'generation.cancel': { params: { streamId: string }; result: { cancelled: boolean } };
+  /** The models kept loaded for generation and their memory budget (Settings' modelCacheBytes). */
+  'generation.cache': { params: Record<string, never>; result: ModelCacheInfo };
+  /** Releases every loaded model (one in use when its generation ends); the next generation loads again. */
+  'generation.unload': { params: Record<string, never>; result: ModelCacheInfo };
 
   'experiments.recipes': { params: Record<string, never>; result: Recipe[] };
   /** Checks the definition (parseExperiment) and starts it; progress as 'experiment.progress' events. */
@@ -292,6 +330,13 @@ export type StudioEvent =
   | { type: 'run.log'; runId: number; level: LogLevel; text: string }
   | { type: 'run.checkpoint'; runId: number; step: number }
   | { type: 'experiment.progress'; progress: ExperimentProgress }
+  /**
+   * A stream entered a phase or moved on in it: `done` of `total` bytes read ('loading'),
+   * `done` ONNX Runtime sessions built ('preparing', total null), `total` new tokens at
+   * most ('generating'; the tokens come as events); `etaMs` the time left in the phase
+   * when it can be told.
+   */
+  | { type: 'generation.phase'; streamId: string; phase: GenerationPhase; done: number; total: number | null; etaMs: number | null }
   /** `text` is the new text of this token (may be empty while a character is incomplete). */
   | { type: 'generation.token'; streamId: string; index: number; text: string }
   | { type: 'generation.done'; streamId: string; text: string; tokens: number; finishReason: 'eos' | 'stop' | 'length' | 'cancelled' | 'error'; error: string | null; generationId: number | null }
@@ -499,8 +544,8 @@ export const validators: { [M in Method]: Validator<M> } = {
   'status': none('status'),
   'settings.get': none('settings.get'),
   'settings.set': (raw) => {
-    const r = new Reader('settings.set', raw, ['dataFolder', 'forcedProvider']);
-    return defined({ dataFolder: r.optStr('dataFolder', { max: 4096 }), forcedProvider: r.optOneOf('forcedProvider', PROVIDERS) });
+    const r = new Reader('settings.set', raw, ['dataFolder', 'forcedProvider', 'modelCacheBytes']);
+    return defined({ dataFolder: r.optStr('dataFolder', { max: 4096 }), forcedProvider: r.optOneOf('forcedProvider', PROVIDERS), modelCacheBytes: r.optInt('modelCacheBytes', 0, 2 ** 50) });
   },
 
   'datasets.list': none('datasets.list'),
@@ -581,6 +626,8 @@ export const validators: { [M in Method]: Validator<M> } = {
     const r = new Reader('generation.cancel', raw, ['streamId']);
     return { streamId: r.str('streamId', { max: 100 }) };
   },
+  'generation.cache': none('generation.cache'),
+  'generation.unload': none('generation.unload'),
 
   'experiments.recipes': none('experiments.recipes'),
   'experiments.start': (raw) => {

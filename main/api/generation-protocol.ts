@@ -2,6 +2,9 @@
 // Generation runs in a worker because ONNX Runtime's session.run blocks its thread
 // (DESIGN.md §5), and the main thread serves the window, IPC and HTTP.
 import type { ProviderSetting, SamplingSettings } from './contract.ts';
+import type { ModelCacheState } from './model-cache.ts';
+
+export type { ModelCacheState } from './model-cache.ts';
 
 export type FinishReason = 'eos' | 'stop' | 'length' | 'cancelled';
 
@@ -11,6 +14,20 @@ export interface GenerateRequest {
   prompts: string[];
   sampling: SamplingSettings;
   provider: ProviderSetting;
+  /** Memory budget of the worker's loaded models (bytes); see model-cache.ts. */
+  cacheBytes: number;
+}
+
+/**
+ * Where a request is once the worker has taken it: reading the model's weight files
+ * (`done` of `total` bytes), preparing it (`done` sessions built), or generating (`total`
+ * new tokens at most). `etaMs`: time left in the phase when known.
+ */
+export interface WorkerPhase {
+  phase: 'loading' | 'preparing' | 'generating';
+  done: number;
+  total: number | null;
+  etaMs: number | null;
 }
 
 export interface GeneratedRow {
@@ -29,11 +46,17 @@ export interface ProviderProbe {
 export type GenCommand =
   | { type: 'generate'; id: number; request: GenerateRequest }
   | { type: 'cancel'; id: number }
-  | { type: 'probe'; id: number; provider: ProviderSetting };
+  | { type: 'probe'; id: number; provider: ProviderSetting }
+  /** The loaded models, after applying `budget` (bytes) when given. */
+  | { type: 'cache'; id: number; budget: number | null }
+  /** Empties the cache of loaded models. */
+  | { type: 'unload'; id: number };
 
 /** Worker -> service. */
 export type GenReply =
+  | ({ type: 'phase'; id: number } & WorkerPhase)
   | { type: 'token'; id: number; row: number; index: number; text: string }
   | { type: 'done'; id: number; rows: GeneratedRow[] }
   | { type: 'probed'; id: number; probe: ProviderProbe }
+  | { type: 'cached'; id: number; state: ModelCacheState }
   | { type: 'failed'; id: number; message: string; cancelled: boolean; partial: GeneratedRow[] | null };

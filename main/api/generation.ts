@@ -1,18 +1,30 @@
 // Interactive generation for the views (playground, compare), off the main thread: one
-// worker thread, started on first use, that keeps the last models loaded. The service
-// talks to it through GenerationBackend, which tests replace with a fake.
+// worker thread, started on first use, that keeps models loaded within a memory budget.
+// The service talks to it through GenerationBackend, which tests replace with a fake.
 import { Worker } from 'node:worker_threads';
 import type { ProviderSetting } from './contract.ts';
-import type { GenCommand, GeneratedRow, GenerateRequest, GenReply, ProviderProbe } from './generation-protocol.ts';
+import type { GenCommand, GeneratedRow, GenerateRequest, GenReply, ModelCacheState, ProviderProbe, WorkerPhase } from './generation-protocol.ts';
 
-export type { GeneratedRow, GenerateRequest, ProviderProbe } from './generation-protocol.ts';
+export type { GeneratedRow, GenerateRequest, ModelCacheState, ProviderProbe, WorkerPhase } from './generation-protocol.ts';
+
+/** What a generation reports while it runs. */
+export interface GenerationListener {
+  /** Each token's new text. */
+  token(row: number, index: number, text: string): void;
+  /** The phase the request entered, and its progress within it. */
+  phase(p: WorkerPhase): void;
+}
 
 export interface GenerationBackend {
-  /** Generates every prompt; onToken gets each token's new text. Rejects with a
+  /** Generates every prompt, reporting phases and tokens. Rejects with a
    *  GenerationStopped (carrying what was generated) when the signal aborts. */
-  generate(request: GenerateRequest, onToken: (row: number, index: number, text: string) => void, signal: AbortSignal): Promise<GeneratedRow[]>;
+  generate(request: GenerateRequest, on: GenerationListener, signal: AbortSignal): Promise<GeneratedRow[]>;
   /** Which execution provider ONNX Runtime would use with this setting, and why. */
   probe(provider: ProviderSetting): Promise<ProviderProbe>;
+  /** The models kept loaded, after applying the memory budget (bytes). */
+  cache(budgetBytes: number): Promise<ModelCacheState>;
+  /** Empties the cache of loaded models (those in use are released when their generations end). */
+  unload(budgetBytes: number): Promise<ModelCacheState>;
   close(): Promise<void>;
 }
 
@@ -29,8 +41,8 @@ export class GenerationStopped extends Error {
 const ENTRY = new URL('./generation-entry.mjs', import.meta.url);
 
 interface Pending {
-  onToken?: (row: number, index: number, text: string) => void;
-  resolve(value: GeneratedRow[] | ProviderProbe): void;
+  on?: GenerationListener;
+  resolve(value: GeneratedRow[] | ProviderProbe | ModelCacheState): void;
   reject(err: Error): void;
 }
 
@@ -39,10 +51,10 @@ export class WorkerGeneration implements GenerationBackend {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
 
-  generate(request: GenerateRequest, onToken: (row: number, index: number, text: string) => void, signal: AbortSignal): Promise<GeneratedRow[]> {
+  generate(request: GenerateRequest, on: GenerationListener, signal: AbortSignal): Promise<GeneratedRow[]> {
     const id = this.nextId++;
     return new Promise<GeneratedRow[]>((resolve, reject) => {
-      this.pending.set(id, { onToken, resolve: (v) => resolve(v as GeneratedRow[]), reject });
+      this.pending.set(id, { on, resolve: (v) => resolve(v as GeneratedRow[]), reject });
       const cancel = (): void => this.post({ type: 'cancel', id });
       signal.addEventListener('abort', cancel, { once: true });
       this.post({ type: 'generate', id, request });
@@ -54,6 +66,23 @@ export class WorkerGeneration implements GenerationBackend {
     return new Promise<ProviderProbe>((resolve, reject) => {
       this.pending.set(id, { resolve: (v) => resolve(v as ProviderProbe), reject });
       this.post({ type: 'probe', id, provider });
+    });
+  }
+
+  cache(budgetBytes: number): Promise<ModelCacheState> {
+    return this.ask({ type: 'cache', id: this.nextId++, budget: budgetBytes }, budgetBytes);
+  }
+
+  unload(budgetBytes: number): Promise<ModelCacheState> {
+    return this.ask({ type: 'unload', id: this.nextId++ }, budgetBytes);
+  }
+
+  /** A question about the cache; without a worker nothing is loaded, and none is started to say so. */
+  private ask(cmd: Extract<GenCommand, { type: 'cache' | 'unload' }>, budgetBytes: number): Promise<ModelCacheState> {
+    if (this.worker === undefined) return Promise.resolve({ budgetBytes, usedBytes: 0, models: [] });
+    return new Promise<ModelCacheState>((resolve, reject) => {
+      this.pending.set(cmd.id, { resolve: (v) => resolve(v as ModelCacheState), reject });
+      this.post(cmd);
     });
   }
 
@@ -88,8 +117,11 @@ export class WorkerGeneration implements GenerationBackend {
     const p = this.pending.get(m.id);
     if (p === undefined) return;
     switch (m.type) {
+      case 'phase':
+        p.on?.phase({ phase: m.phase, done: m.done, total: m.total, etaMs: m.etaMs });
+        return;
       case 'token':
-        p.onToken?.(m.row, m.index, m.text);
+        p.on?.token(m.row, m.index, m.text);
         return;
       case 'done':
         this.pending.delete(m.id);
@@ -98,6 +130,10 @@ export class WorkerGeneration implements GenerationBackend {
       case 'probed':
         this.pending.delete(m.id);
         p.resolve(m.probe);
+        return;
+      case 'cached':
+        this.pending.delete(m.id);
+        p.resolve(m.state);
         return;
       case 'failed':
         this.pending.delete(m.id);

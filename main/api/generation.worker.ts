@@ -1,38 +1,50 @@
-// The interactive-generation worker: loads models (a small cache of the last two), runs
-// one request at a time, streams each token's text back, and stops between decoding
-// steps when asked (see generation-protocol.ts).
+// The interactive-generation worker: keeps models loaded within a memory budget
+// (model-cache.ts), loads one model at a time, reports each request's phases (reading the
+// weights, preparing, generating; generation-load.ts), streams each token's text back,
+// and stops between decoding steps when asked (see generation-protocol.ts).
+//
+// Requests whose models are loaded generate at the same time: the decoding loop yields
+// between steps, so two models in Compare stream side by side (each at about half the
+// speed) instead of the second waiting for the first to finish.
 import { parentPort } from 'node:worker_threads';
-import { importHfModel } from '../../native-models/checkpoint/index.ts';
 import type { GenerationResult } from '../../native-models/generate/generator.ts';
-import { GenerationCancelledError, Generator } from '../../native-models/generate/generator.ts';
+import { GenerationCancelledError } from '../../native-models/generate/generator.ts';
 import type { ProviderName } from '../../native-models/runtime/providers.ts';
 import { chooseProvider } from '../../native-models/runtime/providers.ts';
-import { Tokenizer } from '../../native-models/tokenizer/tokenizer.ts';
 import type { ProviderSetting } from './contract.ts';
+import { loadForGeneration, weightFiles, type LoadedForGeneration } from './generation-load.ts';
 import type { GenCommand, GeneratedRow, GenerateRequest, GenReply, ProviderProbe } from './generation-protocol.ts';
+import { ModelCache, type Acquired } from './model-cache.ts';
 
 if (parentPort === null) throw new Error('main/api/generation.worker.ts runs only as a worker thread; the studio service starts it.');
 const port = parentPort;
 const post = (m: GenReply): void => port.postMessage(m);
 
-interface Loaded {
-  generator: Generator;
-  tokenizer: Tokenizer;
-  eos: number[];
-}
+/**
+ * A loaded model's memory is measured as the growth of the process's resident memory
+ * while it loads (loads run one at a time): on SmolLM2 (538 MB of float32 weights) about
+ * 1.8 GB, the weights held once by the engine and again, with packed copies, by ONNX
+ * Runtime. Memory freed meanwhile (a model released to make room, other threads) can hide
+ * part of it, so a model counts at least the largest memory per weight byte measured so
+ * far times its weight bytes; before any measurement, this default.
+ */
+const DEFAULT_MEMORY_PER_WEIGHT_BYTE = 3.5;
+let memoryPerWeightByte: number | null = null;
+/** What preparing took per weight byte on each provider, for the next preparation's time left. */
+const prepareMsPerByte = new Map<string, number>();
 
-const CACHE = 2;
-const loaded = new Map<string, Promise<Loaded>>();
+const cache = new ModelCache<LoadedForGeneration>({ budgetBytes: 0, dispose: (m) => m.release() });
+
 const aborts = new Map<number, AbortController>();
-let chain: Promise<void> = Promise.resolve();
+/** The load in progress: loads run one at a time (two at once would need both models' memory and share the cores anyway). */
+let loading: Promise<unknown> = Promise.resolve();
 
 port.on('message', (cmd: GenCommand) => {
   switch (cmd.type) {
     case 'generate': {
       const abort = new AbortController();
       aborts.set(cmd.id, abort);
-      // One request at a time: the models share the CPU or GPU anyway.
-      chain = chain.then(() => generate(cmd.id, cmd.request, abort.signal)).finally(() => aborts.delete(cmd.id));
+      void generate(cmd.id, cmd.request, abort.signal).finally(() => aborts.delete(cmd.id));
       return;
     }
     case 'cancel':
@@ -40,6 +52,14 @@ port.on('message', (cmd: GenCommand) => {
       return;
     case 'probe':
       void probe(cmd.provider).then((p) => post({ type: 'probed', id: cmd.id, probe: p }));
+      return;
+    case 'cache':
+      if (cmd.budget !== null) cache.setBudget(cmd.budget);
+      post({ type: 'cached', id: cmd.id, state: cache.state() });
+      return;
+    case 'unload':
+      cache.clear();
+      post({ type: 'cached', id: cmd.id, state: cache.state() });
       return;
   }
 });
@@ -53,62 +73,98 @@ async function probe(setting: ProviderSetting): Promise<ProviderProbe> {
   }
 }
 
-function load(dir: string, provider: ProviderSetting): Promise<Loaded> {
-  const key = `${provider}|${dir}`;
-  let l = loaded.get(key);
-  if (l !== undefined) {
-    loaded.delete(key); // re-inserted below: the map's order is the order of use
-  } else {
-    l = (async () => {
-      const [model, tokenizer] = await Promise.all([importHfModel(dir), Tokenizer.fromFolder(dir)]);
-      const generator = await Generator.create(model.family, model.config, model.weights, provider === 'auto' ? {} : { provider: provider as ProviderName });
-      const gc = model.generationConfig ?? {};
-      const eos = [gc.eos_token_id, tokenizer.eosTokenId].flat().filter((x): x is number => typeof x === 'number');
-      return { generator, tokenizer, eos: [...new Set(eos)] };
-    })();
-    l.catch(() => loaded.delete(key));
-  }
-  loaded.set(key, l);
-  while (loaded.size > CACHE) {
-    const [oldest, evicted] = loaded.entries().next().value as [string, Promise<Loaded>];
-    loaded.delete(oldest);
-    void evicted.then((e) => e.generator.release()).catch(() => undefined);
-  }
-  return l;
+/**
+ * The model of `dir` on `provider`: at once when it is loaded (or loading), else loaded
+ * with its phases reported after the loads before it, unless the request is stopped first.
+ */
+function acquire(id: number, dir: string, provider: ProviderSetting, signal: AbortSignal): Promise<Acquired<LoadedForGeneration>> {
+  if (cache.has(dir, provider)) return cache.acquire(dir, provider, 0, () => Promise.reject(new Error('unreachable: the model is cached')));
+  const next = loading.then(async () => {
+    if (signal.aborted) throw new GenerationCancelledError([], 0);
+    // Loaded meanwhile by the request before this one (the same model twice in a row).
+    if (cache.has(dir, provider)) return cache.acquire(dir, provider, 0, () => Promise.reject(new Error('unreachable: the model is cached')));
+    return load(id, dir, provider);
+  });
+  loading = next.catch(() => undefined);
+  return next;
 }
 
+async function load(id: number, dir: string, provider: ProviderSetting): Promise<Acquired<LoadedForGeneration>> {
+  const weightBytes = (await weightFiles(dir)).reduce((s, f) => s + f.bytes, 0);
+  return cache.acquire(dir, provider, weightBytes * (memoryPerWeightByte ?? DEFAULT_MEMORY_PER_WEIGHT_BYTE), async () => {
+    const rss0 = process.memoryUsage.rss();
+    const model = await loadForGeneration(dir, {
+      provider: provider === 'auto' ? undefined : (provider as ProviderName),
+      prepareMsPerByte: prepareMsPerByte.get(provider) ?? null,
+      onPhase: (p) => post({ type: 'phase', id, ...p }),
+    });
+    const grown = process.memoryUsage.rss() - rss0;
+    if (model.weightBytes > 0) {
+      memoryPerWeightByte = Math.max(memoryPerWeightByte ?? 0, grown / model.weightBytes);
+      prepareMsPerByte.set(provider, model.prepareMs / model.weightBytes);
+    }
+    return { value: model, bytes: Math.max(grown, model.weightBytes * (memoryPerWeightByte ?? 1)) };
+  });
+}
+
+const STOPPED = Symbol('stopped');
+const stopped = (signal: AbortSignal): Promise<typeof STOPPED> => new Promise((resolve) => {
+  if (signal.aborted) resolve(STOPPED);
+  else signal.addEventListener('abort', () => resolve(STOPPED), { once: true });
+});
+
 async function generate(id: number, req: GenerateRequest, signal: AbortSignal): Promise<void> {
+  const cancelled = (partial: GeneratedRow[]): GenReply => ({ type: 'failed', id, message: 'The generation was stopped.', cancelled: true, partial });
   try {
-    if (signal.aborted) throw new GenerationCancelledError(req.prompts.map(() => ({ tokens: [], text: '', finishReason: 'cancelled' })), 0);
-    const { generator, tokenizer, eos } = await load(req.modelDir, req.provider);
-    const s = req.sampling;
-    const chat = s.chat ?? tokenizer.hasChatTemplate;
-    const prompts = req.prompts.map((p, i) => {
-      const text = chat && tokenizer.hasChatTemplate ? tokenizer.applyChatTemplate([{ role: 'user', content: p }], { addGenerationPrompt: true }) : p;
-      const ids = tokenizer.encode(text);
-      if (ids.length === 0) throw new Error(`Prompt ${i + 1} is empty after tokenization; give some text.`);
-      return ids;
-    });
-    const temperature = s.temperature ?? 0.8;
-    const greedy = temperature === 0;
-    const counts = req.prompts.map(() => 0);
-    const results = await generator.generate(prompts, {
-      maxNewTokens: s.maxTokens ?? 128,
-      greedy: greedy || undefined,
-      temperature: greedy ? undefined : temperature,
-      topP: greedy ? undefined : s.topP,
-      topK: greedy ? undefined : s.topK,
-      seed: greedy ? undefined : s.seed,
-      eosTokenIds: eos,
-      decode: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
-      onToken: (e) => post({ type: 'token', id, row: e.row, index: counts[e.row]++, text: e.textDelta ?? '' }),
-      signal,
-    });
-    post({ type: 'done', id, rows: results.map(row) });
+    cache.setBudget(req.cacheBytes);
+    const acquiring = acquire(id, req.modelDir, req.provider, signal);
+    const first = await Promise.race([acquiring, stopped(signal)]);
+    if (first === STOPPED) {
+      // Answered now. A load already under way goes on (the model stays loaded for next
+      // time, and later loads wait for it); one not begun is skipped.
+      post(cancelled(req.prompts.map(() => ({ text: '', tokens: 0, finishReason: 'cancelled' }))));
+      await acquiring.then((a) => a.release(), () => undefined);
+      return;
+    }
+    try {
+      post(await run(id, req, first.value, signal));
+    } finally {
+      first.release();
+    }
   } catch (err) {
-    const cancelled = err instanceof GenerationCancelledError;
-    post({ type: 'failed', id, message: (err as Error).message, cancelled, partial: cancelled ? err.partial.map(row) : null });
+    if (err instanceof GenerationCancelledError) post(cancelled(err.partial.map(row)));
+    else post({ type: 'failed', id, message: (err as Error).message, cancelled: false, partial: null });
   }
+}
+
+async function run(id: number, req: GenerateRequest, model: LoadedForGeneration, signal: AbortSignal): Promise<GenReply> {
+  const { generator, tokenizer, eos } = model;
+  const s = req.sampling;
+  const chat = s.chat ?? tokenizer.hasChatTemplate;
+  const prompts = req.prompts.map((p, i) => {
+    const text = chat && tokenizer.hasChatTemplate ? tokenizer.applyChatTemplate([{ role: 'user', content: p }], { addGenerationPrompt: true }) : p;
+    const ids = tokenizer.encode(text);
+    if (ids.length === 0) throw new Error(`Prompt ${i + 1} is empty after tokenization; give some text.`);
+    return ids;
+  });
+  const temperature = s.temperature ?? 0.8;
+  const greedy = temperature === 0;
+  const maxNewTokens = s.maxTokens ?? 128;
+  const counts = req.prompts.map(() => 0);
+  post({ type: 'phase', id, phase: 'generating', done: 0, total: maxNewTokens, etaMs: null });
+  const results = await generator.generate(prompts, {
+    maxNewTokens,
+    greedy: greedy || undefined,
+    temperature: greedy ? undefined : temperature,
+    topP: greedy ? undefined : s.topP,
+    topK: greedy ? undefined : s.topK,
+    seed: greedy ? undefined : s.seed,
+    eosTokenIds: eos,
+    decode: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
+    onToken: (e) => post({ type: 'token', id, row: e.row, index: counts[e.row]++, text: e.textDelta ?? '' }),
+    signal,
+  });
+  return { type: 'done', id, rows: results.map(row) };
 }
 
 function row(r: GenerationResult): GeneratedRow {

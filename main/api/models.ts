@@ -1,17 +1,18 @@
 // The models view's methods (list with lineage, import, generate) and the streamed
-// generations that compare shares: tokens go out as events, finished responses are
-// stored as generations so that blind A/B voting can use them.
+// generations that compare shares: phases and tokens go out as events, finished responses
+// are stored as generations so that blind A/B voting can use them. The models the
+// generation worker keeps loaded are listed and emptied here too.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { basename, isAbsolute, join } from 'node:path';
 import { GGUF_SOURCE_FILE } from '../../native-models/checkpoint/gguf/to-hf.ts';
 import { gpt2Family, llamaFamily } from '../../native-models/models/index.ts';
 import { GenerationStore } from '../../db/generations.ts';
 import type { Model } from '../../db/models.ts';
 import { ModelStore } from '../../db/models.ts';
-import type { GenerationStream, ModelInfo, SamplingSettings } from './contract.ts';
+import type { GenerationStream, ModelCacheInfo, ModelInfo, SamplingSettings } from './contract.ts';
 import type { ApiContext, Handlers } from './context.ts';
-import type { GeneratedRow } from './generation.ts';
+import type { GeneratedRow, ModelCacheState } from './generation.ts';
 import { GenerationStopped } from './generation.ts';
 import { runInfo } from './runs.ts';
 import { DEFAULT_MODEL_DIR, isBuiltinModel } from '../models/builtin.ts';
@@ -62,6 +63,8 @@ export class GenerationStreams {
   private readonly models: ModelStore;
   private readonly generations: GenerationStore;
   private readonly aborts = new Map<string, AbortController>();
+  /** Streams started and not finished. */
+  private readonly unfinished = new Set<string>();
 
   constructor(ctx: ApiContext) {
     this.ctx = ctx;
@@ -74,19 +77,37 @@ export class GenerationStreams {
     return modelFolder(this.ctx, this.models, modelId);
   }
 
-  /** Starts one model on several prompts (one batch in the worker); returns at once. */
+  /** How many streams are unfinished (waiting ones included): the status bar's count. */
+  running(): number {
+    return this.unfinished.size;
+  }
+
+  /**
+   * Starts one model on several prompts (one batch in the worker); returns at once. Each
+   * stream is 'queued' until the worker takes the batch (at once, unless another model is
+   * loading), then its phases follow.
+   */
   start(modelId: number, prompts: readonly string[], sampling: SamplingSettings = {}): GenerationStream[] {
     const modelDir = this.modelDir(modelId);
     const streams = prompts.map((prompt, promptIndex) => ({ streamId: randomUUID(), modelId, promptIndex, prompt }));
     const abort = new AbortController();
-    for (const s of streams) this.aborts.set(s.streamId, abort);
+    for (const s of streams) {
+      this.aborts.set(s.streamId, abort);
+      this.unfinished.add(s.streamId);
+      this.ctx.emit({ type: 'generation.phase', streamId: s.streamId, phase: 'queued', done: 0, total: null, etaMs: null });
+    }
     const texts = streams.map(() => '');
-    const onToken = (row: number, index: number, text: string): void => {
-      texts[row] += text;
-      this.ctx.emit({ type: 'generation.token', streamId: streams[row].streamId, index, text });
+    const on = {
+      token: (row: number, index: number, text: string): void => {
+        texts[row] += text;
+        this.ctx.emit({ type: 'generation.token', streamId: streams[row].streamId, index, text });
+      },
+      phase: (p: { phase: 'loading' | 'preparing' | 'generating'; done: number; total: number | null; etaMs: number | null }): void => {
+        for (const s of streams) this.ctx.emit({ type: 'generation.phase', streamId: s.streamId, ...p });
+      },
     };
-    const provider = this.ctx.settings.get().forcedProvider;
-    void this.ctx.generation.generate({ modelDir, prompts: [...prompts], sampling, provider }, onToken, abort.signal)
+    const { forcedProvider: provider, modelCacheBytes: cacheBytes } = this.ctx.settings.get();
+    void this.ctx.generation.generate({ modelDir, prompts: [...prompts], sampling, provider, cacheBytes }, on, abort.signal)
       .then((rows) => this.finish(modelId, streams, rows, null))
       .catch((err: Error) => {
         if (err instanceof GenerationStopped) this.finish(modelId, streams, streams.map((_, i) => err.partial[i] ?? { text: texts[i], tokens: 0, finishReason: 'cancelled' }), null);
@@ -107,8 +128,30 @@ export class GenerationStreams {
     for (const a of this.aborts.values()) a.abort();
   }
 
+  /** The loaded models with the store's names, from the worker's state. */
+  cacheInfo(state: ModelCacheState): ModelCacheInfo {
+    const byFolder = new Map<string, { id: number; name: string }>();
+    for (const m of this.models.list()) {
+      try {
+        byFolder.set(this.modelDir(m.id), { id: m.id, name: m.name });
+      } catch {
+        // a model still being trained has no folder yet
+      }
+    }
+    return {
+      budgetBytes: state.budgetBytes, usedBytes: state.usedBytes,
+      models: state.models.map((l) => {
+        const m = byFolder.get(l.dir);
+        return { modelId: m?.id ?? null, name: m?.name ?? basename(l.dir), provider: l.provider, bytes: l.bytes, loadMs: Math.round(l.loadMs), lastUsedAt: new Date(l.lastUsedAt).toISOString(), inUse: l.users > 0 };
+      }),
+    };
+  }
+
   private finish(modelId: number, streams: GenerationStream[], rows: GeneratedRow[], error: Error | null): void {
-    for (const s of streams) this.aborts.delete(s.streamId);
+    for (const s of streams) {
+      this.aborts.delete(s.streamId);
+      this.unfinished.delete(s.streamId);
+    }
     let ids: (number | null)[] = streams.map(() => null);
     if (error === null) {
       // Complete responses only: a stopped one would bias a vote against its model.
@@ -135,7 +178,7 @@ export class GenerationStreams {
   }
 }
 
-export function modelHandlers(ctx: ApiContext, streams: GenerationStreams): Handlers<'models.list' | 'models.import' | 'models.export' | 'models.generate' | 'generation.cancel'> {
+export function modelHandlers(ctx: ApiContext, streams: GenerationStreams): Handlers<'models.list' | 'models.import' | 'models.export' | 'models.generate' | 'generation.cancel' | 'generation.cache' | 'generation.unload'> {
   const models = new ModelStore(ctx.db);
   const folderOf = (m: Model): string | null => (m.path === null || isBuiltinModel(m) ? null : isAbsolute(m.path) ? m.path : ctx.runner.files.absolute(m.path));
   return {
@@ -156,5 +199,12 @@ export function modelHandlers(ctx: ApiContext, streams: GenerationStreams): Hand
     },
     'models.generate': (p) => streams.start(p.modelId, [p.prompt], p.sampling)[0],
     'generation.cancel': (p) => ({ cancelled: streams.cancel(p.streamId) }),
+    'generation.cache': async () => streams.cacheInfo(await ctx.generation.cache(ctx.settings.get().modelCacheBytes)),
+    'generation.unload': async () => {
+      const before = await ctx.generation.cache(ctx.settings.get().modelCacheBytes);
+      const after = await ctx.generation.unload(ctx.settings.get().modelCacheBytes);
+      if (before.models.length > 0) ctx.log('info', `Released ${before.models.length} loaded model${before.models.length === 1 ? '' : 's'} (${(before.usedBytes / 1e9).toFixed(1)} GB).`);
+      return streams.cacheInfo(after);
+    },
   };
 }

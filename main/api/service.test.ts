@@ -147,6 +147,45 @@ test('a stopped generation ends with finish reason cancelled and is not stored',
   }
 });
 
+test('generation phases: every stream is queued, then a first use loads and prepares the model, a second goes straight to generating; the status counts unfinished streams', async () => {
+  const [builtin] = (await service.call('models.list', {})).filter((m) => m.kind === 'builtin');
+  await service.call('generation.unload', {});
+  studio.generation.delayMs = 20;
+  const stream = await service.call('models.generate', { modelId: builtin.id, prompt: 'one two three', sampling: { maxTokens: 8 } });
+  assert.equal((await service.call('status', {})).runningGenerations, 1);
+  await studio.next((e) => e.type === 'generation.done' && e.streamId === stream.streamId);
+  studio.generation.delayMs = 0;
+  assert.equal((await service.call('status', {})).runningGenerations, 0);
+  const phasesOf = (id: string): string[] => studio.events.flatMap((e) => (e.type === 'generation.phase' && e.streamId === id ? [e.phase] : [])).filter((p, i, all) => p !== all[i - 1]);
+  assert.deepEqual(phasesOf(stream.streamId), ['queued', 'loading', 'preparing', 'generating']);
+  const generating = studio.events.find((e) => e.type === 'generation.phase' && e.streamId === stream.streamId && e.phase === 'generating');
+  assert.deepEqual(generating, { type: 'generation.phase', streamId: stream.streamId, phase: 'generating', done: 0, total: 8, etaMs: null });
+
+  const again = await service.call('models.generate', { modelId: builtin.id, prompt: 'four' });
+  await studio.next((e) => e.type === 'generation.done' && e.streamId === again.streamId);
+  assert.deepEqual(phasesOf(again.streamId), ['queued', 'generating']);
+});
+
+test('the loaded models are listed by name within the budget of the settings; a smaller budget or unloading releases them', async () => {
+  const [builtin] = (await service.call('models.list', {})).filter((m) => m.kind === 'builtin');
+  const cache = await service.call('generation.cache', {});
+  assert.equal(cache.budgetBytes, (await service.call('settings.get', {})).modelCacheBytes);
+  assert.deepEqual(cache.models.map((m) => [m.modelId, m.name, m.provider, m.inUse]), [[builtin.id, builtin.name, 'auto', false]]);
+  assert.equal(cache.usedBytes, 100);
+
+  const set = await service.call('settings.set', { modelCacheBytes: 50 });
+  assert.equal(set.modelCacheBytes, 50);
+  assert.match(set.message, /keeps models loaded up to/);
+  assert.deepEqual((await service.call('generation.cache', {})).models, [], 'a budget smaller than the model releases it');
+  await service.call('settings.set', { modelCacheBytes: 1e9 });
+  const s = await service.call('models.generate', { modelId: builtin.id, prompt: 'x' });
+  await studio.next((e) => e.type === 'generation.done' && e.streamId === s.streamId);
+  assert.equal((await service.call('generation.cache', {})).models.length, 1);
+  const emptied = await service.call('generation.unload', {});
+  assert.deepEqual(emptied.models, []);
+  assert.equal(emptied.usedBytes, 0);
+});
+
 test('blind A/B: both models answer, pairs come in a random recorded order, votes are tallied', async () => {
   const store = new ModelStore(studio.db);
   const a = store.insert({ name: 'sft', kind: 'trained', stage: 'sft', path: '/models/sft' });

@@ -56,7 +56,7 @@ export class StudioService implements StudioApi {
     const memory = options.db.file === ':memory:' || options.db.file === '';
     const dataFolder = options.dataFolder ?? (memory ? process.cwd() : dirname(resolve(options.db.file)));
     const settingsFile = options.settingsFile !== undefined ? options.settingsFile : memory ? null : join(dirname(resolve(options.db.file)), 'settings.json');
-    const defaults: Settings = { dataFolder, forcedProvider: 'auto' };
+    const defaults: Omit<Settings, 'modelCacheBytes'> = { dataFolder, forcedProvider: 'auto' };
     this.generation = options.generation ?? new WorkerGeneration();
     const ctx: ApiContext = {
       db: this.db,
@@ -83,7 +83,7 @@ export class StudioService implements StudioApi {
         if (choosePath === undefined) throw new Error('Only the desktop app can open a file dialog; type the path instead.');
         return { path: await choosePath(p.kind) };
       },
-      ...statusHandlers(ctx),
+      ...statusHandlers(ctx, () => this.streams.running()),
       ...datasetHandlers(ctx),
       ...modelHandlers(ctx, this.streams),
       ...experimentMethods,

@@ -9,7 +9,8 @@ import type { ComputeDevice, ProviderSetting, StudioStatus } from './contract.ts
 import type { ApiContext, Handlers } from './context.ts';
 import type { ProviderProbe } from './generation.ts';
 
-export function statusHandlers(ctx: ApiContext): Handlers<'status' | 'settings.get' | 'settings.set' | 'logs.app' | 'diagnostics.bundle'> {
+/** `generations`: how many streamed generations are unfinished (GenerationStreams.running). */
+export function statusHandlers(ctx: ApiContext, generations: () => number): Handlers<'status' | 'settings.get' | 'settings.set' | 'logs.app' | 'diagnostics.bundle'> {
   // Probing runs a test session on each provider: once per setting, in the worker.
   const probes = new Map<ProviderSetting, Promise<ProviderProbe>>();
   const probe = (setting: ProviderSetting): Promise<ProviderProbe> => {
@@ -32,6 +33,7 @@ export function statusHandlers(ctx: ApiContext): Handlers<'status' | 'settings.g
       device: computeDevice(await probe(settings.forcedProvider), settings.forcedProvider),
       forcedProvider: settings.forcedProvider,
       runningRuns: ctx.runner.running(),
+      runningGenerations: generations(),
     };
   };
 
@@ -50,7 +52,16 @@ export function statusHandlers(ctx: ApiContext): Handlers<'status' | 'settings.g
       if (p.forcedProvider !== undefined && p.forcedProvider !== before.forcedProvider) {
         messages.push(p.forcedProvider === 'auto' ? 'The execution provider is chosen automatically again.' : `Generation and new stages run on ${p.forcedProvider} from now on.`);
       }
-      const next = await ctx.settings.set({ ...(restartRequired ? { dataFolder: resolve(p.dataFolder as string) } : {}), ...(p.forcedProvider === undefined ? {} : { forcedProvider: p.forcedProvider }) });
+      if (p.modelCacheBytes !== undefined && p.modelCacheBytes !== before.modelCacheBytes) {
+        messages.push(p.modelCacheBytes === 0 ? 'Generation keeps no model loaded between generations from now on.' : `Generation keeps models loaded up to ${gib(p.modelCacheBytes)} from now on.`);
+      }
+      const next = await ctx.settings.set({
+        ...(restartRequired ? { dataFolder: resolve(p.dataFolder as string) } : {}),
+        ...(p.forcedProvider === undefined ? {} : { forcedProvider: p.forcedProvider }),
+        ...(p.modelCacheBytes === undefined ? {} : { modelCacheBytes: p.modelCacheBytes }),
+      });
+      // Models that no longer fit are released now, not at the next generation.
+      if (p.modelCacheBytes !== undefined) await ctx.generation.cache(next.modelCacheBytes);
       const message = messages.length === 0 ? 'Nothing changed.' : messages.join(' ');
       ctx.log('info', `Settings: ${message}`);
       return { ...next, restartRequired, message };
@@ -67,7 +78,7 @@ export function statusHandlers(ctx: ApiContext): Handlers<'status' | 'settings.g
         `node ${process.versions.node}${process.versions.electron === undefined ? '' : `, electron ${process.versions.electron}`}; ${platform()} ${release()} ${arch()}`,
         `cpu threads ${availableParallelism()}; memory ${gib(totalmem())} total, ${gib(freemem())} free`,
         `database ${s.dbPath} (schema ${s.schemaVersion}); data folder ${s.dataFolder}`,
-        `forced provider: ${s.forcedProvider}`,
+        `forced provider: ${s.forcedProvider}; loaded models' budget ${gib(ctx.settings.get().modelCacheBytes)}`,
         `device: ${s.device.provider ?? 'none'} (${s.device.reason})`,
         ...s.device.tried.map((t) => `  tried ${t.provider}: ${t.ok ? 'ok' : 'failed'}: ${t.reason}`),
         `gpu: ${s.device.gpu === null ? 'none found' : s.device.gpu.name}${s.device.gpuUnusedReason === null ? '' : `; not used: ${s.device.gpuUnusedReason}`}`,

@@ -7,30 +7,76 @@ import { StudioFiles } from '../jobs/files.ts';
 import { JobRunner } from '../jobs/runner.ts';
 import type { ProviderSetting, StudioEvent } from './contract.ts';
 import type { Pipeline } from './experiments.ts';
-import type { GenerationBackend, GeneratedRow, GenerateRequest, ProviderProbe } from './generation.ts';
+import type { GenerationBackend, GenerationListener, GeneratedRow, GenerateRequest, ModelCacheState, ProviderProbe } from './generation.ts';
 import { GenerationStopped } from './generation.ts';
 import type { ServiceOptions } from './service.ts';
 import { StudioService } from './service.ts';
 
+/**
+ * A generation backend without ONNX Runtime: a model folder is "loaded" the first time
+ * (phases loading of 100 bytes, then preparing), kept in a cache whose budget counts each
+ * model as 100 bytes, and answers "<model folder name>: <prompt>" word by word.
+ */
 export class FakeGeneration implements GenerationBackend {
   readonly requests: GenerateRequest[] = [];
   /** Milliseconds between tokens (lets tests cancel mid-way). */
   delayMs = 0;
+  /** Loaded folders, most recently used last. */
+  private loaded: string[] = [];
+  private budget = 0;
 
-  async generate(request: GenerateRequest, onToken: (row: number, index: number, text: string) => void, signal: AbortSignal): Promise<GeneratedRow[]> {
+  async generate(request: GenerateRequest, on: GenerationListener, signal: AbortSignal): Promise<GeneratedRow[]> {
     this.requests.push(request);
+    this.budget = request.cacheBytes;
+    const key = `${request.provider}|${request.modelDir}`;
+    if (!this.loaded.includes(key)) {
+      on.phase({ phase: 'loading', done: 0, total: 100, etaMs: null });
+      on.phase({ phase: 'loading', done: 100, total: 100, etaMs: 0 });
+      on.phase({ phase: 'preparing', done: 0, total: null, etaMs: null });
+      on.phase({ phase: 'preparing', done: 1, total: null, etaMs: null });
+    }
+    this.loaded = [...this.loaded.filter((k) => k !== key), key];
+    on.phase({ phase: 'generating', done: 0, total: request.sampling.maxTokens ?? 128, etaMs: null });
     const rows = request.prompts.map((p) => `${basename(request.modelDir)}: ${p}`.split(/(?<= )/));
     const done = rows.map(() => '');
-    for (let i = 0; i < Math.max(...rows.map((r) => r.length)); i++) {
-      if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
-      if (signal.aborted) throw new GenerationStopped(done.map((text) => ({ text, tokens: 0, finishReason: 'cancelled' })));
-      rows.forEach((r, row) => {
-        if (i >= r.length) return;
-        done[row] += r[i];
-        onToken(row, i, r[i]);
-      });
+    try {
+      for (let i = 0; i < Math.max(...rows.map((r) => r.length)); i++) {
+        if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+        if (signal.aborted) throw new GenerationStopped(done.map((text) => ({ text, tokens: 0, finishReason: 'cancelled' })));
+        rows.forEach((r, row) => {
+          if (i >= r.length) return;
+          done[row] += r[i];
+          on.token(row, i, r[i]);
+        });
+      }
+    } finally {
+      this.shrink();
     }
     return rows.map((r) => ({ text: r.join(''), tokens: r.length, finishReason: 'length' }));
+  }
+
+  async cache(budgetBytes: number): Promise<ModelCacheState> {
+    this.budget = budgetBytes;
+    this.shrink();
+    return this.state();
+  }
+
+  async unload(budgetBytes: number): Promise<ModelCacheState> {
+    this.budget = budgetBytes;
+    this.loaded = [];
+    return this.state();
+  }
+
+  private shrink(): void {
+    while (this.loaded.length * 100 > this.budget) this.loaded.shift();
+  }
+
+  private state(): ModelCacheState {
+    const models = [...this.loaded].reverse().map((key, i) => {
+      const [provider, dir] = key.split('|');
+      return { dir, provider, bytes: 100, loadMs: 5, lastUsedAt: Date.UTC(2025, 0, 1) - i * 1000, users: 0 };
+    });
+    return { budgetBytes: this.budget, usedBytes: models.length * 100, models };
   }
 
   async probe(provider: ProviderSetting): Promise<ProviderProbe> {

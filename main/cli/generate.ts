@@ -1,14 +1,17 @@
 // `afd generate` and `afd score`: a model's (a folder or a GGUF file) responses and log-probabilities from
-// the command line (the default model when --model is left out).
+// the command line (the default model when --model is left out). The phases of the wait
+// before the first token (reading the weights, preparing the model) go to stderr, as the
+// studio shows them; the response alone goes to stdout.
 
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { basename } from 'node:path';
-import { importHfModel, isGgufPath, modelFolder } from '../../native-models/checkpoint/index.ts';
-import { Generator } from '../../native-models/generate/generator.ts';
+import { isGgufPath, modelFolder } from '../../native-models/checkpoint/index.ts';
 import type { ProviderName } from '../../native-models/runtime/providers.ts';
-import { Tokenizer } from '../../native-models/tokenizer/tokenizer.ts';
+import { loadForGeneration, type LoadPhase } from '../api/generation-load.ts';
 import { resolveModelArg } from '../models/known.ts';
+import { formatBytes } from './follow.ts';
+import { formatEta } from './progress.ts';
 
 export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/default', import.meta.url));
 
@@ -38,16 +41,52 @@ function numberOpt(name: string, v: string | undefined, check: (x: number) => bo
   return x;
 }
 
+/**
+ * Prints the phases of a load on stderr: the bytes read with the time left (redrawn in
+ * place on a terminal), then one line when each phase ends.
+ */
+function phasePrinter(name: string): (p: LoadPhase) => void {
+  const tty = process.stderr.isTTY === true;
+  let phaseStart = performance.now();
+  let last: LoadPhase | null = null;
+  let drawn = 0;
+  const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+  const end = (p: LoadPhase, now: number): void => {
+    if (tty) process.stderr.write('\r\x1b[2K');
+    if (p.phase === 'loading') process.stderr.write(`Read ${name} (${formatBytes(p.total)}) in ${secs(now - phaseStart)}\n`);
+    else process.stderr.write(`Prepared ${name} in ${secs(now - phaseStart)} (${p.done} ONNX Runtime session${p.done === 1 ? '' : 's'} built)\n`);
+  };
+  return (p) => {
+    const now = performance.now();
+    if (p.phase !== last?.phase) {
+      if (last !== null) end(last, now);
+      phaseStart = now;
+      if (p.phase === 'preparing') process.stderr.write(`Preparing ${name}: building its graph and ONNX Runtime session...${tty ? '' : '\n'}`);
+    }
+    last = p;
+    if (p.phase === 'loading' && tty && (now - drawn >= 100 || p.done === p.total)) {
+      drawn = now;
+      const pct = p.total > 0 ? Math.floor((100 * p.done) / p.total) : 100;
+      process.stderr.write(`\r\x1b[2KReading ${name}: ${formatBytes(p.done)} of ${formatBytes(p.total)} (${pct}%)  ${formatEta(p.etaMs === null ? undefined : p.etaMs / 1000)}`);
+    }
+    // The generator is ready once its first session is built.
+    if (p.phase === 'preparing' && p.done > 0) {
+      end(p, now);
+      last = null;
+    }
+  };
+}
+
 async function load(arg: string, provider: string | undefined, threads: string | undefined) {
   const source = resolveModelArg(arg);
   // A GGUF file is converted once into the model cache and read from there.
   const dir = await modelFolder(source, isGgufPath(source) ? progressLine(`Converting ${basename(source)}`) : undefined);
-  const [model, tokenizer] = await Promise.all([importHfModel(dir), Tokenizer.fromFolder(dir)]);
   if (provider && !['cpu', 'webgpu', 'cuda'].includes(provider)) throw new Error(`--provider must be cpu, webgpu or cuda, not '${provider}'`);
-  const generator = await Generator.create(model.family, model.config, model.weights, {
-    provider: provider as ProviderName | undefined, threads: numberOpt('threads', threads, (x) => Number.isInteger(x) && x > 0),
+  return loadForGeneration(dir, {
+    provider: provider as ProviderName | undefined,
+    threads: numberOpt('threads', threads, (x) => Number.isInteger(x) && x > 0),
+    onPhase: phasePrinter(basename(isGgufPath(source) ? source : dir)),
   });
-  return { model, tokenizer, generator };
 }
 
 export async function generateCommand(argv: string[]): Promise<number> {
@@ -60,13 +99,15 @@ export async function generateCommand(argv: string[]): Promise<number> {
     console.log('usage: afd generate --prompt TEXT [--model DIR|FILE.gguf|smollm2] [--chat] [--max-new-tokens 64] [--greedy | --temperature T --top-p P --top-k K --min-p P --seed S] [--repetition-penalty R] [--provider cpu|webgpu|cuda] [--threads N] [--json]');
     return values.help ? 0 : 2;
   }
-  const { model, tokenizer, generator } = await load(values.model ?? DEFAULT_MODEL_DIR, values.provider, values.threads);
+  const loaded = await load(values.model ?? DEFAULT_MODEL_DIR, values.provider, values.threads);
+  const { tokenizer, generator, eos } = loaded;
   try {
     const text = values.chat ? tokenizer.applyChatTemplate([{ role: 'user', content: values.prompt }], { addGenerationPrompt: true }) : values.prompt;
     const prompt = tokenizer.encode(text);
     if (prompt.length === 0) throw new Error('the prompt is empty after tokenization; give some text');
-    const gc = model.generationConfig ?? {};
-    const eos = [gc.eos_token_id, tokenizer.eosTokenId].flat().filter((x): x is number => typeof x === 'number');
+    process.stderr.write(`Generating (${prompt.length} prompt tokens)...\n`);
+    const t0 = performance.now();
+    let first: number | null = null;
     const [result] = await generator.generate([prompt], {
       maxNewTokens: numberOpt('max-new-tokens', values['max-new-tokens'], (x) => Number.isInteger(x) && x >= 0) ?? 64,
       greedy: values.greedy || undefined,
@@ -76,15 +117,21 @@ export async function generateCommand(argv: string[]): Promise<number> {
       minP: numberOpt('min-p', values['min-p']),
       repetitionPenalty: numberOpt('repetition-penalty', values['repetition-penalty']),
       seed: numberOpt('seed', values.seed, Number.isInteger),
-      eosTokenIds: [...new Set(eos)],
+      eosTokenIds: eos,
       decode: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
-      onToken: values.json ? undefined : (e) => e.textDelta && process.stdout.write(e.textDelta),
+      onToken: (e) => {
+        first ??= performance.now() - t0;
+        if (!values.json && e.textDelta) process.stdout.write(e.textDelta);
+      },
     });
+    const ms = performance.now() - t0;
     if (values.json) console.log(JSON.stringify({ tokens: result.tokens, text: result.text, finish_reason: result.finishReason, seed: result.seed }));
     else process.stdout.write('\n');
+    const n = result.tokens.length;
+    process.stderr.write(`${n} token${n === 1 ? '' : 's'} in ${(ms / 1000).toFixed(2)} s, the first after ${((first ?? ms) / 1000).toFixed(2)} s (${(n / (ms / 1000)).toFixed(1)} tokens/s; finished: ${result.finishReason})\n`);
     return 0;
   } finally {
-    await generator.release();
+    await loaded.release();
   }
 }
 
@@ -94,7 +141,8 @@ export async function scoreCommand(argv: string[]): Promise<number> {
     console.log('usage: afd score --text TEXT [--model DIR|FILE.gguf|smollm2] [--provider cpu|webgpu|cuda] [--threads N] [--json]');
     return values.help ? 0 : 2;
   }
-  const { tokenizer, generator } = await load(values.model ?? DEFAULT_MODEL_DIR, values.provider, values.threads);
+  const loaded = await load(values.model ?? DEFAULT_MODEL_DIR, values.provider, values.threads);
+  const { tokenizer, generator } = loaded;
   try {
     const tokens = tokenizer.encode(values.text);
     if (tokens.length < 2) throw new Error('scoring needs a text of at least two tokens (the first one conditions the rest)');
@@ -103,6 +151,6 @@ export async function scoreCommand(argv: string[]): Promise<number> {
     else console.log(`log p = ${r.sum.toFixed(4)} over ${r.perToken.length} tokens (perplexity ${Math.exp(-r.sum / r.perToken.length).toFixed(2)})`);
     return 0;
   } finally {
-    await generator.release();
+    await loaded.release();
   }
 }

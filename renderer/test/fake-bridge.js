@@ -9,6 +9,8 @@
   let nextRun = 100;
   const votes = [];
   const fail = f.fail ?? {};
+  // The loaded models (generation.cache): the fixture's, emptied by generation.unload.
+  let cache = f.cache ?? { budgetBytes: 4e9, usedBytes: 0, models: [] };
 
   function tally(modelA, modelB) {
     const t = { modelA, modelB, n: 0, winsA: 0, winsB: 0, ties: 0, skips: 0, winRateA: null, ci95: [0, 1], leftWinRate: null };
@@ -29,7 +31,19 @@
 
   const methods = {
     'status': () => f.status,
-    'settings.get': () => ({ dataFolder: f.status.dataFolder, forcedProvider: f.status.forcedProvider }),
+    'settings.get': () => ({ dataFolder: f.status.dataFolder, forcedProvider: f.status.forcedProvider, modelCacheBytes: cache.budgetBytes }),
+    'settings.set': (p) => {
+      if (p.modelCacheBytes !== undefined) cache = { ...cache, budgetBytes: p.modelCacheBytes };
+      return { dataFolder: f.status.dataFolder, forcedProvider: f.status.forcedProvider, modelCacheBytes: cache.budgetBytes, restartRequired: false, message: 'Saved.' };
+    },
+    'generation.cache': () => cache,
+    'generation.unload': () => (cache = { ...cache, usedBytes: 0, models: [] }),
+    // Streams of compare.start stay open (the test emits their events); cancelling ends them.
+    'generation.cancel': (p) => {
+      setTimeout(() => emit({ type: 'generation.done', streamId: p.streamId, text: '', tokens: 0, finishReason: 'cancelled', error: null, generationId: null }), 5);
+      return { cancelled: true };
+    },
+    'compare.start': (p) => ({ compareId: 'c1', streams: p.modelIds.flatMap((modelId) => p.prompts.map((prompt, promptIndex) => ({ streamId: `m${modelId}p${promptIndex}`, modelId, promptIndex, prompt }))) }),
     'logs.app': () => f.appLogs ?? [],
     'runs.list': () => f.runs ?? [],
     'runs.logs': () => [],
@@ -48,8 +62,11 @@
     'models.generate': (p) => {
       const streamId = `s${nextRun++}`;
       const words = ['Boil ', 'the ', 'water.'];
-      words.forEach((w, i) => setTimeout(() => emit({ type: 'generation.token', streamId, index: i, text: w }), 20 * (i + 1)));
-      setTimeout(() => emit({ type: 'generation.done', streamId, text: words.join(''), tokens: 3, finishReason: 'eos', error: null, generationId: 1 }), 100);
+      // f.generateDelayMs holds the answer back (a model being read): the phases come first.
+      const wait = f.generateDelayMs ?? 0;
+      setTimeout(() => emit({ type: 'generation.phase', streamId, phase: 'loading', done: 269e6, total: 538e6, etaMs: 2000 }), 5);
+      words.forEach((w, i) => setTimeout(() => emit({ type: 'generation.token', streamId, index: i, text: w }), wait + 20 * (i + 1)));
+      setTimeout(() => emit({ type: 'generation.done', streamId, text: words.join(''), tokens: 3, finishReason: 'eos', error: null, generationId: 1 }), wait + 100);
       return { streamId, modelId: p.modelId, promptIndex: 0, prompt: p.prompt };
     },
     'experiments.recipes': () => f.recipes ?? [],

@@ -1,5 +1,5 @@
 // The fake studio's data for component tests (see fake-bridge.js), typed by the contract.
-import type { DatasetStats, DatasetSummary, Example, ExperimentDetail, ExperimentSummary, ModelInfo, Recipe, ResultsTable, StudioStatus } from '../../main/api/contract.ts';
+import type { DatasetStats, DatasetSummary, Example, ExperimentDetail, ExperimentSummary, ModelCacheInfo, ModelInfo, Recipe, ResultsTable, StudioStatus } from '../../main/api/contract.ts';
 
 export interface Fixture {
   status: StudioStatus;
@@ -13,12 +13,16 @@ export interface Fixture {
   startedId?: number;
   pairs?: { pairId: string; prompt: string; a: string; b: string }[];
   results?: Record<number, ResultsTable>;
+  /** The loaded models of generation.cache (default: none, a 4 GB budget). */
+  cache?: ModelCacheInfo;
+  /** Milliseconds models.generate holds its tokens back (its phases come first). */
+  generateDelayMs?: number;
   /** Methods that fail, with their error sentence. */
   fail?: Record<string, string>;
 }
 
 export const STATUS: StudioStatus = {
-  version: '0.1.0', dataFolder: '/data/afd', dbPath: '/data/afd/studio.db', schemaVersion: 3, forcedProvider: 'auto', runningRuns: [],
+  version: '0.1.0', dataFolder: '/data/afd', dbPath: '/data/afd/studio.db', schemaVersion: 3, forcedProvider: 'auto', runningRuns: [], runningGenerations: 0,
   device: { provider: 'cpu', reason: 'cpu: no GPU provider works here', gpu: null, gpuUnusedReason: 'CUDA libraries are not installed', cpuThreads: 2, tried: [{ provider: 'cpu', ok: true, reason: 'works' }] },
 };
 

@@ -118,6 +118,65 @@ test('compare: blind votes by keyboard update the tally; the keys are on screen'
   await page.close();
 });
 
+test('compare: each pane shows its phase until its tokens come, Stop ends every unfinished one, the status bar counts generations and jobs', async () => {
+  const { page, errors } = await open('compare', { models: [model(1, 'default'), model(2, 'smollm2')] });
+  const footer = page.getByTestId('activity');
+  await footer.getByText('idle').waitFor();
+  await page.getByRole('button', { name: 'Generate side by side' }).click();
+  const pane = (modelId: number, prompt: number) => page.locator(`[data-testid=side-by-side] .response[data-model="${modelId}"]`).nth(prompt);
+  await pane(1, 0).getByText('Starting').waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Stop' }).isEnabled(), true);
+
+  // The studio counts the streams; the bar refreshes when one is queued.
+  await page.evaluate(() => Object.assign((window as unknown as { __afdFixture: { status: object } }).__afdFixture.status, { runningGenerations: 4, runningRuns: [7] }));
+  for (const id of ['m1p0', 'm1p1', 'm2p0', 'm2p1']) await emit(page, { type: 'generation.phase', streamId: id, phase: 'queued', done: 0, total: null, etaMs: null });
+  await footer.getByText('4 generations · 1 job running').waitFor();
+  assert.match(await pane(2, 0).innerText(), /Waiting for another model to load/);
+
+  await emit(page, { type: 'generation.phase', streamId: 'm1p0', phase: 'loading', done: 269e6, total: 538e6, etaMs: 4000 });
+  await pane(1, 0).getByText(/Reading the model: 269 MB of 538 MB · 50% · [34] s left/).waitFor();
+  assert.equal(await pane(1, 0).getByRole('progressbar').getAttribute('aria-valuenow'), '50');
+  await emit(page, { type: 'generation.phase', streamId: 'm1p0', phase: 'preparing', done: 0, total: null, etaMs: 6000 });
+  await pane(1, 0).getByText(/Preparing the model \(building its ONNX Runtime session\).*s left/).waitFor();
+  await emit(page, { type: 'generation.phase', streamId: 'm1p0', phase: 'generating', done: 0, total: 48, etaMs: null });
+  await pane(1, 0).getByText('Generating: reading the prompt').waitFor();
+  await emit(page, { type: 'generation.token', streamId: 'm1p0', index: 0, text: 'Boil ' });
+  await pane(1, 0).getByText(/1 of at most 48 tokens/).waitFor();
+  assert.match(await pane(1, 0).locator('pre').innerText(), /^Boil /);
+
+  await page.getByRole('button', { name: 'Stop' }).click();
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=side-by-side] .response')].every((c) => c.getAttribute('data-done') === 'true'));
+  const cancelled = (await calls(page)).filter((c) => c.method === 'generation.cancel').map((c) => c.params.streamId).sort();
+  assert.deepEqual(cancelled, ['m1p0', 'm1p1', 'm2p0', 'm2p1']);
+  assert.equal(await page.getByText('Stopped.').count(), 4);
+  assert.equal(await page.getByTestId('generation-phase').count(), 0);
+
+  await page.evaluate(() => Object.assign((window as unknown as { __afdFixture: { status: object } }).__afdFixture.status, { runningGenerations: 0, runningRuns: [] }));
+  await emit(page, { type: 'generation.done', streamId: 'm1p0', text: '', tokens: 0, finishReason: 'cancelled', error: null, generationId: null });
+  await footer.getByText('idle').waitFor();
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('settings: the loaded models with their memory within the budget; release them all; change the budget', async () => {
+  const loaded = (modelId: number, name: string, bytes: number, inUse = false) => ({ modelId, name, provider: 'cpu', bytes, loadMs: 7400, lastUsedAt: new Date().toISOString(), inUse });
+  const { page, errors } = await open('settings', { cache: { budgetBytes: 5.9e9, usedBytes: 3.6e9, models: [loaded(3, 'smollm2/sft', 1.8e9, true), loaded(2, 'smollm2', 1.8e9)] } });
+  const panel = page.getByTestId('model-cache');
+  await panel.getByText('3.6 GB of 5.9 GB in use by 2 models.').waitFor();
+  assert.deepEqual(await panel.locator('tbody tr').allInnerTexts(), ['smollm2/sft (generating)\tcpu\t1.8 GB\t7 s\tjust now', 'smollm2\tcpu\t1.8 GB\t7 s\tjust now']);
+  assert.equal(await panel.getByTestId('model-cache-budget').inputValue(), '5.9');
+
+  await panel.getByRole('button', { name: 'Release all' }).click();
+  await panel.getByText('0 B of 5.9 GB in use by 0 models.').waitFor();
+  assert.equal(await panel.getByRole('button', { name: 'Release all' }).isEnabled(), false);
+  await panel.getByTestId('model-cache-budget').fill('2.5');
+  await panel.getByRole('button', { name: 'Apply' }).click();
+  await panel.getByText('0 B of 2.5 GB in use by 0 models.').waitFor();
+  assert.deepEqual((await calls(page)).filter((c) => c.method === 'settings.set').map((c) => c.params), [{ modelCacheBytes: 2.5e9 }]);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('compare: fewer than two models is an empty state that says what to do', async () => {
   const { page } = await open('compare', { models: [model(1, 'default')] });
   await page.getByText('Comparing needs at least two models.').waitFor();
@@ -129,7 +188,7 @@ test('experiments: one click on a recipe starts it; progress, time left and a li
   const detail = {
     id: 7, name: 'quick', createdAt: '2025-01-01T00:00:00Z', definition,
     progress: { experimentId: 7, stages: [{ id: 'sft', kind: 'sft', runId: 70, state: 'running' as const }] },
-    runs: [],
+    runs: [{ id: 70, experimentId: 7, stage: 'afd-stage', status: 'running' as const, config: {}, seed: 0, provider: 'cpu', createdAt: '2025-01-01T00:00:00Z', startedAt: new Date(Date.now() - 65_000).toISOString(), finishedAt: null, error: null, checkpointPath: null, result: null }],
   };
   const { page, errors } = await open('experiments', {
     experiments: [],
@@ -144,6 +203,8 @@ test('experiments: one click on a recipe starts it; progress, time left and a li
   assert.deepEqual(start?.params, { definition });
   assert.equal(new URL(page.url()).hash, '#/experiments/7');
 
+  // Before its first step (the model loading, the step being built) the bar counts the time.
+  await page.getByTestId('stages-table').getByText(/^Running for 1 min [5-9] s · progress at its next step$/).waitFor();
   await emit(page, { type: 'run.progress', runId: 70, step: 5, total: 20, unit: 'steps', fraction: 0.25, etaMs: 90_000, rate: 1 });
   await page.getByText('5/20 steps · 25% · 1 min 30 s left').waitFor();
   for (const [step, loss] of [[1, 3], [2, 2.5], [3, 2.2]]) await emit(page, { type: 'run.metric', runId: 70, step, values: { loss } });
@@ -190,12 +251,13 @@ test('results: an experiment without results says when they will appear', async 
   await page.close();
 });
 
-test('models: lineage in tree order, and a prompt streams into the output', async () => {
-  const { page, errors } = await open('models', { models: [model(3, 'rm-1', 2, 'reward'), model(2, 'sft-1', 1, 'sft'), model(1, 'default')] });
+test('models: lineage in tree order, and a prompt shows its phase, then streams into the output', async () => {
+  const { page, errors } = await open('models', { models: [model(3, 'rm-1', 2, 'reward'), model(2, 'sft-1', 1, 'sft'), model(1, 'default')], generateDelayMs: 400 });
   const names = page.getByTestId('models-table').locator('tbody td:first-child');
   await names.nth(2).waitFor();
   assert.deepEqual((await names.allInnerTexts()).map((s) => s.trim()), ['default', '└ sft-1', '└ rm-1']);
   await page.getByRole('button', { name: 'Generate' }).click();
+  await page.locator('[data-testid=generation-phase][data-phase=loading]').getByText(/Reading the model: 269 MB of 538 MB/).waitFor();
   await page.waitForFunction(() => document.querySelector('[data-testid=try-output]')?.textContent === 'Boil the water.');
   await page.getByText('3 tokens · finished: eos').waitFor();
   assert.deepEqual(errors, []);

@@ -11,7 +11,7 @@ import { addStage, draftFromDefinition, moveStage, stageTemplates, toDefinition 
 import { goldVsN, resultsCsv } from './results.ts';
 import { hashOf, parseHash, viewForShortcut } from './router.ts';
 import { bandPath, linePath, linearScale, log2Ticks, niceTicks } from './scale.ts';
-import { applyGenerationEvent, type StreamState } from './streams.ts';
+import { applyGenerationEvent, phaseView, type StreamState } from './streams.ts';
 import { nextTheme, resolveTheme } from './theme.ts';
 import { takeToken } from './token.ts';
 import { describeWinRate, voteForKey } from './voting.ts';
@@ -68,6 +68,33 @@ test('streams: tokens by index (even before the start call returns); done wins',
   applyGenerationEvent(s, { type: 'generation.done', streamId: 'x', text: 'hello world!', tokens: 3, finishReason: 'eos', error: null, generationId: 1 });
   assert.deepEqual([s.x.text, s.x.done, s.x.tokens], ['hello world!', true, 3]);
   assert.equal(applyGenerationEvent(s, { type: 'app.log', line: { at: '', level: 'info', text: '' } }), null);
+});
+
+test('streams: phases with their progress; what a pane says in each, counted down on the page clock', () => {
+  const s: Record<string, StreamState> = {};
+  const phase = (p: 'queued' | 'loading' | 'preparing' | 'generating', done: number, total: number | null, etaMs: number | null, now: number) =>
+    applyGenerationEvent(s, { type: 'generation.phase', streamId: 'x', phase: p, done, total, etaMs }, now);
+  phase('queued', 0, null, null, 0);
+  assert.deepEqual(phaseView(s.x, 500), { label: 'Waiting for another model to load', percent: null, etaMs: null });
+  assert.equal(phaseView(s.x, 3000)?.label, 'Waiting for another model to load · 3 s');
+  phase('loading', 100e6, 400e6, 3000, 4000);
+  assert.deepEqual(phaseView(s.x, 5000), { label: 'Reading the model: 100 MB of 400 MB', percent: 25, etaMs: 2000 });
+  phase('loading', 400e6, 400e6, 0, 6000);
+  // Preparing: one opaque call; the time it took last time gives its share and time left.
+  phase('preparing', 0, null, 8000, 6000);
+  assert.deepEqual(phaseView(s.x, 8000), { label: 'Preparing the model (building its ONNX Runtime session) · 2 s', percent: 25, etaMs: 6000 });
+  assert.equal(phaseView(s.x, 20_000)?.percent, 99, 'late is not done');
+  phase('preparing', 1, null, null, 9000);
+  assert.equal(phaseView(s.x, 9500)?.percent, null, 'no time left known: an indeterminate bar');
+  phase('generating', 0, 40, null, 10_000);
+  assert.deepEqual(phaseView(s.x, 10_200), { label: 'Generating: reading the prompt', percent: 0, etaMs: null });
+  for (let i = 0; i < 10; i++) applyGenerationEvent(s, { type: 'generation.token', streamId: 'x', index: i, text: 't' }, 10_500);
+  assert.deepEqual(phaseView(s.x, 12_000), { label: '10 of at most 40 tokens · 5.0 tokens/s', percent: 25, etaMs: 6000 });
+  applyGenerationEvent(s, { type: 'generation.done', streamId: 'x', text: 'tttttttttt', tokens: 10, finishReason: 'eos', error: null, generationId: 1 });
+  assert.equal(phaseView(s.x, 12_000), null);
+  phase('loading', 0, 40, null, 13_000);
+  assert.equal(s.x.phase, 'generating', 'a phase after the end changes nothing');
+  assert.equal(phaseView(s.x), null);
 });
 
 const m = (id: number, parentId: number | null, stage: string | null): ModelInfo => ({ id, name: `m${id}`, kind: id === 1 ? 'builtin' : parentId === null ? 'imported' : 'trained', family: 'gpt2', parentId, stage, runId: null, createdAt: '', params: null, source: null });
