@@ -39,6 +39,15 @@ export interface ExperimentDefinition {
   provider: 'auto' | 'cpu' | 'webgpu' | 'cuda';
   threads: number | null;
   stages: StageSpec[];
+  /** Where an imported experiment came from (`afd import results`): the experiment it was
+   *  exported from (its id when the store had it) and the exported project's folder. */
+  origin?: ExperimentOrigin;
+}
+
+export interface ExperimentOrigin {
+  experimentId: number | null;
+  name: string;
+  project: string;
 }
 
 /** A named, ready-made pipeline (the experiments view's one-click recipes). */

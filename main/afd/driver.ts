@@ -15,6 +15,7 @@ import type { JsonObject } from '../../db/json.ts';
 import { ModelStore } from '../../db/models.ts';
 import { RunStore, type Run } from '../../db/runs.ts';
 import { modelFolder } from '../../native-models/checkpoint/gguf/to-hf.ts';
+import type { StudioFiles } from '../jobs/files.ts';
 import type { JobRunner } from '../jobs/runner.ts';
 import { DEFAULT_MODEL_DIR, ensureBuiltinModel } from '../models/builtin.ts';
 import { resolveModelArg } from '../models/known.ts';
@@ -214,68 +215,84 @@ export class ExperimentDriver {
   }
 
   private jobConfig(spec: StageSpec, artifacts: ReadonlyMap<string, Artifact>, data: DataSpec): JsonObject {
-    const stage = STAGES[spec.kind];
-    const { id, kind: _kind, ...settings } = spec;
-    const inputs: JsonObject = {};
-    for (const field of Object.keys(stage.inputs)) {
-      const refs = inputRefs(settings[field]).filter((r) => r !== DEMOS);
-      const resolved = refs.map((r) => {
-        const a = artifacts.get(r);
-        if (a === undefined) throw new Error(`stage '${id}': input ${field} names '${r}', which has no output yet.`);
-        return a as unknown as JsonObject;
-      });
-      if (resolved.length > 0) inputs[field] = stage.inputs[field].list ? resolved : resolved[0];
-    }
-    return {
-      stage: spec.kind, id, experiment: this.def.name, settings: settings as JsonObject, inputs, data: data as unknown as JsonObject,
-      seed: typeof settings.seed === 'number' ? settings.seed : stageSeed(this.def.seed, id), provider: this.def.provider, threads: this.def.threads,
-    };
+    return stageJobConfig(this.def, spec, artifacts, data);
   }
 
-  /** pi_0 as an artifact, registered in the store (once) so that trained models have a parent. */
-  private async initialModel(): Promise<Artifact> {
-    const models = new ModelStore(this.db);
-    const m = this.def.model;
-    if (m.startsWith('store:')) {
-      const name = m.slice('store:'.length);
-      const row = models.list().find((x) => x.name === name);
-      if (row === undefined || row.path === null) throw new Error(`There is no model named '${name}' in the store; import it first (afd models import DIR).`);
-      return { type: 'model', stage: PI0, dir: this.runner.files.absolute(row.path), modelId: row.id };
-    }
-    if (m === 'default') return { type: 'model', stage: PI0, dir: DEFAULT_MODEL_DIR, modelId: ensureBuiltinModel(this.db) };
-    // A GGUF file runs as its converted folder in the model cache (made once per file).
-    const dir = await modelFolder(resolve(resolveModelArg(m)));
-    const row = models.list().find((x) => x.path === dir) ?? models.insert({ name: dir, kind: 'imported', family: null, stage: 'base', path: dir });
-    return { type: 'model', stage: PI0, dir, modelId: row.id };
+  private initialModel(): Promise<Artifact> {
+    return initialModelArtifact(this.db, this.runner.files, this.def.model);
   }
 
-  /** The demonstrations; a store dataset is exported to a file the stages read, named by
-   *  its content hash and recorded as an artifact (so start-up cleaning keeps it, and the
-   *  stages' configs name exactly the data they saw). */
-  private async dataSpec(): Promise<DataSpec> {
-    const d = this.def.data;
-    if (!d.source.startsWith('store:')) return d;
-    const name = d.source.slice('store:'.length);
-    const datasets = new DatasetStore(this.db);
-    const ds = datasets.getByName(name);
-    if (ds === undefined) throw new Error(`There is no dataset named '${name}' in the store; import it first (afd datasets import FILE --name ${name}).`);
-    const folder = join(this.runner.files.root, EXPORT_FOLDER);
-    await mkdir(folder, { recursive: true });
-    const temp = join(folder, `.export-${this.experimentId}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-    const hash = createHash('sha256');
-    let size = 0;
-    await pipeline(datasets.exportJsonl(ds.id), async function* (chunks: AsyncIterable<Buffer | string>) {
-      for await (const c of chunks) {
-        const b = typeof c === 'string' ? Buffer.from(c) : c;
-        hash.update(b);
-        size += b.length;
-        yield b;
-      }
-    }, createWriteStream(temp));
-    const digest = hash.digest('hex');
-    const file = join(folder, exportFileName(digest));
-    await rename(temp, file);
-    new ArtifactStore(this.db).put({ hash: digest, size, path: this.runner.files.relative(file) });
-    return { ...d, source: file, format: 'jsonl' };
+  private dataSpec(): Promise<DataSpec> {
+    return resolveDataSpec(this.db, this.runner.files, this.def.data, this.experimentId);
   }
+}
+
+/** A stage's seed in its run: its own `seed` setting, or the experiment's mixed with its id. */
+export const stageRunSeed = (def: ExperimentDefinition, spec: StageSpec): number => (typeof spec.seed === 'number' ? spec.seed : stageSeed(def.seed, spec.id));
+
+/** The `afd-stage` config of a stage: its settings, its inputs resolved to artifacts, the data, seed and provider. */
+export function stageJobConfig(def: ExperimentDefinition, spec: StageSpec, artifacts: ReadonlyMap<string, Artifact>, data: DataSpec): JsonObject {
+  const stage = STAGES[spec.kind];
+  const { id, kind: _kind, ...settings } = spec;
+  const inputs: JsonObject = {};
+  for (const field of Object.keys(stage.inputs)) {
+    const refs = inputRefs(settings[field]).filter((r) => r !== DEMOS);
+    const resolved = refs.map((r) => {
+      const a = artifacts.get(r);
+      if (a === undefined) throw new Error(`stage '${id}': input ${field} names '${r}', which has no output yet.`);
+      return a as unknown as JsonObject;
+    });
+    if (resolved.length > 0) inputs[field] = stage.inputs[field].list ? resolved : resolved[0];
+  }
+  return {
+    stage: spec.kind, id, experiment: def.name, settings: settings as JsonObject, inputs, data: data as unknown as JsonObject,
+    seed: stageRunSeed(def, spec), provider: def.provider, threads: def.threads,
+  };
+}
+
+/** pi_0 (an experiment's `model`) as an artifact, registered in the store (once) so that trained models have a parent. */
+export async function initialModelArtifact(db: StudioDatabase, files: StudioFiles, m: string): Promise<Artifact> {
+  const models = new ModelStore(db);
+  if (m.startsWith('store:')) {
+    const name = m.slice('store:'.length);
+    const row = models.list().find((x) => x.name === name);
+    if (row === undefined || row.path === null) throw new Error(`There is no model named '${name}' in the store; import it first (afd models import DIR).`);
+    return { type: 'model', stage: PI0, dir: files.absolute(row.path), modelId: row.id };
+  }
+  if (m === 'default') return { type: 'model', stage: PI0, dir: DEFAULT_MODEL_DIR, modelId: ensureBuiltinModel(db) };
+  // A GGUF file runs as its converted folder in the model cache (made once per file).
+  const dir = await modelFolder(resolve(resolveModelArg(m)));
+  const row = models.list().find((x) => x.path === dir) ?? models.insert({ name: dir, kind: 'imported', family: null, stage: 'base', path: dir });
+  return { type: 'model', stage: PI0, dir, modelId: row.id };
+}
+
+/**
+ * The demonstrations' DataSpec as stages read it: a store dataset is exported to a file
+ * named by its content hash and recorded as an artifact (so start-up cleaning keeps it,
+ * and the stages' configs name exactly the data they saw); `tag` names the temporary file.
+ */
+export async function resolveDataSpec(db: StudioDatabase, files: StudioFiles, d: DataSpec, tag: number | string): Promise<DataSpec> {
+  if (!d.source.startsWith('store:')) return d;
+  const name = d.source.slice('store:'.length);
+  const datasets = new DatasetStore(db);
+  const ds = datasets.getByName(name);
+  if (ds === undefined) throw new Error(`There is no dataset named '${name}' in the store; import it first (afd datasets import FILE --name ${name}).`);
+  const folder = join(files.root, EXPORT_FOLDER);
+  await mkdir(folder, { recursive: true });
+  const temp = join(folder, `.export-${tag}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const hash = createHash('sha256');
+  let size = 0;
+  await pipeline(datasets.exportJsonl(ds.id), async function* (chunks: AsyncIterable<Buffer | string>) {
+    for await (const c of chunks) {
+      const b = typeof c === 'string' ? Buffer.from(c) : c;
+      hash.update(b);
+      size += b.length;
+      yield b;
+    }
+  }, createWriteStream(temp));
+  const digest = hash.digest('hex');
+  const file = join(folder, exportFileName(digest));
+  await rename(temp, file);
+  new ArtifactStore(db).put({ hash: digest, size, path: files.relative(file) });
+  return { ...d, source: file, format: 'jsonl' };
 }

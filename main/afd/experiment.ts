@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import type { JsonObject } from '../../db/json.ts';
 import { integer, number, oneOf, text } from '../jobs/config.ts';
-import type { DataSpec, ExperimentDefinition, StageSpec } from './contract.ts';
+import type { DataSpec, ExperimentDefinition, ExperimentOrigin, StageSpec } from './contract.ts';
 import { HH_HARMLESS_SOURCE } from './data.ts';
 import type { ArtifactType } from './stage.ts';
 import { STAGES } from './stages/index.ts';
@@ -23,6 +23,12 @@ function dataSpec(raw: JsonObject): DataSpec {
   if (raw.maxTrain !== undefined) d.maxTrain = integer(raw, 'maxTrain', undefined, 1);
   if (raw.maxEval !== undefined) d.maxEval = integer(raw, 'maxEval', undefined, 1);
   return d;
+}
+
+function origin(raw: unknown): ExperimentOrigin {
+  if (!isObject(raw)) throw new Error('origin must be a mapping with experimentId, name and project.');
+  const id = raw.experimentId ?? null;
+  return { experimentId: id === null ? null : integer(raw, 'experimentId', undefined, 1), name: text(raw, 'name'), project: text(raw, 'project') };
 }
 
 /** The stage ids an input field names (one or a list), as written. */
@@ -46,6 +52,7 @@ export function parseExperiment(raw: unknown): ExperimentDefinition {
     threads: threads === null ? null : integer(raw, 'threads', undefined, 1, 1024),
     stages: [],
   };
+  if (raw.origin !== undefined) def.origin = origin(raw.origin);
   const produced = new Map<string, ArtifactType>([[PI0, 'model']]);
   for (const [index, s] of stagesRaw.entries()) {
     const where = `stage ${index + 1}`;
