@@ -77,11 +77,14 @@ function help(usage: string): number {
   return 0;
 }
 
-/** Runs (or resumes the latest experiment of that name) with a progress line per stage. */
-export async function runExperiment(studio: Studio, def: ExperimentDefinition, resume: boolean, err: NodeJS.WriteStream = process.stderr): Promise<ExperimentOutcome> {
+/** Runs (or resumes the latest experiment of that name, or the one with that id) with a progress line per stage. */
+export async function runExperiment(studio: Studio, def: ExperimentDefinition, resume: boolean | { experimentId: number }, err: NodeJS.WriteStream = process.stderr): Promise<ExperimentOutcome> {
   const runner = await JobRunner.open({ db: studio.db, files: studio.files });
   let driver: ExperimentDriver;
-  if (resume) {
+  if (typeof resume === 'object') {
+    err.write(`Continuing experiment #${resume.experimentId} (${def.name}): finished stages are kept.\n`);
+    driver = ExperimentDriver.start(studio.db, runner, def, { experimentId: resume.experimentId, log: (text) => err.write(`  ${text}\n`) });
+  } else if (resume) {
     const previous = new ExperimentStore(studio.db).list().find((e) => e.name === def.name);
     if (previous === undefined) throw new Error(`There is no earlier experiment named '${def.name}' to resume; run it without --resume.`);
     err.write(`Resuming experiment #${previous.id} (${def.name}): finished stages are kept unless their settings changed.\n`);
@@ -155,7 +158,7 @@ export async function runExperiment(studio: Studio, def: ExperimentDefinition, r
 }
 
 /** Prints the outcome; returns the exit code and the results table (null without one). */
-async function report(outcome: ExperimentOutcome, json: boolean, studio: Studio): Promise<{ code: number; table: ResultsTable | null }> {
+export async function report(outcome: ExperimentOutcome, json: boolean, studio: Studio): Promise<{ code: number; table: ResultsTable | null }> {
   if (outcome.status === 'failed') throw new Error(`${outcome.error ?? 'a stage failed'} (see \`afd runs list\`; \`--resume\` continues after the finished stages).`);
   if (outcome.status !== 'done') {
     console.error(`The experiment is ${outcome.status}; run the same command with --resume to continue where it stopped.`);

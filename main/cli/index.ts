@@ -31,6 +31,8 @@ const commands: Record<string, Command> = {
   'models list': { summary: 'the models in the store', run: async (a) => (await import('./models.ts')).modelsList(a) },
   'models import': { summary: 'check a Hugging Face model folder (safetensors) and copy it into the store', run: async (a) => (await import('./models.ts')).modelsImport(a) },
   'models export': { summary: 'write a stored model as a Hugging Face folder (optionally as F16 or BF16)', run: async (a) => (await import('./models.ts')).modelsExport(a) },
+  'export trl': { summary: 'an experiment as a Hugging Face TRL + accelerate project for GPU machines and clusters', run: async (a) => (await import('./trl.ts')).exportTrlCommand(a) },
+  'import results': { summary: "a TRL project's outputs back into the store as a new experiment, its other stages run here", run: async (a) => (await import('./trl.ts')).importResultsCommand(a) },
   serve: { summary: 'the studio in a browser: its API and interface on this machine (prints the address with its access token)', run: async (a) => (await import('./serve.ts')).serveCommand(a) },
 };
 
