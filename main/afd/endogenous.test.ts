@@ -46,7 +46,7 @@ test('endogenousFeeds: response actions, and next states except the one after a 
   assert.throws(() => endogenousFeeds([{ ids: [5, 6], start: 2 }], eos), /no response token/);
 });
 
-const lse = (z: Float32Array | number[], alpha: number): number => {
+const lse = (z: Float32Array, alpha: number): number => {
   const m = Math.max(...z);
   return alpha * (m / alpha + Math.log(z.reduce((s, x) => s + Math.exp((x - m) / alpha), 0)));
 };

@@ -23,7 +23,7 @@ import type { Feeds } from '../../../native-models/train/trainer.ts';
 import { integer, number } from '../../jobs/config.ts';
 import type { Demonstration } from '../data.ts';
 import { encodePair, saveModel, shuffled, trainableModel, type Encoded, type LoadedModel } from '../lm.ts';
-import { modelDir, one, writeArtifactDetails, type Stage, type StageContext } from '../stage.ts';
+import { modelDir, one, writeArtifactDetails, type Stage } from '../stage.ts';
 import { createTrainer, epochBatches, trainSteps } from '../training.ts';
 import { adaptation, mixSeed, trainingSettings } from './common.ts';
 import { loadPolicyAndReference, pairFeeds, pairObjective, parsePairConfig, referenceLogProbs, type Pair, type PairConfig } from './dpo.ts';
