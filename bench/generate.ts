@@ -27,7 +27,8 @@ import { fromFloat32, writeSafetensors, type NamedTensor } from '../native-model
 import { Tokenizer } from '../native-models/tokenizer/tokenizer.ts';
 import { Rng } from '../native-models/train/rng.ts';
 import { Generator } from '../native-models/generate/generator.ts';
-import { importHfModel } from '../native-models/checkpoint/index.ts';
+import type { GenerationWeights } from '../native-models/generate/graphs.ts';
+import { mapHfModel } from '../native-models/checkpoint/index.ts';
 
 export type GenerateBenchModel = 'default' | 'gpt2-small' | 'small';
 
@@ -148,13 +149,14 @@ interface BenchModel {
   name: string;
   family: ModelFamily<unknown>;
   config: unknown;
-  weights: Map<string, Float32Array>;
+  /** Random weights in memory, or a folder's as the product loads them (mapped when they are float32). */
+  weights: GenerationWeights;
   /** An existing folder (the reference reads it); absent for random weights, which are saved for it. */
   dir?: string;
 }
 
 async function folderModel(name: string, dir: string): Promise<BenchModel> {
-  const m = await importHfModel(dir);
+  const m = await mapHfModel(dir);
   return { name, family: m.family, config: m.config, weights: m.weights, dir };
 }
 
@@ -200,7 +202,7 @@ export async function runGenerateBench(o: GenerateBenchOptions): Promise<Generat
       let hfDir = dir;
       if (temp) {
         writeFileSync(join(temp, 'prompts.json'), JSON.stringify({ prompts }));
-        if (!hfDir) {
+        if (!hfDir && weights instanceof Map) {
           await saveHfFolder(temp, family, c, weights);
           hfDir = temp;
         }

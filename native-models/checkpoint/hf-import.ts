@@ -5,11 +5,15 @@
 // Everything is validated before anything is returned: an unsupported architecture, a
 // missing, extra or misshapen tensor, or a corrupt or truncated file is refused with one
 // sentence naming the file and the tensor. There is no half-imported model.
+//
+// For inference, mapHfModel validates the same way from the files' headers alone and
+// leaves float32 weights where they are: ONNX Runtime maps them (external data).
 
 import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { familyOf, type ModelSpec } from '../models/index.ts';
-import { readSafetensors, toFloat32, type NamedTensor } from '../runtime/safetensors.ts';
+import { readSafetensors, toFloat32, type SafeDType } from '../runtime/safetensors.ts';
+import { indexSafetensors, type MappedWeights } from '../runtime/safetensors-index.ts';
 
 export interface ImportedModel<C = unknown> extends ModelSpec<C> {
   /** The folder it came from. */
@@ -78,8 +82,14 @@ async function weightFiles(dir: string): Promise<{ files: string[]; index?: Map<
     : `${dir} has no model.safetensors and no model.safetensors.index.json; it is not a Hugging Face model folder with safetensors weights.`);
 }
 
-/** Reads and validates a Hugging Face model folder; throws a sentence on the first problem. */
-export async function importHfModel(dir: string): Promise<ImportedModel> {
+type Described<T> = ModelSpec & { configJson: Record<string, unknown>; generationConfig?: Record<string, unknown>; tensors: Map<string, { tensor: T; file: string }>; storedDtypes: string[] };
+
+/**
+ * Validates a folder: config.json, and the weight files' tensors (as `readTensors` gives
+ * them, with or without their data) against the parameters its config implies. Returns
+ * each parameter's tensor by its model name.
+ */
+async function describeFolder<T extends { dtype: SafeDType; shape: number[] }>(dir: string, readTensors: (path: string) => Promise<Map<string, T>>): Promise<Described<T>> {
   const configPath = join(dir, 'config.json');
   if (!(await exists(configPath))) throw new Error(`${dir} has no config.json; a Hugging Face model folder needs one.`);
   const configJson = await readJson(configPath, 'model configuration');
@@ -95,12 +105,11 @@ export async function importHfModel(dir: string): Promise<ImportedModel> {
 
   // Every tensor of every file, with the file it came from.
   const { files, index, indexPath } = await weightFiles(dir);
-  const found = new Map<string, { tensor: NamedTensor; file: string }>();
+  const found = new Map<string, { tensor: T; file: string }>();
   for (const file of files) {
     const path = join(dir, file);
     if (!(await exists(path))) throw new Error(`${indexPath} lists ${file}, which is missing from ${dir}.`);
-    const { tensors } = await readSafetensors(path);
-    for (const [name, tensor] of tensors) {
+    for (const [name, tensor] of await readTensors(path)) {
       const other = found.get(name);
       if (other) throw new Error(`tensor "${name}" appears in both ${join(dir, other.file)} and ${path}.`);
       found.set(name, { tensor, file: path });
@@ -115,12 +124,12 @@ export async function importHfModel(dir: string): Promise<ImportedModel> {
 
   // Checkpoints saved from the base model (GPT2Model, LlamaModel) lack its prefix.
   const prefix = BASE_PREFIX[family.name];
-  const named = new Map<string, { tensor: NamedTensor; file: string }>();
+  const named = new Map<string, { tensor: T; file: string }>();
   const addPrefix = ![...found.keys()].some((n) => n.startsWith(prefix));
   for (const [name, t] of found) named.set(addPrefix && name !== 'lm_head.weight' ? prefix + name : name, t);
 
   const buffers = KNOWN_BUFFERS[family.name];
-  const weights = new Map<string, Float32Array>();
+  const tensors = new Map<string, { tensor: T; file: string }>();
   const dtypes = new Set<string>();
   for (const [name, { tensor, file }] of named) {
     const want = expected.get(name);
@@ -135,10 +144,9 @@ export async function importHfModel(dir: string): Promise<ImportedModel> {
       throw new Error(`tensor "${name}" in ${file} has shape [${tensor.shape.join(', ')}], but config.json implies [${want.join(', ')}].`);
     }
     dtypes.add(tensor.dtype);
-    // Each tensor was read into its own buffer, so the F32 view copies nothing.
-    weights.set(name, toFloat32(tensor));
+    tensors.set(name, { tensor, file });
   }
-  const missing = [...expected.keys()].filter((n) => !weights.has(n));
+  const missing = [...expected.keys()].filter((n) => !tensors.has(n));
   if (missing.length > 0) {
     const more = missing.length > 1 ? ` (and ${missing.length - 1} more)` : '';
     throw new Error(`${dir} lacks tensor "${missing[0]}"${more}, which a ${family.name} model with this config.json needs; the checkpoint is incomplete or its config.json describes another model.`);
@@ -146,5 +154,39 @@ export async function importHfModel(dir: string): Promise<ImportedModel> {
 
   const genPath = join(dir, 'generation_config.json');
   const generationConfig = (await exists(genPath)) ? await readJson(genPath, 'generation configuration') : undefined;
-  return { family, config, dir, configJson, weights, storedDtypes: [...dtypes].sort(), ...(generationConfig ? { generationConfig } : {}) };
+  return { family, config, configJson, tensors, storedDtypes: [...dtypes].sort(), ...(generationConfig ? { generationConfig } : {}) };
+}
+
+/** Reads and validates a Hugging Face model folder; throws a sentence on the first problem. */
+export async function importHfModel(dir: string): Promise<ImportedModel> {
+  const { tensors, ...rest } = await describeFolder(dir, async (path) => (await readSafetensors(path)).tensors);
+  // Each tensor was read into its own buffer, so an F32 view copies nothing.
+  const weights = new Map([...tensors].map(([name, { tensor }]) => [name, toFloat32(tensor)] as const));
+  return { ...rest, dir, weights };
+}
+
+/** A model folder for inference: like ImportedModel, but float32 weights may stay in their files. */
+export interface MappedModel<C = unknown> extends Omit<ImportedModel<C>, 'weights'> {
+  /**
+   * Where each parameter's float32 bytes lie in the folder's files, when every weight is
+   * stored as F32; otherwise the weights read and converted, as importHfModel gives them.
+   */
+  weights: MappedWeights | Map<string, Float32Array>;
+}
+
+/**
+ * Validates a Hugging Face model folder as importHfModel does, reading only the
+ * safetensors headers when every weight is F32: those files then serve as the weights
+ * (ONNX external data), and no tensor byte is read here.
+ */
+export async function mapHfModel(dir: string): Promise<MappedModel> {
+  const { tensors, ...rest } = await describeFolder(dir, async (path) => (await indexSafetensors(path)).tensors);
+  if (rest.storedDtypes.some((d) => d !== 'F32')) return importHfModel(dir);
+  const files = [...new Set([...tensors.values()].map((t) => t.file))].sort();
+  const identity = (await Promise.all(files.map(async (f) => {
+    const st = await stat(f);
+    return `${basename(f)}:${st.size}:${st.mtimeMs}`;
+  }))).join(',');
+  const mapped = new Map([...tensors].map(([name, { tensor, file }]) => [name, { location: basename(file), offset: tensor.offset, length: tensor.length }] as const));
+  return { ...rest, dir, weights: { dir, identity, tensors: mapped } };
 }

@@ -1,7 +1,7 @@
 // Batched generation with a KV cache, and sequence scoring, for any model family.
 //
 // One generate call: a PREFILL run over the left-padded prompts, then one DECODE run per
-// new token. Sampling happens on the host between runs (sampler.ts), one seeded Rng per
+// new token, both runs of one graph (graphs.ts, 'step'). Sampling happens on the host between runs (sampler.ts), one seeded Rng per
 // row, so a row's output depends on its prompt, options and seed only, not on the other
 // rows of the batch. The cache lives on the host between runs (kv-store.ts): each decode
 // run returns only its new position, because outputs leave onnxruntime-node slowly while
@@ -20,7 +20,7 @@ import { SessionCache } from '../runtime/session.ts';
 import { Rng } from '../train/rng.ts';
 import { checkTokens, leftPad } from './batch.ts';
 import { KvStore } from './kv-store.ts';
-import { buildGraph, cacheNames, frozenParams, type GraphKind } from './graphs.ts';
+import { buildGraph, cacheNames, frozenParams, type FrozenParams, type GenerationWeights, type GraphKind } from './graphs.ts';
 import { Sampler, validateSampling, type SamplingParams } from './sampler.ts';
 
 export interface GeneratorOptions {
@@ -32,6 +32,8 @@ export interface GeneratorOptions {
   sessions?: SessionCache;
   /** Fewest cache slots added when a batch's KV cache grows (default 16; see kv-store.ts). */
   cacheGrowth?: number;
+  /** Let ORT pack the weights of products for its GEMM (default true; see runtime/session.ts). */
+  prepacking?: boolean;
 }
 
 export interface TokenEvent {
@@ -153,12 +155,13 @@ export class Generator<C = unknown> {
   private constructor(
     readonly family: ModelFamily<C>,
     readonly config: C,
-    private readonly frozen: ReturnType<typeof frozenParams>,
+    private readonly frozen: FrozenParams,
     private readonly sessions: SessionCache,
     private readonly ownSessions: boolean,
     readonly provider: ProviderName,
     readonly threads: number | undefined,
     private readonly cacheGrowth: number,
+    private readonly prepacking: boolean,
   ) {
     this.vocabSize = family.vocabSize(config);
     const { layers, kvHeads, headDim } = family.cacheShape(config);
@@ -170,13 +173,15 @@ export class Generator<C = unknown> {
     this.maxPositions = typeof limit === 'number' && limit > 0 ? limit : undefined;
   }
 
-  /** Builds and compiles the prefill and decode graphs (scoring's is compiled on first use). */
-  static async create<C>(family: ModelFamily<C>, config: C, weights: ReadonlyMap<string, Float32Array>, opts: GeneratorOptions = {}): Promise<Generator<C>> {
+  /**
+   * Builds and compiles the generation graph (scoring's are compiled on first use).
+   * `weights` in memory are copied into each graph; mapped weights (checkpoint/hf-import.ts
+   * mapHfModel) stay in their files, which ONNX Runtime maps.
+   */
+  static async create<C>(family: ModelFamily<C>, config: C, weights: GenerationWeights, opts: GeneratorOptions = {}): Promise<Generator<C>> {
     const provider = opts.provider ?? (await chooseProvider()).provider;
-    const g = new Generator(family, config, frozenParams(family, config, weights), opts.sessions ?? new SessionCache(), !opts.sessions, provider, opts.threads, opts.cacheGrowth ?? 16);
-    // One after the other: each graph holds a copy of the weights until its session is made.
-    await g.session('prefill');
-    await g.session('decode');
+    const g = new Generator(family, config, frozenParams(family, config, weights), opts.sessions ?? new SessionCache(), !opts.sessions, provider, opts.threads, opts.cacheGrowth ?? 16, opts.prepacking ?? true);
+    await g.session('step');
     return g;
   }
 
@@ -185,7 +190,11 @@ export class Generator<C = unknown> {
     let s = this.lazy.get(kind);
     if (!s) {
       const graph = buildGraph(kind, this.family, this.config, this.frozen);
-      s = this.sessions.get(graph.bytes, { provider: this.provider, intraOpThreads: this.threads });
+      const external = this.frozen.external;
+      s = this.sessions.get(graph.bytes, {
+        provider: this.provider, intraOpThreads: this.threads, prepacking: this.prepacking,
+        ...(external ? { externalDataDir: external.dir, externalDataIdentity: external.identity } : {}),
+      });
       this.lazy.set(kind, s);
       s.catch(() => this.lazy.delete(kind));
     }
@@ -210,21 +219,14 @@ export class Generator<C = unknown> {
     if (opts.maxNewTokens === 0 || rows.length === 0) return rows.map((r) => this.result(r, opts, 'length'));
     if (opts.signal?.aborted) throw new GenerationCancelledError(rows.map((r) => this.result(r, opts, 'cancelled')), 0);
 
-    const decodeSession = await this.session('decode');
+    const session = await this.session('step');
     const padded = leftPad(prompts);
     rows.forEach((r, i) => (r.pad = padded.pads[i]));
     // The cache never needs more slots than the prompt width plus the new tokens fed back.
     const store = new KvStore({ layers: this.layers, kvHeads: this.kvHeads, headDim: this.headDim }, rows.length, this.cacheGrowth, padded.width + opts.maxNewTokens - 1);
     let t0 = performance.now();
-    let logits: Float32Array;
-    if (padded.width === 1) {
-      // One-token prompts: a decode step on the empty cache (prefill's graph needs T >= 2).
-      logits = await this.runDecode(decodeSession, store, padded.tokens, padded.positions, padded.pads);
-    } else {
-      const r = await this.runPrefill(padded.tokens, padded.positions, padded.mask, rows.length, padded.width);
-      logits = r.logits;
-      store.fill(r.present);
-    }
+    // The prefill: the whole prompt on an empty cache.
+    let logits = await this.runStep(session, store, padded.tokens, padded.positions, padded.mask, padded.width);
     stats.prefillMs = performance.now() - t0;
     stats.maxCacheLength = store.capacity;
 
@@ -259,7 +261,7 @@ export class Generator<C = unknown> {
       if (opts.signal?.aborted) throw new GenerationCancelledError(rows.map((r) => this.result(r, opts, r.finish ?? 'cancelled')), step + 1);
 
       t0 = performance.now();
-      logits = await this.runDecode(decodeSession, store, tokens, positions, active.map((r) => r.pad));
+      logits = await this.runStep(session, store, tokens, positions, store.mask(active.map((r) => r.pad)), 1);
       stats.decodeMs += performance.now() - t0;
       stats.decodeSteps++;
       stats.maxCacheLength = Math.max(stats.maxCacheLength, store.capacity);
@@ -408,29 +410,16 @@ export class Generator<C = unknown> {
     return res;
   }
 
-  private async runPrefill(tokens: BigInt64Array, positions: BigInt64Array, mask: BigInt64Array, batch: number, width: number): Promise<{ logits: Float32Array; present: ort.Tensor[] }> {
-    const session = await this.session('prefill');
-    const dims = [batch, width];
-    const r = await session.run({
-      tokens: new ort.Tensor('int64', tokens, dims),
-      positions: new ort.Tensor('int64', positions, dims),
-      attention_mask: new ort.Tensor('int64', mask, dims),
-    });
-    const present: ort.Tensor[] = [];
-    for (let i = 0; i < this.layers; i++) {
-      const n = cacheNames(i);
-      present.push(r[n.presentKey], r[n.presentValue]);
-    }
-    return { logits: r.logits.data as Float32Array, present };
-  }
-
-  /** One decode run on the store's cache; appends the new position to it and returns the logits [B * V]. */
-  private async runDecode(session: ort.InferenceSession, store: KvStore, tokens: BigInt64Array, positions: BigInt64Array, pads: readonly number[]): Promise<Float32Array> {
-    const B = tokens.length;
+  /**
+   * One run of the step graph: `width` new tokens per row on the store's cache (empty for
+   * a prefill), whose keys and values are appended to it. Returns the logits [B * V].
+   */
+  private async runStep(session: ort.InferenceSession, store: KvStore, tokens: BigInt64Array, positions: BigInt64Array, mask: BigInt64Array, width: number): Promise<Float32Array> {
+    const B = store.batch;
     const feeds: Record<string, ort.Tensor> = {
-      tokens: new ort.Tensor('int64', tokens, [B, 1]),
-      positions: new ort.Tensor('int64', positions, [B, 1]),
-      attention_mask: new ort.Tensor('int64', store.mask(pads), [B, store.capacity + 1]),
+      tokens: new ort.Tensor('int64', tokens, [B, width]),
+      positions: new ort.Tensor('int64', positions, [B, width]),
+      attention_mask: new ort.Tensor('int64', mask, [B, store.capacity + width]),
     };
     const past = store.past();
     for (let i = 0; i < this.layers; i++) {

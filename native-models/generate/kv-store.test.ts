@@ -1,4 +1,4 @@
-// The host-side KV cache: filled from a prefill, appended to, grown, compacted, masked.
+// The host-side KV cache: a prefill's positions and decoding steps appended, grown, compacted, masked.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,9 +20,9 @@ const slot = (store: KvStore, b: number, h: number, s: number): number[] => {
   return [...data.subarray(at, at + 3)];
 };
 
-test('fill, append with growth, mask, and compaction keep every entry in its place', () => {
+test('a prefill, appends with growth, mask, and compaction keep every entry in its place', () => {
   const store = new KvStore(shape, 2, 2);
-  store.fill([tagged(2, 3), tagged(2, 3)]);
+  store.append([tagged(2, 3), tagged(2, 3)]); // a prompt of 3 positions
   assert.equal(store.length, 3);
   assert.equal(store.capacity, 5);
   assert.deepEqual(store.past()[0].dims, [2, 2, 5, 3]);

@@ -2,9 +2,10 @@
 //
 // onnxruntime-node takes inputs without a copy but copies every output out, slowly (a
 // 90 MB cache out of one run costs about 45 ms on this machine, against about 3 ms to
-// concatenate it inside the graph). So the decode graph returns only the new position's
-// keys and values [B, Hkv, 1, hd], and this store appends them to per-layer buffers
-// [B, Hkv, capacity, hd] that are fed back, whole, as the next run's past. Slots past the
+// concatenate it inside the graph). So the generation graph returns only the new
+// positions' keys and values [B, Hkv, T, hd] (the prompt's, then one per decoding step),
+// and this store appends them to per-layer buffers [B, Hkv, capacity, hd] that are fed
+// back, whole, as the next run's past. Slots past the
 // filled length are masked out (0 in the attention mask), like left padding. Capacity
 // grows in chunks, so the host copies the cache only every few steps, and the graph sees
 // at most a chunk of empty slots.
@@ -41,25 +42,9 @@ export class KvStore {
     return this.shape.kvHeads * this.capacity * this.shape.headDim;
   }
 
-  /** The capacity to grow to from `length` filled slots. */
-  private nextCapacity(length: number): number {
-    return Math.max(length + 1, Math.min(this.limit, length + Math.max(this.growth, Math.ceil(length / 8))));
-  }
-
-  /**
-   * Fills the store from a prefill's present tensors [batch, kvHeads, T, headDim] (keys
-   * and values of each layer, in that order).
-   */
-  fill(present: readonly ort.Tensor[]): void {
-    const T = present[0].dims[2];
-    this.length = 0;
-    this.allocate(this.batch, this.nextCapacity(T));
-    const { kvHeads: H, headDim: hd } = this.shape;
-    present.forEach((t, k) => {
-      const src = t.data as Float32Array, dst = this.buffers[k];
-      for (let bh = 0; bh < this.batch * H; bh++) dst.set(src.subarray(bh * T * hd, (bh + 1) * T * hd), bh * this.capacity * hd);
-    });
-    this.length = T;
+  /** The capacity to grow to when `filled` slots are to be filled: room for `growth` more, within the limit. */
+  private nextCapacity(filled: number): number {
+    return Math.max(filled, Math.min(this.limit, filled + Math.max(this.growth, Math.ceil(filled / 8))));
   }
 
   /** The past of the next decode run, one tensor per layer-key/value: [batch, kvHeads, capacity, headDim]. */
@@ -67,19 +52,25 @@ export class KvStore {
     return this.feeds;
   }
 
-  /** Appends one position from a decode run's new keys/values [batch, kvHeads, 1, headDim]. */
+  /**
+   * Appends the positions of a run's new keys and values [batch, kvHeads, T, headDim]
+   * (each layer's keys then values, in layer order): a prompt's, or one decoding step's.
+   */
   append(entries: readonly ort.Tensor[]): void {
-    if (this.length === this.capacity) this.reallocate(this.batch, [...Array(this.batch).keys()], 0, this.nextCapacity(this.length));
+    const T = entries[0].dims[2];
+    if (this.length + T > this.capacity) this.reallocate(this.batch, [...Array(this.batch).keys()], 0, this.nextCapacity(this.length + T));
     const { kvHeads: H, headDim: hd } = this.shape;
-    const cap = this.capacity, at = this.length;
+    const cap = this.capacity, at = this.length, n = T * hd;
     entries.forEach((t, k) => {
       const src = t.data as Float32Array, dst = this.buffers[k];
       for (let bh = 0; bh < this.batch * H; bh++) {
-        const d = (bh * cap + at) * hd, s = bh * hd;
-        for (let i = 0; i < hd; i++) dst[d + i] = src[s + i];
+        const d = (bh * cap + at) * hd, s = bh * n;
+        // One decoding step copies a few dozen floats per head: a loop beats making a subarray.
+        if (T === 1) for (let i = 0; i < hd; i++) dst[d + i] = src[s + i];
+        else dst.set(src.subarray(s, s + n), d);
       }
     });
-    this.length++;
+    this.length += T;
   }
 
   /** Keeps the rows `rows` (indices into the current batch) and drops the first `cut` slots. */

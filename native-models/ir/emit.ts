@@ -1,13 +1,16 @@
 // Writes IR values as one ONNX model (protobuf bytes, via onnx-proto's message types).
 //
 // Inputs and parameters become graph inputs, except parameters given data in
-// `initializers`, which are frozen into the model and stay resident in the session.
+// `initializers`, which are frozen into the model and stay resident in the session:
+// their bytes inside the model, or a reference to a file that holds them (ONNX external
+// data, which ONNX Runtime maps instead of copying).
 // Bytes are deterministic: values are visited in a fixed order, generated names come
 // from a counter in that order (never from value ids, which depend on what else was
 // built), and attributes are sorted by name, so golden tests can compare them.
 
 import onnxProto from 'onnx-proto';
 import { ONNX_DTYPE, type DType, type HostArray } from './dtype.ts';
+import { valueBytes } from './memory.ts';
 import { dimTerms, isStatic, isSymbol, type Dim, type Shape } from './shape.ts';
 import { FloatAttr, topoSort, type AttrValue, type Emitter, type Value } from './value.ts';
 
@@ -17,11 +20,24 @@ const { onnx } = onnxProto;
 export const ONNX_IR_VERSION = 10;
 export const ONNX_OPSET = 21;
 
+/**
+ * A frozen tensor whose bytes stay in a file: `length` bytes at `offset` of `location`, a
+ * path relative to the folder ONNX Runtime resolves external data from (the model file's
+ * folder, or runtime/session.ts's `externalDataDir` for a model given as bytes). The data
+ * is little-endian and row-major, of the parameter's dtype and shape (a safetensors
+ * file's tensors are).
+ */
+export interface ExternalTensor {
+  location: string;
+  offset: number;
+  length: number;
+}
+
 export interface EmitOptions {
   /** Named results of the graph. */
   outputs: Record<string, Value>;
-  /** Data for parameters that are frozen into the model as initializers. */
-  initializers?: ReadonlyMap<Value, HostArray>;
+  /** Data for parameters that are frozen into the model as initializers, or where a file holds it. */
+  initializers?: ReadonlyMap<Value, HostArray | ExternalTensor>;
   /** Order of the graph inputs (default: by creation order); must list every free leaf. */
   inputs?: readonly Value[];
   name?: string;
@@ -52,8 +68,8 @@ class ExternalData {
 
   /** Moves a tensor's bytes out of the proto when it is large enough. */
   place(t: TensorProto): void {
-    const raw = t.rawData as Uint8Array;
-    if (raw.byteLength < this.minBytes || raw.byteLength === 0) return;
+    const raw = t.rawData as Uint8Array | undefined; // absent when the tensor is external already
+    if (!raw || raw.byteLength < this.minBytes || raw.byteLength === 0) return;
     const pad = (EXTERNAL_ALIGN - (this.offset % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
     if (pad > 0) this.chunks.push(new Uint8Array(pad));
     this.offset += pad;
@@ -89,6 +105,22 @@ function tensorProto(name: string, data: HostArray, dims: readonly number[], dty
   return { name, dims: [...dims], dataType: ONNX_DTYPE[dtype], rawData: raw };
 }
 
+function externalProto(name: string, ext: ExternalTensor, v: Value): TensorProto {
+  const bytes = valueBytes(v);
+  if (ext.length !== bytes) throw new Error(`emitOnnx: the external data of '${name}' (${ext.location}) has ${ext.length} bytes, but its ${v.dtype} shape [${v.shape.join(', ')}] needs ${bytes}.`);
+  return {
+    name, dims: [...(v.shape as number[])], dataType: ONNX_DTYPE[v.dtype],
+    dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+    externalData: [
+      { key: 'location', value: ext.location },
+      { key: 'offset', value: String(ext.offset) },
+      { key: 'length', value: String(ext.length) },
+    ],
+  };
+}
+
+const isExternal = (data: HostArray | ExternalTensor): data is ExternalTensor => 'location' in data;
+
 function dtypeOf(data: HostArray): DType {
   if (data instanceof Float32Array) return 'float32';
   if (data instanceof Float64Array) return 'float64';
@@ -114,7 +146,7 @@ class OnnxWriter implements Emitter {
   private counter = 0;
 
   /** `reserved`: names the user chose (leaves, outputs), which generated names must avoid. */
-  constructor(graphInputs: readonly Value[], frozen: ReadonlyMap<Value, HostArray>, private readonly reserved: ReadonlySet<string>) {
+  constructor(graphInputs: readonly Value[], frozen: ReadonlyMap<Value, HostArray | ExternalTensor>, private readonly reserved: ReadonlySet<string>) {
     for (const v of graphInputs) {
       this.names.set(v.id, (v.attrs as { name: string }).name);
       v.shape.forEach((d, axis) => {
@@ -123,7 +155,7 @@ class OnnxWriter implements Emitter {
     }
     for (const [v, data] of frozen) {
       const name = (v.attrs as { name: string }).name;
-      this.initializers.push(tensorProto(name, data, v.shape as number[], v.dtype));
+      this.initializers.push(isExternal(data) ? externalProto(name, data, v) : tensorProto(name, data, v.shape as number[], v.dtype));
       this.names.set(v.id, name);
     }
   }
@@ -237,7 +269,7 @@ class OnnxWriter implements Emitter {
 const isLeafKind = (v: Value): boolean => v.op.kind === 'Input' || v.op.kind === 'Param';
 
 export function emitOnnx(opts: EmitOptions): EmittedModel {
-  const frozen = opts.initializers ?? new Map<Value, HostArray>();
+  const frozen = opts.initializers ?? new Map<Value, HostArray | ExternalTensor>();
   const outputs = Object.entries(opts.outputs);
   const order = topoSort(outputs.map(([, v]) => v));
   const free = order.filter((v) => isLeafKind(v) && !frozen.has(v));

@@ -14,4 +14,4 @@ export * from './ops/nn.ts';
 export * from './composites.ts';
 export { grad, unbroadcast } from './autodiff.ts';
 export { savedActivationBytes, valueBytes } from './memory.ts';
-export { emitOnnx, ONNX_IR_VERSION, ONNX_OPSET, type EmitOptions, type EmittedModel } from './emit.ts';
+export { emitOnnx, ONNX_IR_VERSION, ONNX_OPSET, type EmitOptions, type EmittedModel, type ExternalTensor } from './emit.ts';

@@ -36,10 +36,15 @@ export interface ForwardInputs {
    * adapters without it rather than guess.
    */
   loraScale?: number;
+  /**
+   * Logits of the last position only, [B, 1, V]: generation needs no others, and the
+   * head (a V x D product) then runs once per row instead of T times.
+   */
+  lastLogitsOnly?: boolean;
 }
 
 export interface ForwardOutputs {
-  /** Next-token logits [B, T, V]. */
+  /** Next-token logits [B, T, V] ([B, 1, V] with lastLogitsOnly). */
   logits: T.Value;
   /** Final hidden states after the last norm [B, T, D] (reward models put a head on these). */
   hidden: T.Value;

@@ -113,7 +113,8 @@ export function gpt2ForwardFull(c: Gpt2Config, p: Params, inputs: ForwardInputs)
   }
   const hidden = norm(c, p, 'transformer.ln_f', x); // [B, T, D]
   const head = c.tieWordEmbeddings ? weight(p, 'transformer.wte.weight', FAMILY) : weight(p, 'lm_head.weight', FAMILY);
-  const logits = T.matmul(hidden, T.transpose(head, [1, 0])); // [B, T, V]
+  const h = inputs.lastLogitsOnly ? T.slice(hidden, 1, -1) : hidden; // [B, T or 1, D]
+  const logits = T.matmul(h, T.transpose(head, [1, 0])); // [B, T or 1, V]
   return { logits, hidden, present };
 }
 

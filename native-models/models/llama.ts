@@ -181,7 +181,8 @@ export function llamaForward(c: LlamaConfig, p: Params, inputs: ForwardInputs): 
   }
   const hidden = norm(c, p, 'model.norm.weight', x); // [B, T, D]
   const head = weight(p, c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight', FAMILY);
-  return { logits: T.linearOutIn(hidden, head), hidden, present }; // logits [B, T, V]
+  const h = inputs.lastLogitsOnly ? T.slice(hidden, 1, -1) : hidden; // [B, T or 1, D]
+  return { logits: T.linearOutIn(h, head), hidden, present }; // logits [B, T or 1, V]
 }
 
 // ---------------------------------------------------------------- config.json

@@ -1,5 +1,8 @@
 // Compiled ONNX Runtime sessions, one per (model bytes, provider, threads, optimization
-// level), so that a graph run many times (a training step) is compiled once.
+// level, ...), so that a graph run many times (a training step) is compiled once. A model
+// whose weights are external data (ir/emit.ts ExternalTensor) is small: the key hashes
+// its bytes, the folder its data is read from and what identifies those files, never the
+// weights themselves.
 import * as ort from 'onnxruntime-node';
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
@@ -19,6 +22,21 @@ export type SessionOptions = {
   memoryArena?: boolean;
   /** Let idle pool threads busy-wait for the next op (ORT's default); default false, see below. */
   spinning?: boolean;
+  /**
+   * The folder that the model's external data locations are relative to (ORT's
+   * session.model_external_initializers_file_folder_path; the model comes as bytes, so it
+   * has no folder of its own). ORT maps those files: weights are not copied into the
+   * process, and sessions over the same file share its pages.
+   */
+  externalDataDir?: string;
+  /** Identifies the content of the external data files (say their sizes and modification times), as part of the cache key. */
+  externalDataIdentity?: string;
+  /**
+   * Let ORT copy constant GEMM weights into MLAS's packed layout once per session
+   * (default true). Without it a session keeps mapped weights as they are, shared, but
+   * packs them again in every product: see docs/benchmarks.md for what each costs.
+   */
+  prepacking?: boolean;
 };
 
 type Entry = { session: Promise<ort.InferenceSession>; ready?: ort.InferenceSession };
@@ -33,7 +51,16 @@ export class SessionCache {
     const hash = createHash('sha256').update(bytes).digest('hex');
     const arena = opts.memoryArena ?? true;
     const spinning = opts.spinning ?? false;
-    const key = `${hash}|${opts.provider}|${threads}|${level}|${arena}|${spinning}`;
+    const prepacking = opts.prepacking ?? true;
+    const key = `${hash}|${opts.provider}|${threads}|${level}|${arena}|${spinning}|${prepacking}|${opts.externalDataDir ?? ''}|${opts.externalDataIdentity ?? ''}`;
+    const config: Record<string, string> = {};
+    // ORT's pool threads busy-wait after each parallel op by default. Every session has
+    // its own pool, so when sessions alternate (prefill then decode, a policy then its
+    // reward model) the previous session's spinning threads take the cores from the next
+    // one: a batch-16 prefill right after decoding took 85-95 ms instead of 45 ms here.
+    if (!spinning) config['intra_op.allow_spinning'] = '0';
+    if (!prepacking) config.disable_prepacking = '1';
+    if (opts.externalDataDir !== undefined) config.model_external_initializers_file_folder_path = opts.externalDataDir;
     const cached = this.#entries.get(key);
     if (cached) return cached.session;
 
@@ -49,11 +76,7 @@ export class SessionCache {
         // on the training benchmark it raised peak RSS from 2.1 GB to 3.0 GB at the same
         // speed, and shapes that change between runs (decoding) defeat it anyway.
         enableMemPattern: false,
-        // ORT's pool threads busy-wait after each parallel op by default. Every session has
-        // its own pool, so when sessions alternate (prefill then decode, a policy then its
-        // reward model) the previous session's spinning threads take the cores from the next
-        // one: a batch-16 prefill right after decoding took 85-95 ms instead of 45 ms here.
-        ...(spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
+        ...(Object.keys(config).length > 0 ? { extra: { session: config } } : {}),
         logSeverityLevel: 3, // errors only: ORT's node-placement warnings are expected on GPU providers
       }).then(
         (session) => {
