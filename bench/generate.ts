@@ -2,9 +2,10 @@
 // Generator (KV cache, greedy, fp32) on the embedded default model, random GPT-2 models or
 // a Hugging Face folder (`modelDir`), at several batch sizes, and with `vsTorch`
 // transformers' generate on the same weights and prompts in the same run
-// (bench/torch_generate.py). Both sides use one protocol: a warm-up, then the fastest of
-// `repeats` runs of generate(1 token) = t1 and of generate(N tokens) = tN (the machine is
-// shared: the best time is the least disturbed); prefill tokens/s = B L / t1, decode
+// (bench/torch_generate.py --interleave). Both sides use one protocol: a warm-up, then
+// the fastest of `repeats` runs of generate(1 token) = t1 and of generate(N tokens) = tN
+// (the machine is shared: the best time is the least disturbed), the two sides' runs
+// alternating so that both see the same load; prefill tokens/s = B L / t1, decode
 // tokens/s = B (N - 1) / (tN - t1).
 //
 // For a model folder it also times COLD processes (coldStart): `afd generate` and the
@@ -13,7 +14,7 @@
 // the cache) to show how much of a decode step is data movement.
 
 import ort from 'onnxruntime-node';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -89,6 +90,9 @@ export interface GenerateBenchRun {
   cache_full_roundtrip_ms: number;
   cache_append_ms: number;
   cache_mb: number;
+  /** transformers' t1 and tN, from the same rounds. */
+  torch_t1_ms?: number;
+  torch_tn_ms?: number;
   torch_prefill_tokens_per_s?: number;
   torch_decode_tokens_per_s?: number;
   prefill_ratio?: number;
@@ -141,8 +145,6 @@ export interface GenerateBenchResult {
   torch_attn_implementation?: string;
 }
 
-interface TorchRun { batch: number; t1_ms: number; tn_ms: number; prefill_tokens_per_s: number; decode_tokens_per_s: number; tokens: number[][] }
-interface TorchOutput { torch_version: string; transformers_version: string; attn_implementation?: string; runs: TorchRun[] }
 
 /** A model under test: its family, config and weights, and a Hugging Face folder of them for the reference. */
 interface BenchModel {
@@ -207,53 +209,66 @@ export async function runGenerateBench(o: GenerateBenchOptions): Promise<Generat
           hfDir = temp;
         }
       }
-      for (const B of batches) {
-        // Each batch size runs on both sides back to back, so that both see the same load.
-        let torch: TorchOutput | undefined;
-        if (temp && hfDir) {
-          log(`${name}, batch ${B}: transformers' generate...`);
-          torch = runTorchGenerate(hfDir, join(temp, 'prompts.json'), { batches: [B], newTokens: N, repeats, threads: o.threads, python: o.python });
-          Object.assign(result, { torch_version: torch.torch_version, transformers_version: torch.transformers_version, torch_attn_implementation: torch.attn_implementation });
+      const torch = temp && hfDir ? await TorchGenerate.start(hfDir, join(temp, 'prompts.json'), o.threads, o.python) : undefined;
+      if (torch) Object.assign(result, { torch_version: torch.versions.torch_version, transformers_version: torch.versions.transformers_version, torch_attn_implementation: torch.versions.attn_implementation });
+      try {
+        for (const B of batches) {
+          log(`${name}, batch ${B}${torch ? ', alternating with transformers' : ''}...`);
+          const ps = prompts.slice(0, B);
+          const ours = async (n: number) => {
+            const t0 = performance.now();
+            const out = await gen.generate(ps, { greedy: true, maxNewTokens: n });
+            return { ms: performance.now() - t0, tokens: out.map((x) => x.tokens), stats: gen.lastStats! };
+          };
+          await ours(2); // warm-up
+          await torch?.generate(B, 2);
+          const times = { ours: { t1: [] as number[], tn: [] as number[] }, torch: { t1: [] as number[], tn: [] as number[] } };
+          let last = await ours(1), ref: { ms: number; tokens: number[][] } | undefined;
+          for (let r = 0; r < repeats; r++) {
+            // Both sides in each round, the first side alternating, so that both see the machine's drift alike.
+            for (const n of [1, N]) {
+              for (const side of r % 2 === 0 ? ['ours', 'torch'] as const : ['torch', 'ours'] as const) {
+                if (side === 'ours') {
+                  last = await ours(n);
+                  times.ours[n === 1 ? 't1' : 'tn'].push(last.ms);
+                } else if (torch) {
+                  ref = await torch.generate(B, n);
+                  times.torch[n === 1 ? 't1' : 'tn'].push(ref.ms);
+                }
+              }
+            }
+          }
+          const t1 = Math.min(...times.ours.t1), tn = Math.min(...times.ours.tn);
+          const { stats, tokens } = last;
+          const cache = await cacheTraffic(family.cacheShape(c), B, L + Math.floor(N / 2), provider, o.threads);
+          const run: GenerateBenchRun = {
+            model: name, params, batch: B, prompt_len: L, new_tokens: N, t1_ms: t1, tn_ms: tn,
+            prefill_tokens_per_s: (B * L) / (t1 / 1000),
+            decode_tokens_per_s: (B * (N - 1)) / ((tn - t1) / 1000),
+            decode_run_ms: stats.decodeMs / stats.decodeSteps,
+            host_ms_per_step: stats.hostMs / stats.decodeSteps,
+            cache_full_roundtrip_ms: cache.fullMs,
+            cache_append_ms: cache.appendMs,
+            cache_mb: cache.mb,
+          };
+          if (ref) {
+            const rt1 = Math.min(...times.torch.t1), rtn = Math.min(...times.torch.tn);
+            const prefill = (B * L) / (rt1 / 1000), decode = (B * (N - 1)) / ((rtn - rt1) / 1000);
+            Object.assign(run, {
+              torch_t1_ms: rt1, torch_tn_ms: rtn,
+              torch_prefill_tokens_per_s: prefill,
+              torch_decode_tokens_per_s: decode,
+              prefill_ratio: run.prefill_tokens_per_s / prefill,
+              decode_ratio: run.decode_tokens_per_s / decode,
+              greedy_rows_equal: tokens.filter((t, i) => t.join() === ref!.tokens[i].join()).length / B,
+            });
+          }
+          log(`  batch ${B}: prefill ${run.prefill_tokens_per_s.toFixed(0)} tok/s, decode ${run.decode_tokens_per_s.toFixed(1)} tok/s` +
+            (run.torch_decode_tokens_per_s !== undefined ? ` (transformers ${run.torch_prefill_tokens_per_s!.toFixed(0)}, ${run.torch_decode_tokens_per_s.toFixed(1)})` : ''));
+          result.runs.push(run);
         }
-        const ps = prompts.slice(0, B);
-        await gen.generate(ps, { greedy: true, maxNewTokens: 2 }); // warm-up
-        const t1s: number[] = [], tns: number[] = [];
-        let tokens: number[][] = [];
-        let stats = gen.lastStats!;
-        for (let r = 0; r < repeats; r++) {
-          let t0 = performance.now();
-          await gen.generate(ps, { greedy: true, maxNewTokens: 1 });
-          t1s.push(performance.now() - t0);
-          t0 = performance.now();
-          tokens = (await gen.generate(ps, { greedy: true, maxNewTokens: N })).map((x) => x.tokens);
-          tns.push(performance.now() - t0);
-          stats = gen.lastStats!;
-        }
-        const t1 = Math.min(...t1s), tn = Math.min(...tns);
-        const cache = await cacheTraffic(family.cacheShape(c), B, L + Math.floor(N / 2), provider, o.threads);
-        const run: GenerateBenchRun = {
-          model: name, params, batch: B, prompt_len: L, new_tokens: N, t1_ms: t1, tn_ms: tn,
-          prefill_tokens_per_s: (B * L) / (t1 / 1000),
-          decode_tokens_per_s: (B * (N - 1)) / ((tn - t1) / 1000),
-          decode_run_ms: stats.decodeMs / stats.decodeSteps,
-          host_ms_per_step: stats.hostMs / stats.decodeSteps,
-          cache_full_roundtrip_ms: cache.fullMs,
-          cache_append_ms: cache.appendMs,
-          cache_mb: cache.mb,
-        };
-        const ref = torch?.runs.find((x) => x.batch === B);
-        if (ref) {
-          Object.assign(run, {
-            torch_prefill_tokens_per_s: ref.prefill_tokens_per_s,
-            torch_decode_tokens_per_s: ref.decode_tokens_per_s,
-            prefill_ratio: run.prefill_tokens_per_s / ref.prefill_tokens_per_s,
-            decode_ratio: run.decode_tokens_per_s / ref.decode_tokens_per_s,
-            greedy_rows_equal: tokens.filter((t, i) => t.join() === ref.tokens[i].join()).length / B,
-          });
-        }
-        log(`  batch ${B}: prefill ${run.prefill_tokens_per_s.toFixed(0)} tok/s, decode ${run.decode_tokens_per_s.toFixed(1)} tok/s` +
-          (ref ? ` (transformers ${ref.prefill_tokens_per_s.toFixed(0)}, ${ref.decode_tokens_per_s.toFixed(1)})` : ''));
-        result.runs.push(run);
+      } finally {
+        torch?.close();
       }
     } finally {
       await gen.release();
@@ -426,12 +441,70 @@ async function saveHfFolder(dir: string, family: ModelFamily<unknown>, c: unknow
   await writeSafetensors(join(dir, 'model.safetensors'), tensors);
 }
 
-/** Runs bench/torch_generate.py on a model folder and a prompts file. */
-function runTorchGenerate(dir: string, promptsFile: string, o: { batches: readonly number[]; newTokens: number; repeats: number; threads: number; python?: string }): TorchOutput {
-  const python = o.python ?? process.env.PYTHON ?? 'python3';
-  const args = [TORCH_SCRIPT, '--model', dir, '--prompts', promptsFile, '--batches', o.batches.join(','), '--new-tokens', String(o.newTokens), '--repeats', String(o.repeats), '--threads', String(o.threads)];
-  const r = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (r.error) throw new Error(`could not run ${python} (${r.error.message}); --vs-torch needs Python 3 with torch, transformers and safetensors.`);
-  if (r.status !== 0) throw new Error(`the transformers reference failed: ${(r.stderr || '').trim().split('\n').pop() ?? ''}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchOutput;
+/**
+ * transformers' side of the throughput runs: bench/torch_generate.py --interleave, which
+ * loads the model once and then runs one generate per request, so that the two sides'
+ * runs can alternate.
+ */
+class TorchGenerate {
+  private readonly lines: string[] = [];
+  private waiting?: { resolve: (line: string) => void; reject: (e: Error) => void };
+  private stderr = '';
+  private exited?: Error;
+
+  private constructor(private readonly child: ChildProcessWithoutNullStreams, readonly versions: { torch_version: string; transformers_version: string; attn_implementation?: string }) {}
+
+  static async start(dir: string, promptsFile: string, threads: number, python = process.env.PYTHON ?? 'python3'): Promise<TorchGenerate> {
+    const child = spawn(python, [TORCH_SCRIPT, '--interleave', '--model', dir, '--prompts', promptsFile, '--threads', String(threads)]);
+    const t = new TorchGenerate(child, { torch_version: '', transformers_version: '' });
+    let buffer = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      buffer += chunk;
+      for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
+        t.lines.push(buffer.slice(0, nl));
+        buffer = buffer.slice(nl + 1);
+      }
+      t.deliver();
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (t.stderr = (t.stderr + chunk).slice(-4000)));
+    child.on('error', (e) => t.fail(new Error(`could not run ${python} (${e.message}); --vs-torch needs Python 3 with torch, transformers and safetensors.`)));
+    child.on('exit', (code) => t.fail(new Error(`the transformers reference stopped (exit code ${code}): ${t.stderr.trim().split('\n').pop() ?? ''}`)));
+    Object.assign(t.versions, JSON.parse(await t.next()) as object);
+    return t;
+  }
+
+  /** One generate of `n` tokens on the first `batch` prompts: its time and tokens. */
+  async generate(batch: number, n: number): Promise<{ ms: number; tokens: number[][] }> {
+    this.child.stdin.write(`${batch} ${n}\n`);
+    return JSON.parse(await this.next()) as { ms: number; tokens: number[][] };
+  }
+
+  close(): void {
+    this.child.stdin.end();
+  }
+
+  private next(): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+      this.deliver();
+    });
+  }
+
+  private deliver(): void {
+    if (!this.waiting) return;
+    const line = this.lines.shift();
+    if (line !== undefined) {
+      const w = this.waiting;
+      this.waiting = undefined;
+      w.resolve(line);
+    } else if (this.exited) {
+      this.waiting.reject(this.exited);
+      this.waiting = undefined;
+    }
+  }
+
+  private fail(e: Error): void {
+    this.exited ??= e;
+    this.deliver();
+  }
 }

@@ -8,6 +8,7 @@ A benchmark oracle only; the product never needs Python.
 Usage:
     python3 bench/torch_generate.py --model DIR --prompts prompts.json
         [--batches 1,16] [--new-tokens 32] [--repeats 3] [--threads 2]
+    python3 bench/torch_generate.py --interleave --model DIR --prompts prompts.json [--threads 2]
     python3 bench/torch_generate.py --cold --model DIR --prompt TEXT [--chat]
         [--new-tokens 1] [--threads 2]
 
@@ -19,6 +20,11 @@ Protocol (the same on both sides): one warm-up generate of 2 tokens per batch si
 generate(max_new_tokens=N) (tN); the fastest of each (the machine is shared: the best
 time is the one least disturbed by other work). prefill tokens/s = b * prompt_len / t1,
 decode tokens/s = b * (N - 1) / (tN - t1).
+
+--interleave: the same generate calls, one at a time on request, so that the caller can
+alternate them with its own and both sides see the same load: after loading, one line
+{"ready": true, ...versions}; then for each stdin line "B N" one generate of N tokens on
+the first B prompts, answered by one line {"ms": ..., "tokens": [[...], ...]}; EOF ends it.
 
 --cold: what a user's process does once, timed from the script's start: import torch and
 transformers, load the tokenizer and the model, tokenize the prompt (with the chat
@@ -43,6 +49,7 @@ def parse_args(argv):
     p.add_argument("--model", required=True, help="Hugging Face model folder (config.json, model.safetensors)")
     p.add_argument("--prompts", help="JSON file {\"prompts\": [[ids], ...]}")
     p.add_argument("--cold", action="store_true", help="one cold generate of --prompt (see above)")
+    p.add_argument("--interleave", action="store_true", help="generate on request from stdin (see above)")
     p.add_argument("--prompt", help="prompt text for --cold")
     p.add_argument("--chat", action="store_true", help="apply the folder's chat template to --prompt")
     p.add_argument("--batches", default="1,16")
@@ -64,6 +71,8 @@ def parse_args(argv):
         return a
     if a.prompts is None:
         p.error("--prompts is required (or --cold with --prompt)")
+    if a.interleave:
+        return a
     if a.new_tokens < 2:
         p.error("--new-tokens must be >= 2 (decode speed is measured from tokens 2..N)")
     if a.repeats < 1:
@@ -87,7 +96,7 @@ def main(argv):
         return cold(args, torch, AutoModelForCausalLM)
     with open(args.prompts) as f:
         prompts = json.load(f)["prompts"]
-    if len(prompts) < max(args.batches) or len({len(p) for p in prompts}) != 1:
+    if (not args.interleave and len(prompts) < max(args.batches)) or len({len(p) for p in prompts}) != 1:
         print("prompts.json needs at least max(batches) prompts, all of one length", file=sys.stderr)
         return 2
 
@@ -115,6 +124,24 @@ def main(argv):
         out = generate(ids, n)
         return (time.perf_counter() - t0) * 1000, out
 
+    versions = {
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+        "threads": torch.get_num_threads(),
+        "attn_implementation": getattr(model.config, "_attn_implementation", None),
+    }
+    if args.interleave:
+        print(json.dumps({"ready": True, **versions}), flush=True)
+        for line in sys.stdin:
+            b, n = (int(x) for x in line.split())
+            if not 1 <= b <= len(prompts) or n < 1:
+                print(f"asked for {n} tokens on {b} prompts, of the {len(prompts)} in {args.prompts}", file=sys.stderr)
+                return 2
+            ids = torch.tensor(prompts[:b], dtype=torch.long)
+            ms, out = timed(ids, n)
+            print(json.dumps({"ms": ms, "tokens": out[:, ids.shape[1]:].tolist()}), flush=True)
+        return 0
+
     runs = []
     for b in args.batches:
         ids = torch.tensor(prompts[:b], dtype=torch.long)
@@ -137,10 +164,7 @@ def main(argv):
             "tokens": out[:, L:].tolist(),
         })
     print(json.dumps({
-        "torch_version": torch.__version__,
-        "transformers_version": transformers.__version__,
-        "threads": torch.get_num_threads(),
-        "attn_implementation": getattr(model.config, "_attn_implementation", None),
+        **versions,
         "dtype": "float32",
         "device": "cpu",
         "machine": platform.machine(),
