@@ -39,6 +39,8 @@ test('bad params are refused with a sentence naming the method and the parameter
   refused('compare.nextPair', { modelA: 2, modelB: 2 }, /the same model/);
   refused('compare.vote', { pairId: 'p', vote: 'C' }, /"vote" must be one of "A", "B", "tie", "skip"/);
   refused('experiments.stop', { experimentId: 1, reason: 'stop' }, /"reason" must be one of "pause", "cancel"/);
+  refused('experiments.exportTrl', { experimentId: 1, out: '' }, /"out" is empty; fill it in/);
+  refused('experiments.exportTrl', { experimentId: 1, out: '/tmp/p', gpus: 0 }, /"gpus" must be a whole number from 1 to 1024/);
   refused('settings.set', { forcedProvider: 'tpu' }, /"forcedProvider" must be one of/);
   refused('settings.set', { modelCacheBytes: -1 }, /"modelCacheBytes" must be a whole number from 0 to/);
   refused('generation.unload', { all: true }, /"all" is not one of its parameters/);
@@ -49,6 +51,6 @@ test('bad params are refused with a sentence naming the method and the parameter
 });
 
 test('every method has a validator that refuses a non-object', () => {
-  assert.equal(METHODS.length, 40);
+  assert.equal(METHODS.length, 41);
   for (const m of METHODS) refused(m, 'text', /must be an object/);
 });

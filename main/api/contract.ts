@@ -207,6 +207,12 @@ export interface ExperimentDetail {
   runs: RunInfo[];
 }
 
+/** An experiment exported for TRL: the project's folder, and each stage with the script that runs it there, or why the studio runs it after the import. */
+export interface TrlExport {
+  out: string;
+  stages: { id: string; kind: string; exported: boolean; script?: string; why?: string }[];
+}
+
 /** What the voter sees: two responses, unlabelled. Which model is which stays on the server until the vote. */
 export interface BlindPair {
   pairId: string;
@@ -293,6 +299,8 @@ export interface Methods {
   'experiments.get': { params: { experimentId: number }; result: ExperimentDetail };
   'experiments.stop': { params: { experimentId: number; reason: 'pause' | 'cancel' }; result: ExperimentProgress };
   'experiments.resume': { params: { experimentId: number }; result: ExperimentDetail };
+  /** Writes the experiment as a Python project for TRL on accelerate (GPU machines, clusters: afd export trl) into `out`, a new folder's full path. */
+  'experiments.exportTrl': { params: { experimentId: number; out: string; gpus?: number }; result: TrlExport };
 
   'runs.list': { params: { experimentId?: number; status?: RunStatus }; result: RunInfo[] };
   'runs.get': { params: { runId: number }; result: RunDetail };
@@ -647,6 +655,10 @@ export const validators: { [M in Method]: Validator<M> } = {
   'experiments.resume': (raw) => {
     const r = new Reader('experiments.resume', raw, ['experimentId']);
     return { experimentId: r.int('experimentId', 1) };
+  },
+  'experiments.exportTrl': (raw) => {
+    const r = new Reader('experiments.exportTrl', raw, ['experimentId', 'out', 'gpus']);
+    return defined({ experimentId: r.int('experimentId', 1), out: r.str('out', { max: 4096 }), gpus: r.optInt('gpus', 1, 1024) });
   },
 
   'runs.list': (raw) => {

@@ -1,6 +1,7 @@
 // The experiments view's methods over the AfD pipeline (main/afd: definitions, recipes,
 // the driver that runs a definition's stages as jobs, the results table). The pipeline's
 // modules are loaded here and nowhere else in the API, on first use.
+import { isAbsolute } from 'node:path';
 import type { StudioDatabase } from '../../db/database.ts';
 import { ExperimentStore } from '../../db/experiments.ts';
 import type { JsonObject } from '../../db/json.ts';
@@ -63,7 +64,7 @@ export function experimentState(p: ExperimentProgress): StageState {
   return 'pending';
 }
 
-export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipeline>): Handlers<'experiments.recipes' | 'experiments.start' | 'experiments.list' | 'experiments.get' | 'experiments.stop' | 'experiments.resume' | 'results.get'> & { close(): void } {
+export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipeline>): Handlers<'experiments.recipes' | 'experiments.start' | 'experiments.list' | 'experiments.get' | 'experiments.stop' | 'experiments.resume' | 'experiments.exportTrl' | 'results.get'> & { close(): void } {
   const experiments = new ExperimentStore(ctx.db);
   const runs = new RunStore(ctx.db);
   const drivers = new Map<number, { driver: Driver; unsubscribe: () => void }>();
@@ -134,6 +135,16 @@ export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipe
       const e = experiment(p.experimentId);
       if (drivers.has(p.experimentId)) throw new Error(`Experiment #${p.experimentId} is already running; pause or cancel it first.`);
       return launch(e.definition, e.id);
+    },
+    'experiments.exportTrl': async (p) => {
+      const pl = await pipeline();
+      const e = experiment(p.experimentId);
+      if (!isAbsolute(p.out)) throw new Error(`Type the full path of a new folder for the project (${JSON.stringify(p.out)} is relative).`);
+      // The exporter is loaded on first use, like the rest of the pipeline.
+      const trl = (await import(new URL('../afd/trl/export.ts', import.meta.url).href)) as typeof import('../afd/trl/export.ts');
+      const m = await trl.exportTrl(ctx.db, ctx.runner.files, pl.parse(e.definition), { out: p.out, experimentId: e.id, ...(p.gpus === undefined ? {} : { gpus: p.gpus }) });
+      ctx.log('info', `Experiment #${e.id} exported for TRL to ${p.out}: ${m.stages.filter((s) => s.exported).length} of ${m.stages.length} stages.`);
+      return { out: p.out, stages: m.stages.map(({ id, kind, exported, script, why }) => ({ id, kind, exported, ...(script === undefined ? {} : { script }), ...(why === undefined ? {} : { why }) })) };
     },
     'results.get': async (p) => {
       const pl = await pipeline();
