@@ -37,6 +37,13 @@ export function formatPercent(v: number | null | undefined, digits = 0): string 
   return `${(v * 100).toFixed(digits)}%`;
 }
 
+/** "12/40 steps", "3/272 tensors", "1.2 MB of 5.0 MB" for a job's progress in its unit. */
+export function formatProgress(step: number, total: number | null, unit: string): string {
+  if (unit === 'byte' || unit === 'bytes') return total === null ? formatBytes(step) : `${formatBytes(step)} of ${formatBytes(total)}`;
+  const units = unit === '' || unit.endsWith('s') || (total ?? step) === 1 ? unit : `${unit}s`;
+  return `${step}${total === null ? '' : `/${total}`}${units === '' ? '' : ` ${units}`}`;
+}
+
 /** Percent of progress, 0..100, or null when the total is unknown. */
 export function progressPercent(step: number, total: number | null | undefined): number | null {
   if (total === null || total === undefined || !(total > 0)) return null;

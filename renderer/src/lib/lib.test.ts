@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { JsonObject, ModelInfo, Tally } from '../../../main/api/contract.ts';
 import { csvField, toCsv } from './csv.ts';
-import { formatBytes, formatDuration, progressPercent } from './format.ts';
+import { formatBytes, formatDuration, formatProgress, progressPercent } from './format.ts';
 import { binsFromEdges, niceStep, quantile } from './histogram.ts';
 import { ancestry, lineageRows, stageLabel } from './lineage.ts';
 import { appendMetric, chartGroups } from './metrics.ts';
@@ -154,4 +154,6 @@ test('router, theme, format', () => {
   assert.equal(formatBytes(8_700_000), '8.7 MB');
   assert.equal(progressPercent(5, 20), 25);
   assert.equal(progressPercent(5, null), null);
+  assert.deepEqual([formatProgress(3, 272, 'tensor'), formatProgress(12, 40, 'steps'), formatProgress(1, 1, 'tensor'), formatProgress(5, null, 'step'), formatProgress(1_200_000, 5_000_000, 'byte'), formatProgress(4, 9, '')],
+    ['3/272 tensors', '12/40 steps', '1/1 tensor', '5 steps', '1.2 MB of 5.0 MB', '4/9']);
 });
