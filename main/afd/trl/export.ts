@@ -46,6 +46,8 @@ const NO_COUNTERPART: Readonly<Record<string, string>> = {
   airl: 'adversarial IRL (a discriminator trained between policy updates) has no TRL counterpart',
   extrapolate: 'weight extrapolation has no TRL counterpart; the studio runs it after the import',
   pretrain: 'pretraining the embedded model from scratch has no TRL counterpart',
+  'reward:endogenous': 'the endogenous reward is read off a model\'s own logits, with no training and no TRL counterpart; the studio computes it after the import',
+  ditto: 'DITTO (iterated DPO over the policy\'s own samples, with replay) has no TRL counterpart',
 };
 
 export interface ExportedStage {
@@ -95,7 +97,7 @@ export async function experimentToExport(db: StudioDatabase, which: string): Pro
   const store = new ExperimentStore(db);
   const id = /^#?\d+$/.test(which) ? Number(which.replace('#', '')) : null;
   const e = id !== null ? store.get(id) : store.list().find((x) => x.name === which);
-  if (e === undefined) throw new Error(`There is no experiment file ${which}, nor a stored experiment ${id !== null ? `#${id}` : `named '${which}'`}; give an experiment file (e.g. experiments/demo.yaml) or the name or id \`afd runs list\` shows.`);
+  if (e === undefined) throw new Error(`There is no experiment file ${which}, nor a stored experiment ${id !== null ? `#${id}` : `named '${which}'`}; give an experiment file (e.g. experiments/demo.yaml), or the name or id of an experiment the Experiments view lists.`);
   return { definition: parseExperiment(e.definition), experimentId: e.id };
 }
 
