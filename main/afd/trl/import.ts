@@ -196,7 +196,7 @@ async function importSelection(c: StageContext): Promise<StageOutput> {
   const raw = JSON.parse(await readFile(file, 'utf8')) as { ns?: unknown; picks?: unknown; rewards?: unknown };
   const samples = c.artifacts.get(c.spec.samples as string)!;
   const set = (await readFile(join(samples.dir, SAMPLES_FILE), 'utf8')).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Sample);
-  const prompts = Math.max(...set.map((s) => s.i)) + 1, n = set.length / prompts;
+  const prompts = set.reduce((m, s) => Math.max(m, s.i + 1), 0), n = set.length / prompts;
   const ns = raw.ns, picks = raw.picks as Record<string, unknown> | undefined, rewards = raw.rewards;
   const ok = Array.isArray(ns) && ns.every((x) => Number.isInteger(x) && x >= 1 && x <= n) && typeof picks === 'object' && picks !== null
     && ns.every((x) => Array.isArray(picks[String(x)]) && (picks[String(x)] as unknown[]).length === prompts && (picks[String(x)] as unknown[]).every((k) => Number.isInteger(k) && (k as number) >= 0 && (k as number) < (x as number)))
