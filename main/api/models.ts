@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename, isAbsolute, join } from 'node:path';
 import { GGUF_SOURCE_FILE } from '../../native-models/checkpoint/gguf/to-hf.ts';
-import { gpt2Family, llamaFamily } from '../../native-models/models/index.ts';
+import type { ModelFamily } from '../../native-models/models/family.ts';
+import { familyOf, gpt2Family, llamaFamily } from '../../native-models/models/index.ts';
 import { GenerationStore } from '../../db/generations.ts';
 import type { Model } from '../../db/models.ts';
 import { ModelStore } from '../../db/models.ts';
@@ -21,7 +22,7 @@ import { DEFAULT_MODEL_DIR, isBuiltinModel } from '../models/builtin.ts';
 export function modelInfo(m: Model, folder: string | null = null): ModelInfo {
   return {
     id: m.id, name: m.name, kind: isBuiltinModel(m) ? 'builtin' : m.kind, family: m.family, parentId: m.parentId, stage: m.stage, runId: m.runId, createdAt: m.createdAt,
-    params: paramCount(m), source: folder === null ? null : ggufSource(folder),
+    params: paramCount(m) ?? (folder === null ? null : folderParamCount(folder)), source: folder === null ? null : ggufSource(folder),
   };
 }
 
@@ -29,10 +30,24 @@ export function modelInfo(m: Model, folder: string | null = null): ModelInfo {
 function paramCount(m: Model): number | null {
   const family = m.family === 'gpt2' ? gpt2Family : m.family === 'llama' ? llamaFamily : undefined;
   if (family === undefined || Object.keys(m.config).length === 0) return null;
+  return countParams(family, m.config);
+}
+
+/** The parameter count from a model folder's config.json (trained models and the embedded one store no engine config). */
+function folderParamCount(folder: string): number | null {
+  try {
+    const { family, config } = familyOf(JSON.parse(readFileSync(join(folder, 'config.json'), 'utf8')) as Record<string, unknown>);
+    return countParams(family, config);
+  } catch {
+    return null;
+  }
+}
+
+function countParams(family: ModelFamily<unknown>, config: unknown): number | null {
   try {
     let n = 0;
-    for (const shape of family.paramShapes(m.config as never).values()) n += shape.reduce((a, b) => a * b, 1);
-    return n;
+    for (const shape of family.paramShapes(config as never).values()) n += shape.reduce((a, b) => a * b, 1);
+    return Number.isSafeInteger(n) && n > 0 ? n : null; // a config that is not the family's gives NaN
   } catch {
     return null;
   }
@@ -180,7 +195,7 @@ export class GenerationStreams {
 
 export function modelHandlers(ctx: ApiContext, streams: GenerationStreams): Handlers<'models.list' | 'models.import' | 'models.export' | 'models.generate' | 'generation.cancel' | 'generation.cache' | 'generation.unload'> {
   const models = new ModelStore(ctx.db);
-  const folderOf = (m: Model): string | null => (m.path === null || isBuiltinModel(m) ? null : isAbsolute(m.path) ? m.path : ctx.runner.files.absolute(m.path));
+  const folderOf = (m: Model): string | null => (isBuiltinModel(m) ? DEFAULT_MODEL_DIR : m.path === null ? null : isAbsolute(m.path) ? m.path : ctx.runner.files.absolute(m.path));
   return {
     'models.list': () => models.list().map((m) => modelInfo(m, folderOf(m))),
     'models.import': (p) => {

@@ -122,6 +122,8 @@ test('models: the embedded model is listed; generation streams tokens and stores
   const models = await service.call('models.list', {});
   const builtin = models.find((m) => m.kind === 'builtin');
   assert.ok(builtin !== undefined);
+  // Its size comes from its folder's config.json: the store keeps no engine config for it (nor for trained models).
+  assert.ok(builtin.params !== null && builtin.params > 1e6 && builtin.params < 1e7, `${builtin.params} parameters`);
   const stream = await service.call('models.generate', { modelId: builtin.id, prompt: 'hello there', sampling: { temperature: 0 } });
   const done = await studio.next((e) => e.type === 'generation.done' && e.streamId === stream.streamId);
   const tokens = studio.events.filter((e): e is Extract<StudioEvent, { type: 'generation.token' }> => e.type === 'generation.token' && e.streamId === stream.streamId);
