@@ -12,7 +12,7 @@ export const EXPERIMENTS_DIR = fileURLToPath(new URL('../../experiments/', impor
 const CATALOGUE: readonly Omit<Recipe, 'definition'>[] = [
   { id: 'paper-recipe', title: "The paper's recipe", summary: 'SFT, then a reward model that separates SFT samples from pi_0 samples, then Best-of-N over it: alignment from demonstrations alone.' },
   { id: 'quick', title: 'Quick check (1 minute)', summary: 'The same recipe on a handful of prompts, to see that everything works before a real run.' },
-  { id: 'demo', title: 'HH-Harmless demo (10 minutes)', summary: 'The microcosm at small scale with a gold judge: SFT, three rewards, Best-of-N, length baseline and evaluation.' },
+  { id: 'demo', title: 'HH-Harmless demo (10 minutes)', summary: 'The microcosm at small scale with a gold judge: SFT, four rewards, Best-of-N, length baseline and evaluation.' },
   { id: 'hh-harmless', title: 'HH-Harmless reproduction', summary: 'Every method row of the reproduction (hours on a CPU).' },
 ];
 
