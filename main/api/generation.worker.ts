@@ -22,14 +22,18 @@ const post = (m: GenReply): void => port.postMessage(m);
 
 /**
  * A loaded model's memory is measured as the growth of the process's resident memory
- * while it loads (loads run one at a time): on SmolLM2 (538 MB of float32 weights) about
- * 1.8 GB, the weights held once by the engine and again, with packed copies, by ONNX
- * Runtime. Memory freed meanwhile (a model released to make room, other threads) can hide
- * part of it, so a model counts at least the largest memory per weight byte measured so
- * far times its weight bytes; before any measurement, this default.
+ * while it loads (loads run one at a time): SmolLM2-135M (538 MB of float32 weights) took
+ * about 0.7 GB with its weights mapped from their file, 1.8 GB with them read into memory.
+ * A generation running meanwhile grows the memory too (its cache, ONNX Runtime's arena),
+ * so such a load is not measured: it counts its weight bytes times the memory per weight
+ * byte of the last load measured (this default before any). Job threads allocating
+ * meanwhile still blur a measurement.
  */
 const DEFAULT_MEMORY_PER_WEIGHT_BYTE = 3.5;
-let memoryPerWeightByte: number | null = null;
+let memoryPerWeightByte = DEFAULT_MEMORY_PER_WEIGHT_BYTE;
+/** Generations running now, and whether one ran during the load in progress. */
+let generating = 0;
+let loadDisturbed = false;
 /** What preparing took per weight byte on each provider, for the next preparation's time left. */
 const prepareMsPerByte = new Map<string, number>();
 
@@ -91,19 +95,19 @@ function acquire(id: number, dir: string, provider: ProviderSetting, signal: Abo
 
 async function load(id: number, dir: string, provider: ProviderSetting): Promise<Acquired<LoadedForGeneration>> {
   const weightBytes = (await weightFiles(dir)).reduce((s, f) => s + f.bytes, 0);
-  return cache.acquire(dir, provider, weightBytes * (memoryPerWeightByte ?? DEFAULT_MEMORY_PER_WEIGHT_BYTE), async () => {
+  return cache.acquire(dir, provider, weightBytes * memoryPerWeightByte, async () => {
     const rss0 = process.memoryUsage.rss();
+    loadDisturbed = generating > 0;
     const model = await loadForGeneration(dir, {
       provider: provider === 'auto' ? undefined : (provider as ProviderName),
       prepareMsPerByte: prepareMsPerByte.get(provider) ?? null,
       onPhase: (p) => post({ type: 'phase', id, ...p }),
     });
     const grown = process.memoryUsage.rss() - rss0;
-    if (model.weightBytes > 0) {
-      memoryPerWeightByte = Math.max(memoryPerWeightByte ?? 0, grown / model.weightBytes);
-      prepareMsPerByte.set(provider, model.prepareMs / model.weightBytes);
-    }
-    return { value: model, bytes: Math.max(grown, model.weightBytes * (memoryPerWeightByte ?? 1)) };
+    if (model.weightBytes === 0) return { value: model, bytes: Math.max(0, grown) };
+    if (!loadDisturbed) memoryPerWeightByte = Math.max(1, grown / model.weightBytes);
+    prepareMsPerByte.set(provider, model.prepareMs / model.weightBytes);
+    return { value: model, bytes: Math.round(model.weightBytes * memoryPerWeightByte) };
   });
 }
 
@@ -152,19 +156,25 @@ async function run(id: number, req: GenerateRequest, model: LoadedForGeneration,
   const maxNewTokens = s.maxTokens ?? 128;
   const counts = req.prompts.map(() => 0);
   post({ type: 'phase', id, phase: 'generating', done: 0, total: maxNewTokens, etaMs: null });
-  const results = await generator.generate(prompts, {
-    maxNewTokens,
-    greedy: greedy || undefined,
-    temperature: greedy ? undefined : temperature,
-    topP: greedy ? undefined : s.topP,
-    topK: greedy ? undefined : s.topK,
-    seed: greedy ? undefined : s.seed,
-    eosTokenIds: eos,
-    decode: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
-    onToken: (e) => post({ type: 'token', id, row: e.row, index: counts[e.row]++, text: e.textDelta ?? '' }),
-    signal,
-  });
-  return { type: 'done', id, rows: results.map(row) };
+  generating++;
+  loadDisturbed = true; // a load in progress, if any, is no longer measured alone
+  try {
+    const results = await generator.generate(prompts, {
+      maxNewTokens,
+      greedy: greedy || undefined,
+      temperature: greedy ? undefined : temperature,
+      topP: greedy ? undefined : s.topP,
+      topK: greedy ? undefined : s.topK,
+      seed: greedy ? undefined : s.seed,
+      eosTokenIds: eos,
+      decode: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
+      onToken: (e) => post({ type: 'token', id, row: e.row, index: counts[e.row]++, text: e.textDelta ?? '' }),
+      signal,
+    });
+    return { type: 'done', id, rows: results.map(row) };
+  } finally {
+    generating--;
+  }
 }
 
 function row(r: GenerationResult): GeneratedRow {

@@ -119,40 +119,45 @@ test('compare: blind votes by keyboard update the tally; the keys are on screen'
 });
 
 test('compare: each pane shows its phase until its tokens come, Stop ends every unfinished one, the status bar counts generations and jobs', async () => {
-  const { page, errors } = await open('compare', { models: [model(1, 'default'), model(2, 'smollm2')] });
+  // Newest first, as the studio lists them; the two newest are chosen, and shown in lineage order.
+  const { page, errors } = await open('compare', { models: [model(3, 'smollm2-sft', 2, 'sft'), model(2, 'smollm2'), model(1, 'default')] });
   const footer = page.getByTestId('activity');
   await footer.getByText('idle').waitFor();
+  assert.deepEqual((await page.getByRole('form', { name: 'Side-by-side generation' }).locator('label.inline').allInnerTexts()).map((x) => x.trim()), ['default', 'smollm2', 'smollm2-sft']);
   await page.getByRole('button', { name: 'Generate side by side' }).click();
+  await page.getByTestId('side-by-side').waitFor();
+  assert.deepEqual((await calls(page)).find((c) => c.method === 'compare.start')?.params.modelIds, [2, 3], 'the base model before its SFT');
+  assert.deepEqual(await page.locator('[data-testid=side-by-side] .response .name').allInnerTexts(), ['smollm2', 'smollm2-sft', 'smollm2', 'smollm2-sft']);
   const pane = (modelId: number, prompt: number) => page.locator(`[data-testid=side-by-side] .response[data-model="${modelId}"]`).nth(prompt);
-  await pane(1, 0).getByText('Starting').waitFor();
+  await pane(2, 0).getByText('Starting').waitFor();
   assert.equal(await page.getByRole('button', { name: 'Stop' }).isEnabled(), true);
 
   // The studio counts the streams; the bar refreshes when one is queued.
   await page.evaluate(() => Object.assign((window as unknown as { __afdFixture: { status: object } }).__afdFixture.status, { runningGenerations: 4, runningRuns: [7] }));
-  for (const id of ['m1p0', 'm1p1', 'm2p0', 'm2p1']) await emit(page, { type: 'generation.phase', streamId: id, phase: 'queued', done: 0, total: null, etaMs: null });
+  for (const id of ['m2p0', 'm2p1', 'm3p0', 'm3p1']) await emit(page, { type: 'generation.phase', streamId: id, phase: 'queued', done: 0, total: null, etaMs: null });
   await footer.getByText('4 generations · 1 job running').waitFor();
-  assert.match(await pane(2, 0).innerText(), /Waiting for another model to load/);
+  assert.match(await pane(3, 0).innerText(), /Waiting for another model to load/);
 
-  await emit(page, { type: 'generation.phase', streamId: 'm1p0', phase: 'loading', done: 269e6, total: 538e6, etaMs: 4000 });
-  await pane(1, 0).getByText(/Reading the model: 269 MB of 538 MB · 50% · [34] s left/).waitFor();
-  assert.equal(await pane(1, 0).getByRole('progressbar').getAttribute('aria-valuenow'), '50');
-  await emit(page, { type: 'generation.phase', streamId: 'm1p0', phase: 'preparing', done: 0, total: null, etaMs: 6000 });
-  await pane(1, 0).getByText(/Preparing the model \(building its ONNX Runtime session\).*s left/).waitFor();
-  await emit(page, { type: 'generation.phase', streamId: 'm1p0', phase: 'generating', done: 0, total: 48, etaMs: null });
-  await pane(1, 0).getByText('Generating: reading the prompt').waitFor();
-  await emit(page, { type: 'generation.token', streamId: 'm1p0', index: 0, text: 'Boil ' });
-  await pane(1, 0).getByText(/1 of at most 48 tokens/).waitFor();
-  assert.match(await pane(1, 0).locator('pre').innerText(), /^Boil /);
+  await emit(page, { type: 'generation.phase', streamId: 'm2p0', phase: 'loading', done: 269e6, total: 538e6, etaMs: 4000 });
+  await pane(2, 0).getByText(/Reading the model: 269 MB of 538 MB · 50% · [34] s left/).waitFor();
+  assert.equal(await pane(2, 0).getByRole('progressbar').getAttribute('aria-valuenow'), '50');
+  await emit(page, { type: 'generation.phase', streamId: 'm2p0', phase: 'preparing', done: 0, total: null, etaMs: 6000 });
+  await pane(2, 0).getByText(/Preparing the model \(building its ONNX Runtime session\).*s left/).waitFor();
+  await emit(page, { type: 'generation.phase', streamId: 'm2p0', phase: 'generating', done: 0, total: 48, etaMs: null });
+  await pane(2, 0).getByText('Generating: reading the prompt').waitFor();
+  await emit(page, { type: 'generation.token', streamId: 'm2p0', index: 0, text: 'Boil ' });
+  await pane(2, 0).getByText(/1 of at most 48 tokens/).waitFor();
+  assert.match(await pane(2, 0).locator('pre').innerText(), /^Boil /);
 
   await page.getByRole('button', { name: 'Stop' }).click();
   await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=side-by-side] .response')].every((c) => c.getAttribute('data-done') === 'true'));
   const cancelled = (await calls(page)).filter((c) => c.method === 'generation.cancel').map((c) => c.params.streamId).sort();
-  assert.deepEqual(cancelled, ['m1p0', 'm1p1', 'm2p0', 'm2p1']);
+  assert.deepEqual(cancelled, ['m2p0', 'm2p1', 'm3p0', 'm3p1']);
   assert.equal(await page.getByText('Stopped.').count(), 4);
   assert.equal(await page.getByTestId('generation-phase').count(), 0);
 
   await page.evaluate(() => Object.assign((window as unknown as { __afdFixture: { status: object } }).__afdFixture.status, { runningGenerations: 0, runningRuns: [] }));
-  await emit(page, { type: 'generation.done', streamId: 'm1p0', text: '', tokens: 0, finishReason: 'cancelled', error: null, generationId: null });
+  await emit(page, { type: 'generation.done', streamId: 'm2p0', text: '', tokens: 0, finishReason: 'cancelled', error: null, generationId: null });
   await footer.getByText('idle').waitFor();
   assert.deepEqual(errors, []);
   await page.close();
