@@ -111,13 +111,7 @@ export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => voi
     torchLosses.push(r.loss);
     log(`  PyTorch step: loss ${r.loss.toFixed(4)}, ${r.ms.toFixed(0)} ms`);
   };
-  for (let i = 0; i < c.warmup; i++) await ours(i);
-  for (let i = c.warmup; i < c.warmup + c.steps; i++) {
-    // ABBA order, so that neither side always runs first in a round.
-    if (!torch) await ours(i);
-    else if ((i - c.warmup) % 2 === 0) { await ours(i); await theirs(torch); }
-    else { await theirs(torch); await ours(i); }
-  }
+  await interleaveSteps(c.warmup, c.steps, ours, torch && (() => theirs(torch)));
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
   await trainer.release();
   // The GEMM peak is measured after the training, so that its sessions' memory is not in
@@ -151,19 +145,53 @@ export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => voi
     loss_last: losses[losses.length - 1],
     config: c,
   };
-  if (torch) {
-    const t = await torch.finish();
-    const paired = times.map((ms, i) => torchTimes[i] / ms);
-    Object.assign(result, {
-      torch_tokens_per_s: t.tokens_per_s, torch_step_ms: t.step_ms, torch_peak_rss_mb: t.peak_rss_mb, torch_version: t.torch_version,
-      ratio: sum(torchTimes) / sum(times),
-      ratio_paired_median: median(paired),
-      ratio_interval: geometricMeanInterval(paired, new Rng(c.seed + 2)),
-      torch_losses: torchLosses,
-      torch_loss_max_diff: Math.max(...losses.map((l, i) => Math.abs(l - torchLosses[i]))),
-    });
-  }
+  if (torch) Object.assign(result, compareWithReference(await torch.finish(), { times, losses }, { times: torchTimes, losses: torchLosses }, new Rng(c.seed + 2)));
   return result;
+}
+
+/**
+ * Runs `warmup` untimed steps of ours, then `steps` timed rounds; with a reference, each
+ * round is one step of each side in ABBA order (ours then theirs, theirs then ours, ...),
+ * so that neither side always runs first. `ours(i)` gets the step's index from 0.
+ */
+export async function interleaveSteps(warmup: number, steps: number, ours: (i: number) => Promise<void>, theirs?: () => Promise<void>): Promise<void> {
+  for (let i = 0; i < warmup; i++) await ours(i);
+  for (let i = warmup; i < warmup + steps; i++) {
+    if (!theirs) await ours(i);
+    else if ((i - warmup) % 2 === 0) { await ours(i); await theirs(); }
+    else { await theirs(); await ours(i); }
+  }
+}
+
+/** The reference's fields of a result, from both sides' timed step times (ms, round by round) and all their losses. */
+export interface ReferenceComparison {
+  torch_tokens_per_s: number;
+  torch_step_ms: number;
+  torch_peak_rss_mb: number;
+  torch_version: string;
+  ratio: number;
+  ratio_paired_median: number;
+  ratio_interval: [number, number];
+  torch_losses: number[];
+  torch_loss_max_diff: number;
+}
+
+export function compareWithReference(
+  t: TorchSummary,
+  ours: { times: readonly number[]; losses: readonly number[] },
+  theirs: { times: readonly number[]; losses: number[] },
+  rng: Rng,
+): ReferenceComparison {
+  const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
+  const paired = ours.times.map((ms, i) => theirs.times[i] / ms);
+  return {
+    torch_tokens_per_s: t.tokens_per_s, torch_step_ms: t.step_ms, torch_peak_rss_mb: t.peak_rss_mb, torch_version: t.torch_version,
+    ratio: sum(theirs.times) / sum(ours.times),
+    ratio_paired_median: median(paired),
+    ratio_interval: geometricMeanInterval(paired, rng),
+    torch_losses: theirs.losses,
+    torch_loss_max_diff: Math.max(...ours.losses.map((l, i) => Math.abs(l - theirs.losses[i]))),
+  };
 }
 
 /**
@@ -236,14 +264,22 @@ export class TorchReference {
   }
 
   /** Starts the reference and waits until it has warmed up; throws a sentence when PyTorch is missing. */
-  static async start(c: TrainBenchConfig, python = process.env.PYTHON ?? 'python3'): Promise<TorchReference> {
-    const script = fileURLToPath(new URL('./torch_gpt_train.py', import.meta.url));
+  static start(c: TrainBenchConfig, python = process.env.PYTHON ?? 'python3'): Promise<TorchReference> {
+    const args = ['--vocab', c.vocab, '--d-model', c.dModel, '--layers', c.layers, '--heads', c.heads, '--seq', c.seq, '--batch', c.batch, '--warmup', c.warmup, '--threads', c.threads, '--seed', c.seed, '--lr', c.lr].map(String);
+    return TorchReference.launch('torch_gpt_train.py', args, (file) => writeBenchInit(file, c), python);
+  }
+
+  /**
+   * Starts `script` (in bench/) with `args`, `--interleave` and `--init FILE`, where FILE
+   * is written by `writeInit` and removed once the reference has read it, and waits until
+   * it has warmed up.
+   */
+  static async launch(script: string, args: readonly string[], writeInit: (file: string) => Promise<void>, python = process.env.PYTHON ?? 'python3'): Promise<TorchReference> {
     const dir = await mkdtemp(join(tmpdir(), 'afd-bench-init-'));
     try {
       const init = join(dir, 'init.safetensors');
-      await writeBenchInit(init, c);
-      const args = [script, '--vocab', c.vocab, '--d-model', c.dModel, '--layers', c.layers, '--heads', c.heads, '--seq', c.seq, '--batch', c.batch, '--warmup', c.warmup, '--threads', c.threads, '--seed', c.seed, '--lr', c.lr, '--interleave', '--init', init].map(String);
-      const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      await writeInit(init);
+      const child = spawn(python, [fileURLToPath(new URL(`./${script}`, import.meta.url)), ...args, '--interleave', '--init', init], { stdio: ['pipe', 'pipe', 'pipe'] });
       await new Promise<void>((resolve, reject) => {
         child.once('spawn', resolve);
         child.once('error', (e) => reject(new Error(`could not run ${python} (${e.message}); --vs-torch needs Python 3 with PyTorch: pip install torch`)));
@@ -281,6 +317,8 @@ export class TorchReference {
     if (!r.done) return JSON.parse(r.value as string) as R;
     if (this.#child.exitCode === null) await new Promise((res) => this.#child.once('exit', res));
     const last = this.#stderr.trim().split('\n').pop() ?? '';
-    throw new Error(/No module named 'torch'|PyTorch is not installed/.test(this.#stderr) ? 'PyTorch is not installed: pip install torch' : `the PyTorch reference failed: ${last || `exit code ${this.#child.exitCode}`}`);
+    if (/No module named 'torch'|PyTorch is not installed/.test(this.#stderr)) throw new Error('PyTorch is not installed: pip install torch');
+    if (/No module named 'peft'/.test(this.#stderr)) throw new Error('peft is not installed: pip install -r bench/requirements.txt');
+    throw new Error(`the PyTorch reference failed: ${last || `exit code ${this.#child.exitCode}`}`);
   }
 }
