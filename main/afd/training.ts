@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as T from '../../native-models/ir/index.ts';
 import { adamw } from '../../native-models/optim/adamw.ts';
 import { learningRate, type Schedule } from '../../native-models/optim/schedule.ts';
+import { releaseBuffers } from '../../native-models/runtime/release.ts';
 import { buildTrainStep } from '../../native-models/train/step.ts';
 import { Trainer, type Feeds, type StepResult } from '../../native-models/train/trainer.ts';
 import type { StageContext } from './stage.ts';
@@ -44,7 +45,14 @@ export interface StageTraining {
 /** A trainer for `loss` over a trainable model, with AdamW. */
 export async function createTrainer(ctx: StageContext, model: TrainableModel, loss: T.Value, s: TrainingSettings, metrics: Record<string, T.Value> = {}): Promise<Trainer> {
   const graphs = buildTrainStep({ loss, metrics, trainable: model.trainable, frozen: model.frozen, optimizer: adamw({ weightDecay: s.weightDecay }), clipNorm: s.clipNorm, accumulation: s.accumulation });
-  return Trainer.create(graphs, model.init, { provider: ctx.provider, threads: ctx.threads, seed: ctx.seed });
+  const trainer = await Trainer.create(graphs, model.init, { provider: ctx.provider, threads: ctx.threads, seed: ctx.seed });
+  // The compiled sessions are all the trainer runs. The graphs' bytes hold every frozen
+  // weight (LoRA's base model: 513 MiB for SmolLM2-135M), and would otherwise stay as long
+  // as the trainer: freed now, they are not in the training's peak. (Only a buffer of its
+  // own: a small message may be a view into a pool that other objects share.)
+  const own = (b: Uint8Array): boolean => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
+  releaseBuffers([graphs.step, graphs.accumulate].flatMap((m) => (m && own(m.bytes) ? [m.bytes] : [])));
+  return trainer;
 }
 
 /** The learning rate of every training stage: linear warm-up over warmupSteps, then cosine decay towards lr / 10. */
