@@ -1,7 +1,7 @@
 // Ops composed of primitives: they need no gradient rule of their own.
 
 import { type Dim } from './shape.ts';
-import { add, cast, div, less, mul, neg, sigmoid, sqrt, where } from './ops/elementwise.ts';
+import { add, cast, div, less, mul, neg, pow, where } from './ops/elementwise.ts';
 import { full, range } from './ops/leaf.ts';
 import { concat, reshape, slice, unsqueeze } from './ops/layout.ts';
 import { gemm, matmul } from './ops/matmul.ts';
@@ -32,13 +32,15 @@ export function linearOutIn(x: Value, w: Value, b?: Value): Value {
   return x.rank === 2 ? y : reshape(y, [...x.shape.slice(0, -1), w.shape[0]]); // [..., out]
 }
 
-/** x sigmoid(x), the SiLU / swish activation of Llama's SwiGLU. */
-export const silu = (x: Value): Value => mul(x, sigmoid(x));
-
-/** Root-mean-square normalization over the last axis (Llama): x / sqrt(mean(x^2) + eps) * w. */
+/**
+ * Root-mean-square normalization over the last axis (Llama): x (mean(x^2) + eps)^-1/2 w.
+ * A product with the reciprocal rather than a quotient: the backward of x / r reads the
+ * quotient (a [..., D] tensor it would keep from the forward pass), the backward of x r
+ * reads x, which the backward of x^2 keeps anyway, and r, which is [..., 1].
+ */
 export function rmsNorm(x: Value, weight: Value, eps = 1e-6): Value {
   const ms = reduceMean(mul(x, x), -1, true);
-  return mul(div(x, sqrt(add(ms, eps))), weight);
+  return mul(mul(x, pow(add(ms, eps), -0.5)), weight);
 }
 
 /** True where key position j may be seen from query position i (j <= i): [T, T] bool. */

@@ -129,6 +129,8 @@ const cases: Case[] = [
   // Composites.
   { name: 'linear with bias', inputs: [f([2, 3, 4]), f([4, 5]), f([5])], build: ([x, w, b]) => T.linear(x, w, b) },
   { name: 'silu', inputs: [f([2, 3], [-3, 3])], build: ([x]) => T.silu(x) },
+  // In float32 ORT runs the forward as one fused kernel (QuickGelu).
+  { name: 'silu (float32, fused by ORT)', dtype: 'float32', inputs: [f([3, 4], [-3, 3])], build: ([x]) => T.silu(x) },
   { name: 'rmsNorm', inputs: [f([2, 3, 6]), f([6])], build: ([x, w]) => T.rmsNorm(x, w) },
   { name: 'rotary', inputs: [f([2, 2, 3, 4]), f([3, 4]), f([3, 4])], build: ([x, c, s]) => T.rotary(x, c, s) },
   { name: 'TokenLogProb (repeated targets)', inputs: [f([2, 3, 5], [-2, 2]), int64([2, 3], [0, 4, 4, 2, 0, 0])], build: ([l, t]) => T.tokenLogProb(l, t) },

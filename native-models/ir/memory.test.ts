@@ -30,3 +30,15 @@ test('a value computed from parameters alone (a transposed weight) is not an act
   const loss = T.reduceSum(y);
   assert.equal(T.savedActivationBytes(loss, T.grad(loss, [w]), { B: 10 }), 10 * 3 * 4);
 });
+
+test("SiLU keeps only its input, RMSNorm its input and [..., 1] statistics", () => {
+  const x = T.input('x', 'float32', ['B', 8]);
+  const a = T.param('a', [8]);
+  const z = T.mul(x, a); // an activation [B, 8]: the mul's rule reads x and a, leaves
+  // silu's rule reads z alone (not its sigmoid, not its output).
+  const l1 = T.reduceSum(T.silu(z));
+  assert.equal(T.savedActivationBytes(l1, T.grad(l1, [a]), { B: 10 }), 10 * 8 * 4);
+  // rmsNorm (z r w, r = (mean(z^2) + eps)^-1/2): z, mean(z^2) + eps and r, not z r.
+  const l2 = T.reduceSum(T.rmsNorm(z, T.param('w', [8])));
+  assert.equal(T.savedActivationBytes(l2, T.grad(l2, [a]), { B: 10 }), 10 * (8 + 1 + 1) * 4);
+});
