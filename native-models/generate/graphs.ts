@@ -88,10 +88,10 @@ export function buildGraph<C>(kind: GraphKind, family: ModelFamily<C>, config: C
     }
     const out = family.forward(config, params, { tokens, positions, attentionMask: mask, past, lastLogitsOnly: true });
     outputs.logits = T.reshape(out.logits, ['B', family.vocabSize(config)]); // [B, V]
-    out.present.forEach((c, i) => {
+    out.added.forEach((c, i) => {
       const n = cacheNames(i);
-      outputs[n.newKey] = T.slice(c.key, 2, P, S); // [B, Hkv, T, hd]
-      outputs[n.newValue] = T.slice(c.value, 2, P, S);
+      outputs[n.newKey] = c.key; // [B, Hkv, T, hd]
+      outputs[n.newValue] = c.value;
     });
     inputs = [tokens, positions, mask, ...past.flatMap((c) => [c.key, c.value])];
   } else {

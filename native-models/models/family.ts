@@ -50,6 +50,11 @@ export interface ForwardOutputs {
   hidden: T.Value;
   /** The cache extended with this call's keys and values: [B, n_kv_heads, P+T, head_dim]. */
   present: KvCache[];
+  /**
+   * This call's keys and values alone, [B, n_kv_heads, T, head_dim]: what a cache kept
+   * outside the graph appends (reading them never copies the past, as `present` does).
+   */
+  added: KvCache[];
 }
 
 /** One linear projection of the model (what LoRA can adapt). */

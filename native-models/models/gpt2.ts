@@ -78,12 +78,12 @@ const norm = (c: Gpt2Config, p: Params, prefix: string, x: T.Value): T.Value =>
   T.layerNorm(x, weight(p, `${prefix}.weight`, FAMILY), weight(p, `${prefix}.bias`, FAMILY), c.layerNormEps);
 
 /** Causal self-attention of one block; x: [B, T, D]. */
-function selfAttention(c: Gpt2Config, p: Params, prefix: string, x: T.Value, ctx: Ctx, past?: KvCache): { y: T.Value; present: KvCache } {
+function selfAttention(c: Gpt2Config, p: Params, prefix: string, x: T.Value, ctx: Ctx, past?: KvCache): { y: T.Value; present: KvCache; added: KvCache } {
   const D = c.nEmbd, H = c.nHead, hd = D / H;
   const qkv = proj(p, `${prefix}.c_attn`, x, ctx); // [B, T, 3D]
   const [q, k, v] = T.split(qkv, -1, [D, D, D]).map((t) => toHeads(t, H, hd)); // [B, H, T, hd]
-  const { y, present } = attention({ q, k, v, past, bias: ctx.bias }); // [B, T, D]
-  return { y: proj(p, `${prefix}.c_proj`, y, ctx), present };
+  const { y, present, added } = attention({ q, k, v, past, bias: ctx.bias }); // [B, T, D]
+  return { y: proj(p, `${prefix}.c_proj`, y, ctx), present, added };
 }
 
 function mlp(c: Gpt2Config, p: Params, prefix: string, x: T.Value, ctx: Ctx): T.Value {
@@ -91,11 +91,11 @@ function mlp(c: Gpt2Config, p: Params, prefix: string, x: T.Value, ctx: Ctx): T.
   return proj(p, `${prefix}.c_proj`, h, ctx);
 }
 
-function block(c: Gpt2Config, p: Params, prefix: string, x: T.Value, ctx: Ctx, past?: KvCache): { x: T.Value; present: KvCache } {
+function block(c: Gpt2Config, p: Params, prefix: string, x: T.Value, ctx: Ctx, past?: KvCache): { x: T.Value; present: KvCache; added: KvCache } {
   const a = selfAttention(c, p, `${prefix}.attn`, norm(c, p, `${prefix}.ln_1`, x), ctx, past);
   x = T.add(x, a.y);
   x = T.add(x, mlp(c, p, `${prefix}.mlp`, norm(c, p, `${prefix}.ln_2`, x), ctx));
-  return { x, present: a.present };
+  return { x, present: a.present, added: a.added };
 }
 
 /** Logits, final hidden states and the extended cache; see ModelFamily.forward. */
@@ -105,17 +105,18 @@ export function gpt2ForwardFull(c: Gpt2Config, p: Params, inputs: ForwardInputs)
   const positions = inputs.positions ?? defaultPositions(tokens, P); // [B, T] or [T]
   const ctx: Ctx = { bias: attentionBias(tokens, P, inputs.attentionMask), loraScale: inputs.loraScale };
   let x = T.add(T.gather(weight(p, 'transformer.wte.weight', FAMILY), tokens), T.gather(weight(p, 'transformer.wpe.weight', FAMILY), positions)); // [B, T, D]
-  const present: KvCache[] = [];
+  const present: KvCache[] = [], added: KvCache[] = [];
   for (let i = 0; i < c.nLayer; i++) {
     const b = block(c, p, `transformer.h.${i}`, x, ctx, inputs.past?.[i]);
     x = b.x;
     present.push(b.present);
+    added.push(b.added);
   }
   const hidden = norm(c, p, 'transformer.ln_f', x); // [B, T, D]
   const head = c.tieWordEmbeddings ? weight(p, 'transformer.wte.weight', FAMILY) : weight(p, 'lm_head.weight', FAMILY);
   const h = inputs.lastLogitsOnly ? T.slice(hidden, 1, -1) : hidden; // [B, T or 1, D]
   const logits = T.matmul(h, T.transpose(head, [1, 0])); // [B, T or 1, V]
-  return { logits, hidden, present };
+  return { logits, hidden, present, added };
 }
 
 /** Logits [B, T, V] for int64 token ids [B, T] (no cache, no mask). */

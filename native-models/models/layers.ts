@@ -115,38 +115,46 @@ export interface AttentionArgs {
 
 /**
  * Scaled dot-product attention. Returns y [B, T, H*hd] (heads merged, before the output
- * projection) and the present cache [B, Hkv, S, hd]. With grouped-query attention
- * (H = rep Hkv) the rep query heads that share a KV head are stacked along the query
- * axis instead of copying K and V rep times: the same products, and a decoding step
- * never copies the whole cache.
+ * projection), the present cache [B, Hkv, S, hd] and this call's keys and values alone
+ * [B, Hkv, T, hd]. With grouped-query attention (H = rep Hkv) the rep query heads that
+ * share a KV head are stacked along the query axis instead of copying K and V rep times.
+ *
+ * With a cache, the scores against the cached keys and against the new ones are computed
+ * apart and joined (a [B, Hkv, rep*T, S] tensor), and the two sets of values weighted
+ * apart and summed: the same products, where joining the keys and values themselves
+ * would copy the whole cache, every layer, every decoding step (at batch 16 on SmolLM2
+ * those copies took longer than all the layers' products). `present` joins them only
+ * for a caller that reads it.
  */
-export function attention({ q, k, v, past, bias }: AttentionArgs): { y: T.Value; present: KvCache } {
+export function attention({ q, k, v, past, bias }: AttentionArgs): { y: T.Value; present: KvCache; added: KvCache } {
   const [B, H, Tn, hd] = q.shape;
   const Hkv = k.shape[1];
   if (typeof hd !== 'number' || typeof H !== 'number' || typeof Hkv !== 'number' || H % Hkv !== 0) {
     throw new Error(`attention: ${H} query heads cannot share ${Hkv} key/value heads`);
   }
-  if (past) {
-    k = T.concat([past.key, k], 2); // [B, Hkv, S, hd]
-    v = T.concat([past.value, v], 2); // [B, Hkv, S, hd]
-  }
   const rep = H / Hkv;
   // Scaling q rather than the scores: the same product, on a S/hd times smaller tensor.
   const qs = T.mul(q, 1 / Math.sqrt(hd));
-  let y: T.Value;
-  if (rep === 1) {
-    const scores = T.matmul(qs, T.transposeLast2(k)); // [B, H, T, S]
-    y = T.matmul(T.softmax(T.add(scores, bias), -1), v); // [B, H, T, hd]
-  } else {
-    const S = k.shape[2];
-    const qg = T.reshape(qs, [B, Hkv, T.dimMul(rep, Tn), hd]); // [B, Hkv, rep*T, hd]
-    const scores = T.reshape(T.matmul(qg, T.transposeLast2(k)), [B, Hkv, rep, Tn, S]); // [B, Hkv, rep, T, S]
+  const RT = T.dimMul(rep, Tn);
+  const qg = rep === 1 ? qs : T.reshape(qs, [B, Hkv, RT, hd]); // [B, Hkv, rep*T, hd]
+  const scoresOf = (keys: T.Value): T.Value => T.matmul(qg, T.transposeLast2(keys)); // [B, Hkv, rep*T, keys]
+  const scores = past ? T.concat([scoresOf(past.key), scoresOf(k)], -1) : scoresOf(k); // [B, Hkv, rep*T, S]
+  const S = scores.shape[3];
+  let probs: T.Value;
+  if (rep === 1) probs = T.softmax(T.add(scores, bias), -1); // [B, H, T, S]
+  else {
     const b5 = bias.rank === 4 ? T.unsqueeze(bias, 1) : bias; // [B, 1, 1, T, S] or [T, S]
-    const probs = T.reshape(T.softmax(T.add(scores, b5), -1), [B, Hkv, T.dimMul(rep, Tn), S]); // [B, Hkv, rep*T, S]
-    y = T.reshape(T.matmul(probs, v), [B, H, Tn, hd]); // [B, H, T, hd]
+    probs = T.reshape(T.softmax(T.add(T.reshape(scores, [B, Hkv, rep, Tn, S]), b5), -1), [B, Hkv, RT, S]); // [B, Hkv, rep*T, S]
   }
+  let y: T.Value;
+  if (past) {
+    const P = past.key.shape[2];
+    y = T.add(T.matmul(T.slice(probs, -1, 0, P), past.value), T.matmul(T.slice(probs, -1, P, S), v)); // [B, Hkv, rep*T, hd]
+  } else y = T.matmul(probs, v);
+  if (rep !== 1) y = T.reshape(y, [B, H, Tn, hd]); // [B, H, T, hd]
   const merged = T.reshape(T.transpose(y, [0, 2, 1, 3]), [B, Tn, H * hd]); // [B, T, H*hd]
-  return { y: merged, present: { key: k, value: v } };
+  const present = past ? { key: T.concat([past.key, k], 2), value: T.concat([past.value, v], 2) } : { key: k, value: v }; // [B, Hkv, S, hd]
+  return { y: merged, present, added: { key: k, value: v } };
 }
 
 /** Splits the last axis into heads: [B, T, n*hd] -> [B, n, T, hd]. */

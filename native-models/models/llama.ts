@@ -145,13 +145,13 @@ const proj = (p: Params, prefix: string, x: T.Value, bias: boolean, ctx: Ctx): T
 
 const norm = (c: LlamaConfig, p: Params, name: string, x: T.Value): T.Value => T.rmsNorm(x, weight(p, name, FAMILY), c.rmsNormEps);
 
-function selfAttention(c: LlamaConfig, p: Params, prefix: string, x: T.Value, ctx: Ctx, past?: KvCache): { y: T.Value; present: KvCache } {
+function selfAttention(c: LlamaConfig, p: Params, prefix: string, x: T.Value, ctx: Ctx, past?: KvCache): { y: T.Value; present: KvCache; added: KvCache } {
   const hd = c.headDim;
   const q = T.rotary(toHeads(proj(p, `${prefix}.q_proj`, x, c.qkvBias, ctx), c.numHeads, hd), ctx.cos, ctx.sin); // [B, H, T, hd]
   const k = T.rotary(toHeads(proj(p, `${prefix}.k_proj`, x, c.qkvBias, ctx), c.numKvHeads, hd), ctx.cos, ctx.sin); // [B, Hkv, T, hd]
   const v = toHeads(proj(p, `${prefix}.v_proj`, x, c.qkvBias, ctx), c.numKvHeads, hd); // [B, Hkv, T, hd]
-  const { y, present } = attention({ q, k, v, past, bias: ctx.bias }); // [B, T, H*hd]
-  return { y: proj(p, `${prefix}.o_proj`, y, c.oBias, ctx), present };
+  const { y, present, added } = attention({ q, k, v, past, bias: ctx.bias }); // [B, T, H*hd]
+  return { y: proj(p, `${prefix}.o_proj`, y, c.oBias, ctx), present, added };
 }
 
 /** SwiGLU (Shazeer 2020): down(silu(gate(x)) * up(x)). */
@@ -160,11 +160,11 @@ function mlp(c: LlamaConfig, p: Params, prefix: string, x: T.Value, ctx: Ctx): T
   return proj(p, `${prefix}.down_proj`, h, c.mlpBias, ctx);
 }
 
-function block(c: LlamaConfig, p: Params, prefix: string, x: T.Value, ctx: Ctx, past?: KvCache): { x: T.Value; present: KvCache } {
+function block(c: LlamaConfig, p: Params, prefix: string, x: T.Value, ctx: Ctx, past?: KvCache): { x: T.Value; present: KvCache; added: KvCache } {
   const a = selfAttention(c, p, `${prefix}.self_attn`, norm(c, p, `${prefix}.input_layernorm.weight`, x), ctx, past);
   x = T.add(x, a.y);
   x = T.add(x, mlp(c, p, `${prefix}.mlp`, norm(c, p, `${prefix}.post_attention_layernorm.weight`, x), ctx));
-  return { x, present: a.present };
+  return { x, present: a.present, added: a.added };
 }
 
 export function llamaForward(c: LlamaConfig, p: Params, inputs: ForwardInputs): ForwardOutputs {
@@ -173,16 +173,17 @@ export function llamaForward(c: LlamaConfig, p: Params, inputs: ForwardInputs): 
   const { cos, sin } = rotaryTables(c, inputs.positions ?? defaultPositions(tokens, P));
   const ctx: Ctx = { bias: attentionBias(tokens, P, inputs.attentionMask), cos, sin, loraScale: inputs.loraScale };
   let x = T.gather(weight(p, 'model.embed_tokens.weight', FAMILY), tokens); // [B, T, D]
-  const present: KvCache[] = [];
+  const present: KvCache[] = [], added: KvCache[] = [];
   for (let i = 0; i < c.numLayers; i++) {
     const b = block(c, p, `model.layers.${i}`, x, ctx, inputs.past?.[i]);
     x = b.x;
     present.push(b.present);
+    added.push(b.added);
   }
   const hidden = norm(c, p, 'model.norm.weight', x); // [B, T, D]
   const head = weight(p, c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight', FAMILY);
   const h = inputs.lastLogitsOnly ? T.slice(hidden, 1, -1) : hidden; // [B, T or 1, D]
-  return { logits: T.linearOutIn(h, head), hidden, present }; // logits [B, T or 1, V]
+  return { logits: T.linearOutIn(h, head), hidden, present, added }; // logits [B, T or 1, V]
 }
 
 // ---------------------------------------------------------------- config.json
