@@ -3,12 +3,13 @@
 // (full fine-tune or LoRA), read sequence log-probabilities and last-token hidden states
 // off it, and write the trained model back as a folder.
 import ort from 'onnxruntime-node';
-import { exportHfModel, importHfModel, type ImportedModel } from '../../native-models/checkpoint/index.ts';
+import { exportHfModel, importHfModel, mapHfModel, type ImportedModel } from '../../native-models/checkpoint/index.ts';
 import * as T from '../../native-models/ir/index.ts';
 import { loraInit, loraParamShapes, loraScale, loraTraining, mergeLora, type LoraSpec } from '../../native-models/models/index.ts';
 import { Tokenizer } from '../../native-models/tokenizer/tokenizer.ts';
 import type { Rng } from '../../native-models/train/rng.ts';
 import type { Feeds } from '../../native-models/train/trainer.ts';
+import type { MappedWeights } from '../../native-models/runtime/safetensors-index.ts';
 
 export interface LoadedModel extends ImportedModel {
   tokenizer: Tokenizer;
@@ -16,6 +17,12 @@ export interface LoadedModel extends ImportedModel {
   eosId: number;
   /** Longest sequence the model takes (its positions). */
   maxLength: number;
+  /**
+   * Where the weights lie in the folder's files, when every one is stored as F32: a LoRA
+   * fine-tune's frozen base weights reference them (ONNX external data) instead of
+   * copying them into its graphs.
+   */
+  mapped?: MappedWeights;
 }
 
 export async function loadModel(dir: string): Promise<LoadedModel> {
@@ -25,7 +32,9 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
   if (eos === undefined) throw new Error(`${dir}: the model has no end-of-text token (tokenizer or config.json eos_token_id); AfD stages need one to end responses.`);
   const c = m.configJson;
   const maxLength = Number(c.n_positions ?? c.max_position_embeddings ?? 2048);
-  return { ...m, tokenizer, eosId: eos, maxLength };
+  // Headers only (the weights were read above); a folder of other dtypes is not mapped.
+  const mapped = m.storedDtypes.every((d) => d === 'F32') ? (await mapHfModel(dir)).weights : undefined;
+  return { ...m, tokenizer, eosId: eos, maxLength, ...(mapped && !(mapped instanceof Map) ? { mapped } : {}) };
 }
 
 /**
@@ -114,7 +123,10 @@ export type Adaptation = { kind: 'full' } | { kind: 'lora'; rank: number; alpha:
 export interface TrainableModel {
   params: Map<string, T.Value>;
   trainable: T.Value[];
-  frozen: Map<T.Value, Float32Array>;
+  /** Frozen leaves: their data, or where the model's files hold it (see `external`). */
+  frozen: Map<T.Value, Float32Array | T.ExternalTensor>;
+  /** The folder the external frozen weights lie in, for the sessions (TrainerOptions.externalData). */
+  external?: { dir: string; identity: string };
   init: Map<string, Float32Array>;
   loraScale?: number;
   /** The model's weights (merged with adapters) from the trained values. */
@@ -131,9 +143,9 @@ export function trainableModel(model: LoadedModel, how: Adaptation, rng: Rng): T
     };
   }
   const spec: LoraSpec = { rank: how.rank, alpha: how.alpha };
-  const { params, trainable, frozen } = loraTraining(model.family, model.config, model.weights, spec);
+  const { params, trainable, frozen, external } = loraTraining(model.family, model.config, model.mapped ?? model.weights, spec);
   return {
-    params, trainable, frozen, init: loraInit(loraParamShapes(model.family, model.config, spec), rng), loraScale: loraScale(spec),
+    params, trainable, frozen, ...(external ? { external } : {}), init: loraInit(loraParamShapes(model.family, model.config, spec), rng), loraScale: loraScale(spec),
     weights: (trained) => mergeLora(model.weights, trained, model.family, model.config, spec),
   };
 }

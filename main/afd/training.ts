@@ -45,7 +45,7 @@ export interface StageTraining {
 /** A trainer for `loss` over a trainable model, with AdamW. */
 export async function createTrainer(ctx: StageContext, model: TrainableModel, loss: T.Value, s: TrainingSettings, metrics: Record<string, T.Value> = {}): Promise<Trainer> {
   const graphs = buildTrainStep({ loss, metrics, trainable: model.trainable, frozen: model.frozen, optimizer: adamw({ weightDecay: s.weightDecay }), clipNorm: s.clipNorm, accumulation: s.accumulation });
-  const trainer = await Trainer.create(graphs, model.init, { provider: ctx.provider, threads: ctx.threads, seed: ctx.seed });
+  const trainer = await Trainer.create(graphs, model.init, { provider: ctx.provider, threads: ctx.threads, seed: ctx.seed, ...(model.external ? { externalData: model.external } : {}) });
   // The compiled sessions are all the trainer runs. The graphs' bytes hold every frozen
   // weight (LoRA's base model: 513 MiB for SmolLM2-135M), and would otherwise stay as long
   // as the trainer: freed now, they are not in the training's peak. (Only a buffer of its

@@ -6,6 +6,7 @@
 
 import * as T from '../ir/index.ts';
 import type { Rng } from '../train/rng.ts';
+import type { MappedWeights } from '../runtime/safetensors-index.ts';
 import type { LinearInfo, ModelFamily } from './family.ts';
 import { loraNames } from './layers.ts';
 
@@ -68,16 +69,21 @@ export function loraInit(shapes: ReadonlyMap<string, number[]>, rng: Rng): Map<s
  * The graph leaves of a LoRA fine-tune: base weights as frozen initializers (they never
  * leave the session), adapters as the only trainable parameters. Pass `params` and
  * `loraScale(l)` to the family's forward, `trainable` and `frozen` to buildTrainStep.
+ * With mapped base weights (checkpoint/hf-import.ts mapHfModel) the initializers
+ * reference the model's files, which ONNX Runtime maps instead of holding a copy: pass
+ * the trainer `external` too.
  */
-export function loraTraining<C>(family: ModelFamily<C>, config: C, base: ReadonlyMap<string, Float32Array>, l: LoraSpec): {
+export function loraTraining<C>(family: ModelFamily<C>, config: C, base: ReadonlyMap<string, Float32Array> | MappedWeights, l: LoraSpec): {
   params: Map<string, T.Value>;
   trainable: T.Value[];
-  frozen: Map<T.Value, Float32Array>;
+  frozen: Map<T.Value, Float32Array | T.ExternalTensor>;
+  external?: { dir: string; identity: string };
 } {
   const params = new Map<string, T.Value>();
-  const frozen = new Map<T.Value, Float32Array>();
+  const frozen = new Map<T.Value, Float32Array | T.ExternalTensor>();
+  const mapped = base instanceof Map ? undefined : (base as MappedWeights);
   for (const [name, shape] of family.paramShapes(config)) {
-    const data = base.get(name);
+    const data = mapped ? mapped.tensors.get(name) : (base as ReadonlyMap<string, Float32Array>).get(name);
     if (!data) throw new Error(`LoRA: the base weights have no tensor ${name}`);
     const v = T.param(name, shape);
     params.set(name, v);
@@ -89,7 +95,7 @@ export function loraTraining<C>(family: ModelFamily<C>, config: C, base: Readonl
     params.set(name, v);
     trainable.push(v);
   }
-  return { params, trainable, frozen };
+  return { params, trainable, frozen, ...(mapped ? { external: { dir: mapped.dir, identity: mapped.identity } } : {}) };
 }
 
 /**

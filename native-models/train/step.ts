@@ -20,8 +20,11 @@ export interface TrainStepSpec {
   metrics?: Record<string, T.Value>;
   /** Parameter leaves that are trained. */
   trainable: readonly T.Value[];
-  /** Data of parameter leaves that stay fixed (frozen into the graph). */
-  frozen?: ReadonlyMap<T.Value, T.HostArray>;
+  /**
+   * Data of parameter leaves that stay fixed (frozen into the graph), or where a file holds
+   * it (ONNX external data: give the trainer the folder, see TrainerOptions.externalData).
+   */
+  frozen?: ReadonlyMap<T.Value, T.HostArray | T.ExternalTensor>;
   optimizer: Optimizer;
   /** Global-norm clipping threshold (none when absent). */
   clipNorm?: number;
@@ -59,7 +62,7 @@ export function buildTrainStep(spec: TrainStepSpec): TrainStepGraphs {
   const k = spec.accumulation ?? 1;
   if (!Number.isInteger(k) || k < 1) throw new Error(`accumulation must be a positive integer, got ${k}`);
   if (loss.rank !== 0) throw new Error(`the training loss must be a scalar, got ${loss}`);
-  const frozen = spec.frozen ?? new Map<T.Value, T.HostArray>();
+  const frozen = spec.frozen ?? new Map<T.Value, T.HostArray | T.ExternalTensor>();
   const metrics = spec.metrics ?? {};
   const names = trainable.map(paramName);
   const grads = T.grad(loss, trainable);

@@ -29,6 +29,11 @@ export interface TrainerOptions {
   memoryArena?: boolean;
   /** Where compiled sessions come from (default: a cache of the trainer's own). */
   sessions?: SessionCache;
+  /**
+   * The folder that the graphs' external frozen weights are relative to, and what
+   * identifies its files (MappedWeights' dir and identity): ONNX Runtime maps them.
+   */
+  externalData?: { dir: string; identity: string };
 }
 
 export interface StepResult {
@@ -71,7 +76,10 @@ export class Trainer {
   static async create(graphs: TrainStepGraphs, init: ReadonlyMap<string, Float32Array>, opts: TrainerOptions = {}): Promise<Trainer> {
     const provider = opts.provider ?? 'cpu';
     const sessions = opts.sessions ?? new SessionCache();
-    const sessionOpts: SessionOptions = { provider, intraOpThreads: opts.threads, memoryArena: opts.memoryArena };
+    const sessionOpts: SessionOptions = {
+      provider, intraOpThreads: opts.threads, memoryArena: opts.memoryArena,
+      ...(opts.externalData ? { externalDataDir: opts.externalData.dir, externalDataIdentity: opts.externalData.identity } : {}),
+    };
     const stepSession = await sessions.get(graphs.step.bytes, sessionOpts);
     const accSession = graphs.accumulate ? await sessions.get(graphs.accumulate.bytes, sessionOpts) : undefined;
     const t = new Trainer(graphs, sessions, stepSession, accSession, provider, opts.seed ?? 0);

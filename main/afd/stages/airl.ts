@@ -63,7 +63,8 @@ class Discriminator {
       // Parameters are inputs here (fed from the trainer's state); LoRA's frozen weights are initializers.
       const graph = T.emitOnnx({ outputs: { scores }, initializers: tm.frozen, name: 'afd-discriminator-scores' });
       const sessions = new SessionCache();
-      const session = await sessions.get(graph.bytes, { provider: ctx.provider, intraOpThreads: ctx.threads });
+      const external = tm.external ? { externalDataDir: tm.external.dir, externalDataIdentity: tm.external.identity } : {};
+      const session = await sessions.get(graph.bytes, { provider: ctx.provider, intraOpThreads: ctx.threads, ...external });
       return new Discriminator(tm, trainer, sessions, session, graph.inputNames.filter((n) => n !== 'tokens' && n !== 'last'));
     } catch (e) {
       await trainer.release();
