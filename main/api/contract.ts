@@ -163,9 +163,11 @@ export interface LoadedModel {
   /** null when no store model has this folder any more. */
   modelId: number | null;
   name: string;
+  /** The provider it runs on (the setting when it was loaded, if that was not told). */
   provider: string;
-  /** Memory it took when it was loaded. */
+  /** Memory it took when it was loaded; `estimated` when it could not be measured alone. */
   bytes: number;
+  estimated: boolean;
   /** How long reading and preparing it took. */
   loadMs: number;
   lastUsedAt: string;

@@ -51,6 +51,7 @@ test('a first generation reads and prepares the model with progress, then stream
   assert.equal(state.models[0].dir, DEFAULT_MODEL_DIR);
   assert.equal(state.models[0].users, 0);
   assert.ok(state.models[0].bytes >= weights, 'a model counts at least its weights');
+  assert.deepEqual([state.models[0].runsOn, state.models[0].estimated], ['cpu', false], 'loaded alone: measured');
   assert.equal(state.usedBytes, state.models[0].bytes);
 });
 

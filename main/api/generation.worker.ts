@@ -21,21 +21,40 @@ const port = parentPort;
 const post = (m: GenReply): void => port.postMessage(m);
 
 /**
+ * Loads so far on each provider, a guide for the next: a model's memory and the time its
+ * preparation took are estimated from the earlier load closest in weight bytes, scaled to
+ * the new model's bytes, when it is within a factor of 4 (a model's fixed costs make a
+ * much smaller one a poor guide).
+ */
+interface LoadRecord {
+  weightBytes: number;
+  /** Resident memory the load added, when it was measured alone (see below). */
+  memory: number | null;
+  prepareMs: number;
+}
+const loads = new Map<string, LoadRecord[]>();
+const GUIDE_RATIO = 4;
+
+/** The value per weight byte of the closest earlier load that has one, or null. */
+function perWeightByte(provider: string, bytes: number, value: (r: LoadRecord) => number | null): number | null {
+  let best: LoadRecord | null = null;
+  const distance = (r: LoadRecord): number => Math.abs(Math.log(r.weightBytes / bytes));
+  for (const r of loads.get(provider) ?? []) if (value(r) !== null && (best === null || distance(r) < distance(best))) best = r;
+  return best === null || distance(best) > Math.log(GUIDE_RATIO) ? null : (value(best) as number) / best.weightBytes;
+}
+
+/**
  * A loaded model's memory is measured as the growth of the process's resident memory
  * while it loads (loads run one at a time): SmolLM2-135M (538 MB of float32 weights) took
  * about 0.7 GB with its weights mapped from their file, 1.8 GB with them read into memory.
  * A generation running meanwhile grows the memory too (its cache, ONNX Runtime's arena),
- * so such a load is not measured: it counts its weight bytes times the memory per weight
- * byte of the last load measured (this default before any). Job threads allocating
- * meanwhile still blur a measurement.
+ * so such a load is not measured but estimated (above), or else counts this many times
+ * its weight bytes. Job threads allocating meanwhile still blur a measurement.
  */
 const DEFAULT_MEMORY_PER_WEIGHT_BYTE = 3.5;
-let memoryPerWeightByte = DEFAULT_MEMORY_PER_WEIGHT_BYTE;
 /** Generations running now, and whether one ran during the load in progress. */
 let generating = 0;
 let loadDisturbed = false;
-/** What preparing took per weight byte on each provider, for the next preparation's time left. */
-const prepareMsPerByte = new Map<string, number>();
 
 const cache = new ModelCache<LoadedForGeneration>({ budgetBytes: 0, dispose: (m) => m.release() });
 
@@ -95,19 +114,21 @@ function acquire(id: number, dir: string, provider: ProviderSetting, signal: Abo
 
 async function load(id: number, dir: string, provider: ProviderSetting): Promise<Acquired<LoadedForGeneration>> {
   const weightBytes = (await weightFiles(dir)).reduce((s, f) => s + f.bytes, 0);
-  return cache.acquire(dir, provider, weightBytes * memoryPerWeightByte, async () => {
+  const memoryPerByte = perWeightByte(provider, weightBytes, (r) => r.memory) ?? DEFAULT_MEMORY_PER_WEIGHT_BYTE;
+  return cache.acquire(dir, provider, weightBytes * memoryPerByte, async () => {
     const rss0 = process.memoryUsage.rss();
     loadDisturbed = generating > 0;
     const model = await loadForGeneration(dir, {
       provider: provider === 'auto' ? undefined : (provider as ProviderName),
-      prepareMsPerByte: prepareMsPerByte.get(provider) ?? null,
+      prepareMsPerByte: weightBytes > 0 ? perWeightByte(provider, weightBytes, (r) => r.prepareMs) : null,
       onPhase: (p) => post({ type: 'phase', id, ...p }),
     });
     const grown = process.memoryUsage.rss() - rss0;
     if (model.weightBytes === 0) return { value: model, bytes: Math.max(0, grown) };
-    if (!loadDisturbed) memoryPerWeightByte = Math.max(1, grown / model.weightBytes);
-    prepareMsPerByte.set(provider, model.prepareMs / model.weightBytes);
-    return { value: model, bytes: Math.round(model.weightBytes * memoryPerWeightByte) };
+    // A model holds at least its weights (or their mapped pages).
+    const memory = loadDisturbed ? null : Math.max(grown, model.weightBytes);
+    loads.set(provider, [...(loads.get(provider) ?? []).slice(-9), { weightBytes: model.weightBytes, memory, prepareMs: model.prepareMs }]);
+    return { value: model, bytes: memory ?? Math.round(weightBytes * memoryPerByte), estimated: memory === null, runsOn: model.generator.provider };
   });
 }
 

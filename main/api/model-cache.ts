@@ -10,9 +10,13 @@
 export interface CachedModelInfo {
   /** The model's Hugging Face folder. */
   dir: string;
+  /** The provider asked for ('auto' too), and the one the model runs on when its load says. */
   provider: string;
+  runsOn: string | null;
   /** Memory the model took when it was loaded (bytes; see the worker for how it is measured). */
   bytes: number;
+  /** The memory is an estimate, not a measurement. */
+  estimated: boolean;
   /** How long reading and preparing it took (ms). */
   loadMs: number;
   /** When a generation last used it (ms since the epoch). */
@@ -29,6 +33,14 @@ export interface ModelCacheState {
   models: CachedModelInfo[];
 }
 
+/** What a load gives: the model, its memory, and optionally what it runs on and whether the memory is estimated. */
+export interface Loaded<T> {
+  value: T;
+  bytes: number;
+  runsOn?: string;
+  estimated?: boolean;
+}
+
 interface Entry<T> {
   dir: string;
   provider: string;
@@ -36,6 +48,8 @@ interface Entry<T> {
   /** Known once loaded; until then the entry cannot be released. */
   ready: boolean;
   bytes: number;
+  runsOn: string | null;
+  estimated: boolean;
   loadMs: number;
   lastUsedAt: number;
   users: number;
@@ -67,17 +81,19 @@ export class ModelCache<T> {
    * The model of (dir, provider), loaded by `load` on a miss after releasing idle models
    * until `estimate` more bytes fit the budget. Held until the returned release() is called.
    */
-  async acquire(dir: string, provider: string, estimate: number, load: () => Promise<{ value: T; bytes: number }>): Promise<Acquired<T>> {
+  async acquire(dir: string, provider: string, estimate: number, load: () => Promise<Loaded<T>>): Promise<Acquired<T>> {
     const key = `${provider}|${dir}`;
     let entry = this.entries.get(key);
     const hit = entry !== undefined;
     if (entry === undefined) {
       this.shrink(this.budget - estimate);
       const started = this.now();
-      const e: Entry<T> = { dir, provider, value: undefined as unknown as Promise<T>, ready: false, bytes: 0, loadMs: 0, lastUsedAt: started, users: 0, dropped: false };
-      e.value = load().then(({ value, bytes }) => {
+      const e: Entry<T> = { dir, provider, value: undefined as unknown as Promise<T>, ready: false, bytes: 0, runsOn: null, estimated: false, loadMs: 0, lastUsedAt: started, users: 0, dropped: false };
+      e.value = load().then(({ value, bytes, runsOn, estimated }) => {
         e.ready = true;
         e.bytes = bytes;
+        e.runsOn = runsOn ?? null;
+        e.estimated = estimated ?? false;
         e.loadMs = this.now() - started;
         return value;
       });
@@ -136,7 +152,7 @@ export class ModelCache<T> {
   state(): ModelCacheState {
     const models = [...this.entries.values()]
       .filter((e) => e.ready)
-      .map((e) => ({ dir: e.dir, provider: e.provider, bytes: e.bytes, loadMs: e.loadMs, lastUsedAt: e.lastUsedAt, users: e.users }))
+      .map((e) => ({ dir: e.dir, provider: e.provider, runsOn: e.runsOn, bytes: e.bytes, estimated: e.estimated, loadMs: e.loadMs, lastUsedAt: e.lastUsedAt, users: e.users }))
       .sort((a, b) => b.lastUsedAt - a.lastUsedAt);
     return { budgetBytes: this.budget, usedBytes: this.used(), models };
   }

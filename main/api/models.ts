@@ -157,7 +157,7 @@ export class GenerationStreams {
       budgetBytes: state.budgetBytes, usedBytes: state.usedBytes,
       models: state.models.map((l) => {
         const m = byFolder.get(l.dir);
-        return { modelId: m?.id ?? null, name: m?.name ?? basename(l.dir), provider: l.provider, bytes: l.bytes, loadMs: Math.round(l.loadMs), lastUsedAt: new Date(l.lastUsedAt).toISOString(), inUse: l.users > 0 };
+        return { modelId: m?.id ?? null, name: m?.name ?? basename(l.dir), provider: l.runsOn ?? l.provider, bytes: l.bytes, estimated: l.estimated, loadMs: Math.round(l.loadMs), lastUsedAt: new Date(l.lastUsedAt).toISOString(), inUse: l.users > 0 };
       }),
     };
   }

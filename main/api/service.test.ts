@@ -172,7 +172,7 @@ test('the loaded models are listed by name within the budget of the settings; a 
   const [builtin] = (await service.call('models.list', {})).filter((m) => m.kind === 'builtin');
   const cache = await service.call('generation.cache', {});
   assert.equal(cache.budgetBytes, (await service.call('settings.get', {})).modelCacheBytes);
-  assert.deepEqual(cache.models.map((m) => [m.modelId, m.name, m.provider, m.inUse]), [[builtin.id, builtin.name, 'auto', false]]);
+  assert.deepEqual(cache.models.map((m) => [m.modelId, m.name, m.provider, m.inUse, m.estimated]), [[builtin.id, builtin.name, 'cpu', false, false]]);
   assert.equal(cache.usedBytes, 100);
 
   const set = await service.call('settings.set', { modelCacheBytes: 50 });

@@ -74,7 +74,7 @@ export class FakeGeneration implements GenerationBackend {
   private state(): ModelCacheState {
     const models = [...this.loaded].reverse().map((key, i) => {
       const [provider, dir] = key.split('|');
-      return { dir, provider, bytes: 100, loadMs: 5, lastUsedAt: Date.UTC(2025, 0, 1) - i * 1000, users: 0 };
+      return { dir, provider, runsOn: provider === 'auto' ? 'cpu' : provider, bytes: 100, estimated: false, loadMs: 5, lastUsedAt: Date.UTC(2025, 0, 1) - i * 1000, users: 0 };
     });
     return { budgetBytes: this.budget, usedBytes: models.length * 100, models };
   }

@@ -164,11 +164,11 @@ test('compare: each pane shows its phase until its tokens come, Stop ends every 
 });
 
 test('settings: the loaded models with their memory within the budget; release them all; change the budget', async () => {
-  const loaded = (modelId: number, name: string, bytes: number, inUse = false) => ({ modelId, name, provider: 'cpu', bytes, loadMs: 7400, lastUsedAt: new Date().toISOString(), inUse });
-  const { page, errors } = await open('settings', { cache: { budgetBytes: 5.9e9, usedBytes: 3.6e9, models: [loaded(3, 'smollm2/sft', 1.8e9, true), loaded(2, 'smollm2', 1.8e9)] } });
+  const loaded = (modelId: number, name: string, bytes: number, inUse = false, estimated = false, usedMsAgo = 0) => ({ modelId, name, provider: 'cpu', bytes, estimated, loadMs: 7400, lastUsedAt: new Date(Date.now() - usedMsAgo).toISOString(), inUse });
+  const { page, errors } = await open('settings', { cache: { budgetBytes: 5.9e9, usedBytes: 3.6e9, models: [loaded(3, 'smollm2/sft', 1.8e9, true, true), loaded(2, 'smollm2', 1.8e9, false, false, 290_000)] } });
   const panel = page.getByTestId('model-cache');
   await panel.getByText('3.6 GB of 5.9 GB in use by 2 models.').waitFor();
-  assert.deepEqual(await panel.locator('tbody tr').allInnerTexts(), ['smollm2/sft (generating)\tcpu\t1.8 GB\t7 s\tjust now', 'smollm2\tcpu\t1.8 GB\t7 s\tjust now']);
+  assert.deepEqual(await panel.locator('tbody tr').allInnerTexts(), ['smollm2/sft (generating)\tcpu\t≈ 1.8 GB\t7 s\tjust now', 'smollm2\tcpu\t1.8 GB\t7 s\t5 min ago']);
   assert.equal(await panel.getByTestId('model-cache-budget').inputValue(), '5.9');
 
   await panel.getByRole('button', { name: 'Release all' }).click();
