@@ -143,6 +143,8 @@ export interface GenerateBenchResult {
   torch_version?: string;
   transformers_version?: string;
   torch_attn_implementation?: string;
+  /** OMP_WAIT_POLICY of the reference's processes (see torchEnv). */
+  torch_omp_wait_policy?: string;
 }
 
 
@@ -178,6 +180,7 @@ export async function runGenerateBench(o: GenerateBenchOptions): Promise<Generat
 
   // Cold processes first, while this process holds no model and leaves the machine to them.
   const coldDir = o.modelDir ?? (models.includes('default') ? DEFAULT_DIR : undefined);
+  if (o.vsTorch) result.torch_omp_wait_policy = torchEnv().OMP_WAIT_POLICY;
   if (coldDir && o.cold !== false) {
     result.cold = await coldStart({
       dir: coldDir, name: o.modelDir ?? 'default', prompt: o.coldPrompt, newTokens: N, repeats: o.coldRepeats ?? 3,
@@ -284,6 +287,15 @@ export async function runGenerateBench(o: GenerateBenchOptions): Promise<Generat
 const AFD_BIN = fileURLToPath(new URL('../bin/afd.js', import.meta.url));
 const TORCH_SCRIPT = fileURLToPath(new URL('./torch_generate.py', import.meta.url));
 
+/**
+ * The reference's environment. Its OpenMP threads wait passively between parallel regions,
+ * as ours do (runtime/session.ts turns ORT's spinning off): on this machine, shared at a
+ * load average of 4-8, transformers' batch-1 decoding with the default (spinning) waits
+ * fell from 12.2 to 2.5 tokens/s, which measured the neighbours, not the engine. An
+ * OMP_WAIT_POLICY set by the caller is kept.
+ */
+const torchEnv = (): NodeJS.ProcessEnv => ({ ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' });
+
 /** What one spawned process gave: the time from its spawn to its first stdout line, that line, and its peak RSS. */
 interface Spawned { ms: number; line: string; peakRssMb?: number }
 
@@ -302,10 +314,10 @@ function vmHwm(pid: number): number | undefined {
  * is read from /proc at that moment (the process still runs: it has its model to release
  * and its runtime to shut down), and every 20 ms before, in case it is gone already.
  */
-function timeToFirstLine(command: string, args: readonly string[]): Promise<Spawned> {
+function timeToFirstLine(command: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<Spawned> {
   return new Promise((resolvePromise, reject) => {
     const t0 = performance.now();
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '', err = '', peak: number | undefined, done: Spawned | undefined;
     const poll = setInterval(() => (peak = vmHwm(child.pid!) ?? peak), 20);
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -358,13 +370,13 @@ export async function coldStart(o: ColdStartOptions): Promise<ColdStartResult> {
   const python = o.python ?? process.env.PYTHON ?? 'python3';
   const afd = (n: number) => [AFD_BIN, 'generate', '--model', dir, '--prompt', prompt, ...(chat ? ['--chat'] : []), '--greedy', '--max-new-tokens', String(n), '--threads', String(o.threads), '--provider', o.provider, '--json'];
   const torch = (n: number) => [TORCH_SCRIPT, '--cold', '--model', dir, '--prompt', prompt, ...(chat ? ['--chat'] : []), '--new-tokens', String(n), '--threads', String(o.threads)];
-  const sides = [{ name: 'afd', command: process.execPath, args: afd }, ...(o.vsTorch ? [{ name: 'torch', command: python, args: torch }] : [])];
+  const sides = [{ name: 'afd', command: process.execPath, args: afd, env: process.env }, ...(o.vsTorch ? [{ name: 'torch', command: python, args: torch, env: torchEnv() }] : [])];
   const runs = new Map<string, { first: Spawned[]; full: Spawned[] }>(sides.map((s) => [s.name, { first: [], full: [] }]));
   for (let r = -1; r < o.repeats; r++) {
     for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
       log(`cold ${side.name} ${r < 0 ? '(warm-up)' : `${r + 1}/${o.repeats}`}...`);
-      const first = await timeToFirstLine(side.command, side.args(1));
-      const full = await timeToFirstLine(side.command, side.args(o.newTokens));
+      const first = await timeToFirstLine(side.command, side.args(1), side.env);
+      const full = await timeToFirstLine(side.command, side.args(o.newTokens), side.env);
       if (r >= 0) {
         runs.get(side.name)!.first.push(first);
         runs.get(side.name)!.full.push(full);
@@ -455,7 +467,7 @@ class TorchGenerate {
   private constructor(private readonly child: ChildProcessWithoutNullStreams, readonly versions: { torch_version: string; transformers_version: string; attn_implementation?: string }) {}
 
   static async start(dir: string, promptsFile: string, threads: number, python = process.env.PYTHON ?? 'python3'): Promise<TorchGenerate> {
-    const child = spawn(python, [TORCH_SCRIPT, '--interleave', '--model', dir, '--prompts', promptsFile, '--threads', String(threads)]);
+    const child = spawn(python, [TORCH_SCRIPT, '--interleave', '--model', dir, '--prompts', promptsFile, '--threads', String(threads)], { env: torchEnv() });
     const t = new TorchGenerate(child, { torch_version: '', transformers_version: '' });
     let buffer = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
