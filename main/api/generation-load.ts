@@ -3,14 +3,14 @@
 // Runtime's sessions compiled, the longest part on a CPU), then generating. The studio's
 // generation worker and `afd generate` both load this way.
 //
-// The weight files are read once with progress before the checkpoint reader reads them:
-// on a cold disk that read is the slow part and is now measured, and the reader then gets
-// the operating system's cached pages (about 0.3 s more for SmolLM2's 538 MB when they
-// were cached already).
+// The weight files are read once with progress first: on a cold disk that read is the
+// slow part and is now measured, and ONNX Runtime then maps float32 weights from the
+// operating system's cached pages (mapHfModel; other types are read and converted). The
+// read costs about 0.3 s for SmolLM2's 538 MB when the pages were cached already.
 import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { importHfModel } from '../../native-models/checkpoint/index.ts';
+import { mapHfModel } from '../../native-models/checkpoint/index.ts';
 import { Generator } from '../../native-models/generate/generator.ts';
 import type { ProviderName } from '../../native-models/runtime/providers.ts';
 import { SessionCache, type SessionOptions } from '../../native-models/runtime/session.ts';
@@ -90,7 +90,7 @@ export async function loadForGeneration(dir: string, opts: LoadOptions = {}): Pr
     }
   }
   report({ phase: 'loading', done: total, total, etaMs: 0 });
-  const [model, tokenizer] = await Promise.all([importHfModel(dir), Tokenizer.fromFolder(dir)]);
+  const [model, tokenizer] = await Promise.all([mapHfModel(dir), Tokenizer.fromFolder(dir)]);
   const readMs = performance.now() - t0;
 
   const t1 = performance.now();
