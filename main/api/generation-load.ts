@@ -37,6 +37,8 @@ export interface LoadedForGeneration {
   eos: number[];
   /** Bytes of the weight files. */
   weightBytes: number;
+  /** The weights stay in their files, mapped by ONNX Runtime (float32 folders), rather than read into memory. */
+  weightsMapped: boolean;
   readMs: number;
   prepareMs: number;
   /** Releases the generator and its sessions. */
@@ -106,7 +108,7 @@ export async function loadForGeneration(dir: string, opts: LoadOptions = {}): Pr
   const gc = model.generationConfig ?? {};
   const eos = [gc.eos_token_id, tokenizer.eosTokenId].flat().filter((x): x is number => typeof x === 'number');
   return {
-    generator, tokenizer, eos: [...new Set(eos)], weightBytes: total, readMs, prepareMs,
+    generator, tokenizer, eos: [...new Set(eos)], weightBytes: total, weightsMapped: !(model.weights instanceof Map), readMs, prepareMs,
     release: async () => {
       await generator.release();
       await sessions.clear(); // passed in, so the generator leaves them to us

@@ -46,12 +46,13 @@ function perWeightByte(provider: string, bytes: number, value: (r: LoadRecord) =
 /**
  * A loaded model's memory is measured as the growth of the process's resident memory
  * while it loads (loads run one at a time): SmolLM2-135M (538 MB of float32 weights) took
- * about 0.7 GB with its weights mapped from their file, 1.8 GB with them read into memory.
- * A generation running meanwhile grows the memory too (its cache, ONNX Runtime's arena),
- * so such a load is not measured but estimated (above), or else counts this many times
- * its weight bytes. Job threads allocating meanwhile still blur a measurement.
+ * about 0.7 GB with its weights mapped from their file, 1.8 GB with them read into memory
+ * (a folder of f16 or bf16 weights). A generation running meanwhile grows the memory too
+ * (its cache, ONNX Runtime's arena), so such a load is not measured but estimated
+ * (above), or else counts these many times its weight bytes. Job threads allocating
+ * meanwhile still blur a measurement.
  */
-const DEFAULT_MEMORY_PER_WEIGHT_BYTE = 3.5;
+const DEFAULT_MEMORY_PER_WEIGHT_BYTE = { mapped: 1.5, read: 3.5 } as const;
 /** Generations running now, and whether one ran during the load in progress. */
 let generating = 0;
 let loadDisturbed = false;
@@ -114,8 +115,9 @@ function acquire(id: number, dir: string, provider: ProviderSetting, signal: Abo
 
 async function load(id: number, dir: string, provider: ProviderSetting): Promise<Acquired<LoadedForGeneration>> {
   const weightBytes = (await weightFiles(dir)).reduce((s, f) => s + f.bytes, 0);
-  const memoryPerByte = perWeightByte(provider, weightBytes, (r) => r.memory) ?? DEFAULT_MEMORY_PER_WEIGHT_BYTE;
-  return cache.acquire(dir, provider, weightBytes * memoryPerByte, async () => {
+  // Before the load, whether its weights will be mapped is not known: the larger default makes room.
+  const guide = perWeightByte(provider, weightBytes, (r) => r.memory);
+  return cache.acquire(dir, provider, weightBytes * (guide ?? DEFAULT_MEMORY_PER_WEIGHT_BYTE.read), async () => {
     const rss0 = process.memoryUsage.rss();
     loadDisturbed = generating > 0;
     const model = await loadForGeneration(dir, {
@@ -128,7 +130,8 @@ async function load(id: number, dir: string, provider: ProviderSetting): Promise
     // A model holds at least its weights (or their mapped pages).
     const memory = loadDisturbed ? null : Math.max(grown, model.weightBytes);
     loads.set(provider, [...(loads.get(provider) ?? []).slice(-9), { weightBytes: model.weightBytes, memory, prepareMs: model.prepareMs }]);
-    return { value: model, bytes: memory ?? Math.round(weightBytes * memoryPerByte), estimated: memory === null, runsOn: model.generator.provider };
+    const perByte = guide ?? DEFAULT_MEMORY_PER_WEIGHT_BYTE[model.weightsMapped ? 'mapped' : 'read'];
+    return { value: model, bytes: memory ?? Math.round(weightBytes * perByte), estimated: memory === null, runsOn: model.generator.provider };
   });
 }
 
