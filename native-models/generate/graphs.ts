@@ -18,6 +18,7 @@
 import * as T from '../ir/index.ts';
 import type { KvCache, ModelFamily } from '../models/family.ts';
 import type { MappedWeights } from '../runtime/safetensors-index.ts';
+import { fuseForInference } from './fuse.ts';
 
 export type GraphKind = 'step' | 'score' | 'logits';
 
@@ -69,8 +70,11 @@ export function frozenParams<C>(family: ModelFamily<C>, config: C, weights: Gene
   return { params, initializers, ...(mapped ? { external: { dir: weights.dir, identity: weights.identity } } : {}) };
 }
 
-/** Builds one graph; `frozen` from frozenParams (shared across graphs). */
-export function buildGraph<C>(kind: GraphKind, family: ModelFamily<C>, config: C, frozen: FrozenParams): GenerationGraph {
+/**
+ * Builds one graph; `frozen` from frozenParams (shared across graphs). Its composites are
+ * fused into ONNX Runtime's kernels (fuse.ts) unless `fuse` is false.
+ */
+export function buildGraph<C>(kind: GraphKind, family: ModelFamily<C>, config: C, frozen: FrozenParams, opts: { fuse?: boolean } = {}): GenerationGraph {
   const { layers, kvHeads, headDim } = family.cacheShape(config);
   const { params } = frozen;
   const outputs: Record<string, T.Value> = {};
@@ -105,6 +109,6 @@ export function buildGraph<C>(kind: GraphKind, family: ModelFamily<C>, config: C
       outputs.logprobs = T.tokenLogProb(T.slice(out.logits, 1, 0, head), T.slice(tokens, 1, 1, 'T')); // [B, T-1]
     }
   }
-  const emitted = T.emitOnnx({ outputs, initializers: frozen.initializers, inputs, name: `afd-${family.name}-${kind}` });
+  const emitted = T.emitOnnx({ outputs: opts.fuse === false ? outputs : fuseForInference(outputs), initializers: frozen.initializers, inputs, name: `afd-${family.name}-${kind}` });
   return { kind, ...emitted };
 }
