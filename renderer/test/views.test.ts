@@ -85,6 +85,8 @@ test("datasets: chat lines are rendered with the chosen model's chat template, t
   assert.equal(await select.inputValue(), '1');
   await chooseFile('chats.jsonl');
   await page.getByRole('button', { name: 'Import', exact: true }).click();
+  // The import reads the file before it calls the studio: change the model only once it has.
+  await page.waitForFunction(() => (window as unknown as { __afd: { calls: { method: string }[] } }).__afd.calls.some((c) => c.method === 'datasets.importText'));
   await select.selectOption({ label: 'my-llama' });
   await page.getByTestId('import-name').fill('chats-llama');
   await page.getByRole('button', { name: 'Import', exact: true }).click();
