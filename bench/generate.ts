@@ -47,6 +47,12 @@ export interface GenerateBenchOptions {
   /** A Hugging Face model folder to benchmark instead of `models`. */
   modelDir?: string;
   /**
+   * What the cold `afd generate` processes get as --model, and the model's name in the
+   * result (default: `modelDir`): a GGUF file or a known name, whose cached conversion
+   * `modelDir` is, so that they pay the cache lookup as a user does.
+   */
+  modelArg?: string;
+  /**
    * Time cold processes on the model folder (`modelDir`, else the embedded default when
    * it is among `models`); default true. See coldStart.
    */
@@ -183,13 +189,13 @@ export async function runGenerateBench(o: GenerateBenchOptions): Promise<Generat
   if (o.vsTorch) result.torch_omp_wait_policy = torchEnv().OMP_WAIT_POLICY;
   if (coldDir && o.cold !== false) {
     result.cold = await coldStart({
-      dir: coldDir, name: o.modelDir ?? 'default', prompt: o.coldPrompt, newTokens: N, repeats: o.coldRepeats ?? 3,
+      dir: coldDir, name: o.modelArg ?? o.modelDir ?? 'default', modelArg: o.modelArg, prompt: o.coldPrompt, newTokens: N, repeats: o.coldRepeats ?? 3,
       threads: o.threads, provider, vsTorch: o.vsTorch, python: o.python, log,
     });
   }
 
   const sources: (() => Promise<BenchModel>)[] = o.modelDir
-    ? [() => folderModel(o.modelDir!, o.modelDir!)]
+    ? [() => folderModel(o.modelArg ?? o.modelDir!, o.modelDir!)]
     : models.map((name) => () => (name === 'default' ? folderModel('default', DEFAULT_DIR) : Promise.resolve(randomModel(name, o.seed ?? 0))));
   for (const source of sources) {
     const { name, family, config: c, weights, dir } = await source();
@@ -339,7 +345,10 @@ function timeToFirstLine(command: string, args: readonly string[], env?: NodeJS.
 }
 
 export interface ColdStartOptions {
+  /** The model folder (the reference loads it). */
   dir: string;
+  /** What `afd generate --model` gets (default: `dir`). */
+  modelArg?: string;
   /** How the model is named in the result. */
   name: string;
   /** Default: a short question. */
@@ -368,7 +377,7 @@ export async function coldStart(o: ColdStartOptions): Promise<ColdStartResult> {
   const chat = (await Tokenizer.fromFolder(o.dir)).hasChatTemplate;
   const dir = resolve(o.dir);
   const python = o.python ?? process.env.PYTHON ?? 'python3';
-  const afd = (n: number) => [AFD_BIN, 'generate', '--model', dir, '--prompt', prompt, ...(chat ? ['--chat'] : []), '--greedy', '--max-new-tokens', String(n), '--threads', String(o.threads), '--provider', o.provider, '--json'];
+  const afd = (n: number) => [AFD_BIN, 'generate', '--model', o.modelArg ?? dir, '--prompt', prompt, ...(chat ? ['--chat'] : []), '--greedy', '--max-new-tokens', String(n), '--threads', String(o.threads), '--provider', o.provider, '--json'];
   const torch = (n: number) => [TORCH_SCRIPT, '--cold', '--model', dir, '--prompt', prompt, ...(chat ? ['--chat'] : []), '--new-tokens', String(n), '--threads', String(o.threads)];
   const sides = [{ name: 'afd', command: process.execPath, args: afd, env: process.env }, ...(o.vsTorch ? [{ name: 'torch', command: python, args: torch, env: torchEnv() }] : [])];
   const runs = new Map<string, { first: Spawned[]; full: Spawned[] }>(sides.map((s) => [s.name, { first: [], full: [] }]));

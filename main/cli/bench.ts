@@ -3,6 +3,8 @@
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { defaultTrainBench, runTrainBench, TorchReference } from '../../bench/train.ts';
+import { modelFolder } from '../../native-models/checkpoint/gguf/to-hf.ts';
+import { resolveModelArg } from '../models/known.ts';
 
 export async function benchTrain(argv: string[]): Promise<number> {
   // --model M --lora R: the SFT stage's LoRA step on a real model (main/cli/bench-lora.ts).
@@ -66,7 +68,7 @@ export async function benchGenerate(argv: string[]): Promise<number> {
     },
   });
   if (values.help) {
-    console.log('usage: afd bench generate [--json] [--vs-torch] [--model DIR | --models default,gpt2-small,small] [--cold-repeats 3] [--skip-cold] [--batches 1,16] [--prompt-length 64] [--new-tokens 32] [--repeats 3] [--threads N] [--provider cpu|webgpu|cuda]');
+    console.log('usage: afd bench generate [--json] [--vs-torch] [--model DIR|FILE.gguf|smollm2 | --models default,gpt2-small,small] [--cold-repeats 3] [--skip-cold] [--batches 1,16] [--prompt-length 64] [--new-tokens 32] [--repeats 3] [--threads N] [--provider cpu|webgpu|cuda]');
     return 0;
   }
   const list = (v: string | undefined) => v?.split(',').map((x) => x.trim()).filter(Boolean);
@@ -82,10 +84,13 @@ export async function benchGenerate(argv: string[]): Promise<number> {
   };
   const batches = list(values.batches)?.map((b) => int('batches', b)!);
   const log = values.json ? undefined : (s: string) => console.error(s);
+  // A GGUF file (or a known name for one) is converted once into the model cache; the cold
+  // processes are given the argument itself, so that they pay its cache lookup as a user does.
+  const modelDir = values.model === undefined ? undefined : await modelFolder(resolveModelArg(values.model));
   const result = await runGenerateBench({
     models: models as ('default' | 'gpt2-small' | 'small')[] | undefined, batches, promptLength: int('prompt-length', values['prompt-length']), newTokens: int('new-tokens', values['new-tokens']),
     repeats: int('repeats', values.repeats), threads: int('threads', values.threads) ?? availableParallelism(), provider: values.provider as 'cpu' | 'webgpu' | 'cuda' | undefined,
-    modelDir: values.model, cold: !values['skip-cold'], coldRepeats: int('cold-repeats', values['cold-repeats']),
+    modelDir, modelArg: values.model, cold: !values['skip-cold'], coldRepeats: int('cold-repeats', values['cold-repeats']),
     vsTorch: values['vs-torch'], log,
   });
   console.log(JSON.stringify(result));
