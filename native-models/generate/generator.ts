@@ -1,12 +1,13 @@
 // Batched generation with a KV cache, and sequence scoring, for any model family.
 //
 // One generate call: a PREFILL run over the left-padded prompts, then one DECODE run per
-// new token, both runs of one graph (graphs.ts, 'step'). Sampling happens on the host between runs (sampler.ts), one seeded Rng per
-// row, so a row's output depends on its prompt, options and seed only, not on the other
-// rows of the batch. The cache lives on the host between runs (kv-store.ts): each decode
-// run returns only its new position, because outputs leave onnxruntime-node slowly while
-// inputs go in without a copy. Finished rows are dropped from the batch (the cache is
-// compacted, and padding columns no remaining row needs are cut), so they cost nothing.
+// new token, both runs of one graph (graphs.ts, 'step'). Sampling happens on the host
+// between runs (sampler.ts), one seeded Rng per row, so a row's output depends on its
+// prompt, options and seed only, not on the other rows of the batch. The cache lives on
+// the host between runs (kv-store.ts): each run returns only its new positions, because
+// outputs leave onnxruntime-node slowly while inputs go in without a copy. Finished rows
+// are dropped from the batch (the cache is compacted, and padding columns no remaining
+// row needs are cut), so they cost nothing.
 //
 // session.run blocks the JavaScript thread for a whole run (DESIGN.md §5): call this from
 // a worker. Between steps the loop yields to the event loop, so an AbortSignal fired from

@@ -53,12 +53,13 @@ export class SessionCache {
     const spinning = opts.spinning ?? false;
     const prepacking = opts.prepacking ?? true;
     const key = `${hash}|${opts.provider}|${threads}|${level}|${arena}|${spinning}|${prepacking}|${opts.externalDataDir ?? ''}|${opts.externalDataIdentity ?? ''}`;
-    const config: Record<string, string> = {};
+    // Session config entries, nested as onnxruntime-node joins them ('session.intra_op.allow_spinning').
+    const config: Record<string, string | Record<string, string>> = {};
     // ORT's pool threads busy-wait after each parallel op by default. Every session has
     // its own pool, so when sessions alternate (prefill then decode, a policy then its
     // reward model) the previous session's spinning threads take the cores from the next
     // one: a batch-16 prefill right after decoding took 85-95 ms instead of 45 ms here.
-    if (!spinning) config['intra_op.allow_spinning'] = '0';
+    if (!spinning) config.intra_op = { allow_spinning: '0' };
     if (!prepacking) config.disable_prepacking = '1';
     if (opts.externalDataDir !== undefined) config.model_external_initializers_file_folder_path = opts.externalDataDir;
     const cached = this.#entries.get(key);
