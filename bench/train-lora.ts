@@ -78,7 +78,7 @@ export interface LoraBenchResult {
   config: LoraBenchConfig;
 }
 
-export type LoraBenchComparison = LoraBenchResult & Partial<ReferenceComparison> & { peft_version?: string; torch_attention?: string };
+export type LoraBenchComparison = LoraBenchResult & Partial<ReferenceComparison> & { peft_version?: string; torch_attention?: string; torch_omp_wait_policy?: string };
 
 const llamaConfig = (model: LoadedModel): LlamaConfig => {
   if (model.family.name !== 'llama') throw new Error(`${model.dir}: the LoRA benchmark takes a Llama-family model (llama, qwen2), not ${model.family.name}.`);
@@ -218,6 +218,7 @@ export async function runLoraBench(c: LoraBenchConfig, log: (s: string) => void 
       const extra = s as unknown as { peft_version?: string; attention?: string };
       if (extra.peft_version) result.peft_version = extra.peft_version;
       if (extra.attention) result.torch_attention = extra.attention;
+      result.torch_omp_wait_policy = torchWaitPolicy();
     }
     return result;
   } catch (e) {
@@ -235,6 +236,14 @@ export interface LoraInit {
 }
 
 /**
+ * OpenMP's wait policy for the reference: passive unless the caller set one. Our sessions'
+ * pool threads do not spin (runtime/session.ts); PyTorch's OpenMP threads spin by default,
+ * and on a shared machine a spinning thread that loses its core stalls every parallel
+ * region: the comparison then measured the neighbours more than the engines.
+ */
+export const torchWaitPolicy = (): string => process.env.OMP_WAIT_POLICY ?? 'PASSIVE';
+
+/**
  * Starts bench/torch_lora_train.py on the same folder, batch and initial adapters, with
  * the stage's optimizer settings. Started after our step is built (it needs our adapters'
  * initial values) and before our first step, so that both sides' steps interleave.
@@ -242,7 +251,8 @@ export interface LoraInit {
 export function startLoraReference(c: LoraBenchConfig, python?: string): (init: LoraInit) => Promise<TorchReference> {
   const config = stageConfig(c);
   const args = ['--model', c.model, '--rank', c.rank, '--alpha', c.alpha, '--lr', c.lr, '--weight-decay', config.weightDecay as number, '--clip', config.clipNorm as number, '--warmup', c.warmup, '--threads', c.threads].map(String);
-  return (init) => TorchReference.launch('torch_lora_train.py', args, (file) => writeLoraInit(file, init), python);
+  const env = { ...process.env, OMP_WAIT_POLICY: torchWaitPolicy() };
+  return (init) => TorchReference.launch('torch_lora_train.py', args, (file) => writeLoraInit(file, init), python, env);
 }
 
 async function writeLoraInit(file: string, init: LoraInit): Promise<void> {

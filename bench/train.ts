@@ -272,14 +272,14 @@ export class TorchReference {
   /**
    * Starts `script` (in bench/) with `args`, `--interleave` and `--init FILE`, where FILE
    * is written by `writeInit` and removed once the reference has read it, and waits until
-   * it has warmed up.
+   * it has warmed up. `env`: the process's environment (default: ours).
    */
-  static async launch(script: string, args: readonly string[], writeInit: (file: string) => Promise<void>, python = process.env.PYTHON ?? 'python3'): Promise<TorchReference> {
+  static async launch(script: string, args: readonly string[], writeInit: (file: string) => Promise<void>, python = process.env.PYTHON ?? 'python3', env: NodeJS.ProcessEnv = process.env): Promise<TorchReference> {
     const dir = await mkdtemp(join(tmpdir(), 'afd-bench-init-'));
     try {
       const init = join(dir, 'init.safetensors');
       await writeInit(init);
-      const child = spawn(python, [fileURLToPath(new URL(`./${script}`, import.meta.url)), ...args, '--interleave', '--init', init], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn(python, [fileURLToPath(new URL(`./${script}`, import.meta.url)), ...args, '--interleave', '--init', init], { stdio: ['pipe', 'pipe', 'pipe'], env });
       await new Promise<void>((resolve, reject) => {
         child.once('spawn', resolve);
         child.once('error', (e) => reject(new Error(`could not run ${python} (${e.message}); --vs-torch needs Python 3 with PyTorch: pip install torch`)));
