@@ -1,7 +1,10 @@
 // Settings several stages share, parsed in one place so they mean the same everywhere.
 import type { JsonObject } from '../../../db/json.ts';
 import { integer, number, oneOf, text } from '../../jobs/config.ts';
+import { meanCI } from '../../eval/stats.ts';
 import type { Adaptation } from '../lm.ts';
+import type { RewardFunction } from '../reward-function.ts';
+import type { StageContext } from '../stage.ts';
 import type { TrainingSettings } from '../training.ts';
 
 /** `full` fine-tuning or `lora` adapters (rank, alpha). */
@@ -63,4 +66,28 @@ export function mixSeed(...xs: number[]): number {
   }
   h = Math.imul(h ^ (h >>> 12), 0x297a2d39) >>> 0;
   return (h ^ (h >>> 15)) >>> 0;
+}
+
+/** How many evaluation demonstrations a training-free reward scores as a check. */
+const CHECK_ITEMS = 64;
+
+/**
+ * A training-free reward (density ratio, endogenous) scores the first evaluation
+ * demonstrations as a check: the mean is logged with its 95% interval and stored as the
+ * metric eval_demo_reward_mean; the reward is released either way. Returns the mean, or
+ * null without evaluation demonstrations.
+ */
+export async function checkOnDemonstrations(ctx: StageContext, reward: RewardFunction, what: string): Promise<number | null> {
+  let check: number[];
+  try {
+    const demos = (await ctx.data()).eval.slice(0, CHECK_ITEMS);
+    check = await reward.score(demos, (done, total) => ctx.progress(done, total, 'items'));
+  } finally {
+    await reward.release();
+  }
+  if (check.length === 0) return null;
+  const m = meanCI(check);
+  ctx.metric(0, { eval_demo_reward_mean: m.mean });
+  ctx.log(`${what} on ${m.n} evaluation demonstrations: mean ${m.mean.toFixed(3)} (95% CI ${m.ci95[0].toFixed(3)} to ${m.ci95[1].toFixed(3)})`);
+  return m.mean;
 }

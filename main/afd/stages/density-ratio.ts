@@ -3,15 +3,13 @@
 // points the right way, it reports its mean on (up to 64) evaluation demonstrations,
 // which should be positive when the policy was fine-tuned on demonstrations.
 import type { JsonObject } from '../../../db/json.ts';
-import { meanCI } from '../../eval/stats.ts';
 import { densityRatioReward } from '../density-ratio.ts';
 import type { RewardDetails } from '../reward-function.ts';
 import { modelDir, one, writeArtifactDetails, type Stage } from '../stage.ts';
-import { ref } from './common.ts';
+import { checkOnDemonstrations, ref } from './common.ts';
 
 export type DensityRatioConfig = JsonObject & { policy: string; base: string; perToken: boolean };
 
-const CHECK_ITEMS = 64;
 
 export const densityRatioStage: Stage<DensityRatioConfig> = {
   kind: 'density-ratio',
@@ -28,20 +26,9 @@ export const densityRatioStage: Stage<DensityRatioConfig> = {
   async run(ctx, config, inputs) {
     const policy = modelDir(one(inputs, 'policy')), base = modelDir(one(inputs, 'base'));
     const reward = await densityRatioReward(policy, base, config.perToken, { provider: ctx.provider, threads: ctx.threads });
-    let check: number[];
-    try {
-      const demos = (await ctx.data()).eval.slice(0, CHECK_ITEMS);
-      check = await reward.score(demos, (done, total) => ctx.progress(done, total, 'items'));
-    } finally {
-      await reward.release();
-    }
-    const m = check.length > 0 ? meanCI(check) : null;
-    if (m) {
-      ctx.metric(0, { eval_demo_reward_mean: m.mean });
-      ctx.log(`density ratio on ${m.n} evaluation demonstrations: mean ${m.mean.toFixed(3)} (95% CI ${m.ci95[0].toFixed(3)} to ${m.ci95[1].toFixed(3)})`);
-    }
+    const mean = await checkOnDemonstrations(ctx, reward, 'density ratio');
     const details: RewardDetails = { type: 'reward', reward: 'density-ratio', policy, base, perToken: config.perToken };
     await writeArtifactDetails(ctx.dir, details);
-    return { status: 'done', summary: { policy, base, perToken: config.perToken, eval_demo_reward_mean: m?.mean ?? null } };
+    return { status: 'done', summary: { policy, base, perToken: config.perToken, eval_demo_reward_mean: mean } };
   },
 };

@@ -5,16 +5,14 @@
 // demonstrations as a check that it loads and runs; Best-of-N and RL use it like any
 // reward artifact.
 import type { JsonObject } from '../../../db/json.ts';
-import { meanCI } from '../../eval/stats.ts';
 import { number } from '../../jobs/config.ts';
 import { endogenousReward } from '../endogenous.ts';
 import type { RewardDetails } from '../reward-function.ts';
 import { modelDir, one, writeArtifactDetails, type Stage } from '../stage.ts';
-import { ref } from './common.ts';
+import { checkOnDemonstrations, ref } from './common.ts';
 
 export type EndogenousConfig = JsonObject & { model: string; alpha: number; gamma: number; perToken: boolean };
 
-const CHECK_ITEMS = 64;
 
 export const endogenousStage: Stage<EndogenousConfig> = {
   kind: 'reward:endogenous',
@@ -38,20 +36,9 @@ export const endogenousStage: Stage<EndogenousConfig> = {
     const model = modelDir(one(inputs, 'model'));
     const settings = { alpha: config.alpha, gamma: config.gamma, perToken: config.perToken };
     const reward = await endogenousReward(model, settings, { provider: ctx.provider, threads: ctx.threads });
-    let check: number[];
-    try {
-      const demos = (await ctx.data()).eval.slice(0, CHECK_ITEMS);
-      check = await reward.score(demos, (done, total) => ctx.progress(done, total, 'items'));
-    } finally {
-      await reward.release();
-    }
-    const m = check.length > 0 ? meanCI(check) : null;
-    if (m) {
-      ctx.metric(0, { eval_demo_reward_mean: m.mean });
-      ctx.log(`endogenous reward on ${m.n} evaluation demonstrations: mean ${m.mean.toFixed(3)} (95% CI ${m.ci95[0].toFixed(3)} to ${m.ci95[1].toFixed(3)})`);
-    }
+    const mean = await checkOnDemonstrations(ctx, reward, 'endogenous reward');
     const details: RewardDetails = { type: 'reward', reward: 'endogenous', model, ...settings };
     await writeArtifactDetails(ctx.dir, details);
-    return { status: 'done', summary: { model, ...settings, eval_demo_reward_mean: m?.mean ?? null } };
+    return { status: 'done', summary: { model, ...settings, eval_demo_reward_mean: mean } };
   },
 };
