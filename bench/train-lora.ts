@@ -22,23 +22,14 @@ import { measureGemmPeak } from '../native-models/runtime/gemm-peak.ts';
 import { fromFloat32, tensorOf, writeSafetensors, type NamedTensor } from '../native-models/runtime/safetensors.ts';
 import { Rng } from '../native-models/train/rng.ts';
 import type { Feeds } from '../native-models/train/trainer.ts';
-import { compareWithReference, interleaveSteps, TorchReference, type ReferenceComparison } from './train.ts';
+import { compareWithReference, interleaveSteps, TorchReference, type ReferenceComparison, type StepBenchConfig } from './train.ts';
 
-export interface LoraBenchConfig {
+/** `seq`: every row is this long (no padding); `lr`: constant (the stage's schedule is a host function; the step graph is the same). */
+export interface LoraBenchConfig extends StepBenchConfig {
   /** A Hugging Face folder of a Llama-family model. */
   model: string;
   rank: number;
   alpha: number;
-  /** Tokens per row: every row is this long (no padding). */
-  seq: number;
-  batch: number;
-  steps: number;
-  warmup: number;
-  threads: number;
-  provider: 'cpu' | 'webgpu' | 'cuda';
-  /** A constant learning rate (the stage's schedule is a host function; the step graph is the same). */
-  lr: number;
-  seed: number;
 }
 
 /** The SFT stage's LoRA settings (rank, alpha, learning rate) and DESIGN.md §5's shape: batch 8 x 256 tokens. */

@@ -22,11 +22,8 @@ import { Rng } from '../native-models/train/rng.ts';
 import * as T from '../native-models/ir/index.ts';
 import { gptTrainer, parameterCount, randomLmBatch } from '../native-models/train/tiny-lm.ts';
 
-export interface TrainBenchConfig {
-  vocab: number;
-  dModel: number;
-  layers: number;
-  heads: number;
+/** What every training benchmark sets: the batch's shape, the steps, where they run. */
+export interface StepBenchConfig {
   seq: number;
   batch: number;
   steps: number;
@@ -35,6 +32,13 @@ export interface TrainBenchConfig {
   provider: 'cpu' | 'webgpu' | 'cuda';
   lr: number;
   seed: number;
+}
+
+export interface TrainBenchConfig extends StepBenchConfig {
+  vocab: number;
+  dModel: number;
+  layers: number;
+  heads: number;
 }
 
 export const defaultTrainBench = (threads: number): TrainBenchConfig => ({
