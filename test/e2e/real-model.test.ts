@@ -14,13 +14,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { openDatabase } from '../../db/database.ts';
-import { startServer } from '../../main/server/server.ts';
-import { REPO, VIEWPORT, buildRenderer, collectPageErrors, launchChromium, screenshot } from '../support/browser.ts';
+import { REPO, VIEWPORT, collectPageErrors, screenshot } from '../support/browser.ts';
 import { smollm2GgufPath, smollm2Skip } from '../support/real-model.ts';
-import { tempFiles } from '../support/temp-dir.ts';
+import { startStudio } from '../support/studio-server.ts';
 
 const skip = process.env.AFD_REAL_E2E === '1' ? smollm2Skip() : 'it takes minutes; AFD_REAL_E2E=1 runs it';
 if (skip !== false) {
@@ -48,14 +46,7 @@ function hhChats(count: number): string {
 }
 
 async function realModelSession(): Promise<void> {
-  const tmp = tempFiles('e2e-real');
-  const [staticDir, browser] = await Promise.all([buildRenderer(), launchChromium()]);
-  const db = await openDatabase(join(tmp.dir, 'studio.db'));
-  const server = await startServer({ db, port: 0, staticDir });
-  after(async () => {
-    await server.close();
-    db.close();
-  });
+  const { tmp, browser, server } = await startStudio('e2e-real');
   const page = await browser.newPage({ viewport: VIEWPORT });
   const errors = collectPageErrors(page);
   page.setDefaultTimeout(120_000);

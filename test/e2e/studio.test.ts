@@ -4,20 +4,11 @@
 // saves a 1280x800 screenshot of each (AFD_SCREENSHOTS=docs/screenshots to keep them).
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
-import { openDatabase } from '../../db/database.ts';
-import { startServer } from '../../main/server/server.ts';
-import { REPO, VIEWPORT, buildRenderer, collectPageErrors, launchChromium, screenshot } from '../support/browser.ts';
-import { tempFiles } from '../support/temp-dir.ts';
+import { test } from 'node:test';
+import { REPO, VIEWPORT, collectPageErrors, screenshot } from '../support/browser.ts';
+import { startStudio } from '../support/studio-server.ts';
 
-const tmp = tempFiles('e2e');
-const [staticDir, browser] = await Promise.all([buildRenderer(), launchChromium()]);
-const db = await openDatabase(join(tmp.dir, 'studio.db'));
-const server = await startServer({ db, port: 0, staticDir });
-after(async () => {
-  await server.close();
-  db.close();
-});
+const { tmp, browser, server } = await startStudio('e2e');
 const origin = new URL(server.url).origin;
 
 const page = await browser.newPage({ viewport: VIEWPORT });
