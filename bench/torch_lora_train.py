@@ -29,7 +29,7 @@ import json
 import platform
 import resource
 import sys
-import time
+from torch_steps import run_steps
 
 
 def parse_args(argv):
@@ -113,31 +113,10 @@ def main(argv):
         opt.step()
         return loss.item()
 
-    losses, times = [], []
-
-    def timed_step():
-        t0 = time.perf_counter()
-        losses.append(step())
-        times.append(time.perf_counter() - t0)
-
-    for _ in range(args.warmup):
-        losses.append(step())
-    if args.interleave:
-        print(json.dumps({"ready": True, "losses": losses}), flush=True)
-        for line in sys.stdin:
-            if line.strip() == "done":
-                break
-            if line.strip() != "step":
-                print(f"unknown command {line.strip()!r} (expected 'step' or 'done')", file=sys.stderr)
-                return 2
-            timed_step()
-            print(json.dumps({"ms": times[-1] * 1000, "loss": losses[-1]}), flush=True)
-        if not times:
-            print("no timed step was requested", file=sys.stderr)
-            return 2
-    else:
-        for _ in range(args.steps):
-            timed_step()
+    ran = run_steps(step, args.warmup, args.steps, args.interleave)
+    if ran is None:
+        return 2
+    losses, times = ran
 
     total = sum(times)
     import peft
