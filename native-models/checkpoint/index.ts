@@ -2,4 +2,4 @@
 
 export { importHfModel, mapHfModel, type ImportedModel, type MappedModel } from './hf-import.ts';
 export { exportHfModel, exportInferenceOnnx, checkWeights, TOKENIZER_FILES, type HfExportOptions, type OnnxExportOptions } from './hf-export.ts';
-export { convertGgufToHf, ggufModelFolder, inspectGguf, isGgufPath, modelFolder, modelCacheRoot, GGUF_SOURCE_FILE, type GgufSource } from './gguf/to-hf.ts';
+export { convertGgufToHf, ggufModelFolder, isGgufPath, modelFolder, modelCacheRoot, GGUF_SOURCE_FILE, type GgufSource } from './gguf/to-hf.ts';

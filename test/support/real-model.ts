@@ -3,14 +3,14 @@
 // where it is absent, except under CI=true, where .ci/run fetches it and they must run.
 
 import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { modelCacheRoot } from '../../native-models/checkpoint/gguf/to-hf.ts';
+import { KNOWN_MODELS } from '../../main/models/known.ts';
 
 /** Where scripts/fetch-smollm2.sh puts the GGUF (AFD_SMOLLM2_GGUF overrides it). */
 export function smollm2GgufPath(): string {
   if (process.env.AFD_SMOLLM2_GGUF) return process.env.AFD_SMOLLM2_GGUF;
-  const cache = process.env.AFD_MODEL_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'afd-studio', 'models');
-  return join(cache, 'smollm2-135m-instruct', 'SmolLM2-135M-Instruct.Q4_1.gguf');
+  return join(modelCacheRoot(), KNOWN_MODELS.smollm2.file);
 }
 
 let noticed = false;

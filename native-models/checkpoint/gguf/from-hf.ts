@@ -17,7 +17,6 @@ import { ggufTokenizerMetadata } from './tokenizer.ts';
 import { writeGguf, type GgufTensorToWrite } from './writer.ts';
 
 export type GgufExportType = 'f32' | 'f16' | 'q8_0';
-export const GGUF_EXPORT_TYPES: readonly GgufExportType[] = ['f32', 'f16', 'q8_0'];
 
 export interface GgufExportOptions<C> extends ModelSpec<C> {
   /** float32 weights by Hugging Face name (LoRA adapters merged first). */

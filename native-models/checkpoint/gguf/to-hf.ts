@@ -147,12 +147,6 @@ export async function convertGgufToHf(path: string, outDir: string, onProgress?:
   return p.source;
 }
 
-/** Checks a GGUF whole (header, tensors, tokenizer) without converting its weights. */
-export async function inspectGguf(path: string): Promise<GgufSource & { config: Record<string, unknown> }> {
-  const p = await plan(await openGguf(path));
-  return { ...p.source, config: p.configJson };
-}
-
 /** The folder converted GGUFs are cached in: $AFD_MODEL_CACHE, else ~/.cache/afd-studio/models. */
 export function modelCacheRoot(): string {
   return process.env.AFD_MODEL_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'afd-studio', 'models');
