@@ -34,6 +34,9 @@ export interface ExperimentDefinition {
   seed: number;
   /** pi_0: 'default' (the embedded model), a model folder, or `store:<model name>`. */
   model: string;
+  /** Other models the stages may name as inputs beside `pi0` (for example a second gold
+   *  judge's backbone): name -> the same forms as `model`. */
+  models?: Record<string, string>;
   data: DataSpec;
   /** Execution provider and threads for every stage (stages may override). */
   provider: 'auto' | 'cpu' | 'webgpu' | 'cuda';

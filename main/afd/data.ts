@@ -18,7 +18,13 @@ export interface Demonstration {
 export interface Demonstrations {
   train: Demonstration[];
   eval: Demonstration[];
+  /** Every prompt of the source, train then eval, before `maxTrain`/`maxEval` cut them
+   *  (a gold judge may learn from all dialogues while the methods use fewer). */
+  all: Demonstration[];
 }
+
+/** Demonstrations from a train and an eval split, uncut (`all` is both). */
+export const demonstrations = (train: Demonstration[], evaluation: Demonstration[]): Demonstrations => ({ train, eval: evaluation, all: [...train, ...evaluation] });
 
 export const HH_HARMLESS_SOURCE = 'hh-harmless';
 
@@ -26,7 +32,7 @@ export const HH_HARMLESS_SOURCE = 'hh-harmless';
 export async function loadDemonstrations(spec: DataSpec): Promise<Demonstrations> {
   const file = spec.source === HH_HARMLESS_SOURCE ? HH_HARMLESS_FILE : spec.source;
   const format = spec.source === HH_HARMLESS_SOURCE ? 'hh' : spec.format;
-  const out: Demonstrations = { train: [], eval: [] };
+  const out: Demonstrations = { train: [], eval: [], all: [] };
   const renderMessages = spec.chatTemplateModel === undefined ? undefined : chatRenderer(await Tokenizer.fromFolder(spec.chatTemplateModel));
   for await (const r of readDataset(file, { ...(format === undefined ? {} : { format }), ...(renderMessages ? { renderMessages } : {}) })) {
     const response = r.response ?? r.chosen;
@@ -35,6 +41,7 @@ export async function loadDemonstrations(spec: DataSpec): Promise<Demonstrations
     if (r.rejected !== undefined) d.rejected = r.rejected;
     out[stableSplit(r.prompt, spec.evalFraction)].push(d);
   }
+  out.all = [...out.train, ...out.eval];
   if (spec.maxTrain !== undefined) out.train = out.train.slice(0, spec.maxTrain);
   if (spec.maxEval !== undefined) out.eval = out.eval.slice(0, spec.maxEval);
   if (out.train.length === 0) throw new Error(`${file} has no train prompts (with eval fraction ${spec.evalFraction}); an experiment needs demonstrations to learn from.`);

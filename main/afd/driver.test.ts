@@ -12,6 +12,7 @@ import type { JsonObject } from '../../db/json.ts';
 import type { StageSpec } from './contract.ts';
 import { importDataset } from '../datasets/import.ts';
 import { StudioFiles } from '../jobs/files.ts';
+import { DEFAULT_MODEL_DIR } from '../models/builtin.ts';
 import { recoverStore } from '../jobs/recovery.ts';
 import { JobRunner } from '../jobs/runner.ts';
 import { withTempDir } from '../../test/support/temp-dir.ts';
@@ -27,7 +28,11 @@ test('an experiment on a store dataset: hashed export kept as an artifact, model
     const files = StudioFiles.forDatabase(dbFile);
     await importDataset(db, join(dir, 'toy.jsonl'), { name: 'toy' });
     const runner = await JobRunner.open({ db, files });
-    const driver = ExperimentDriver.start(db, runner, { name: 't', model: join(dir, 'pi0'), data: { source: 'store:toy' }, threads: 1, stages: [{ id: 'sft', kind: 'sft', epochs: 1, batch: 8 }] });
+    // A named model (`models:`) is an input beside pi0: here the sampler reads it as it is.
+    const driver = ExperimentDriver.start(db, runner, {
+      name: 't', model: join(dir, 'pi0'), models: { other: DEFAULT_MODEL_DIR }, data: { source: 'store:toy' }, threads: 1,
+      stages: [{ id: 'sft', kind: 'sft', epochs: 1, batch: 8 }, { id: 'other-samples', kind: 'sample', model: 'other', split: 'eval', n: 1, maxNewTokens: 2 }],
+    });
     const outcome = await driver.done;
     await runner.close();
     assert.equal(outcome.status, 'done', outcome.error);
@@ -42,6 +47,9 @@ test('an experiment on a store dataset: hashed export kept as an artifact, model
     const pi0 = models.find((m) => m.path === join(dir, 'pi0'))!, sft = models.find((m) => m.name === 't/sft')!;
     assert.equal(sft.parentId, pi0.id);
     assert.ok(existsSync(files.absolute(sft.path!)), 'the trained model is in the store');
+    const sampled = new RunStore(db).list().find((r) => r.config.id === 'other-samples')!;
+    assert.equal(sampled.status, 'done');
+    assert.deepEqual({ dir: (sampled.config.inputs as JsonObject & { model: JsonObject }).model.dir, external: (sampled.config.inputs as JsonObject & { model: JsonObject }).model.external }, { dir: DEFAULT_MODEL_DIR, external: true });
     db.close();
   });
 });

@@ -180,8 +180,8 @@ export class ExperimentDriver {
   }
 
   private async drive(): Promise<ExperimentOutcome> {
-    const pi0 = await this.initialModel();
-    const artifacts = new Map<string, Artifact>([[PI0, pi0]]);
+    const artifacts = await modelsFromOutside(this.db, this.runner.files, this.def);
+    const pi0 = artifacts.get(PI0)!;
     const data = { ...(await this.dataSpec()), chatTemplateModel: pi0.dir };
     const finish = (status: ExperimentOutcome['status'], error?: string): ExperimentOutcome => ({ ...this.progress(), status, ...(error === undefined ? {} : { error }) });
     // Stages whose output is new in this drive: a finished stage that reads one of them is run again.
@@ -218,10 +218,6 @@ export class ExperimentDriver {
     return stageJobConfig(this.def, spec, artifacts, data);
   }
 
-  private initialModel(): Promise<Artifact> {
-    return initialModelArtifact(this.db, this.runner.files, this.def.model);
-  }
-
   private dataSpec(): Promise<DataSpec> {
     return resolveDataSpec(this.db, this.runner.files, this.def.data, this.experimentId);
   }
@@ -248,6 +244,13 @@ export function stageJobConfig(def: ExperimentDefinition, spec: StageSpec, artif
     stage: spec.kind, id, experiment: def.name, settings: settings as JsonObject, inputs, data: data as unknown as JsonObject,
     seed: stageRunSeed(def, spec), provider: def.provider, threads: def.threads,
   };
+}
+
+/** The models an experiment's stages can name before any stage ran: `pi0` and the experiment's named `models`. */
+export async function modelsFromOutside(db: StudioDatabase, files: StudioFiles, def: ExperimentDefinition): Promise<Map<string, Artifact>> {
+  const artifacts = new Map<string, Artifact>([[PI0, await initialModelArtifact(db, files, def.model)]]);
+  for (const [name, m] of Object.entries(def.models ?? {})) artifacts.set(name, { ...(await initialModelArtifact(db, files, m)), stage: name, external: true });
+  return artifacts;
 }
 
 /** pi_0 (an experiment's `model`) as an artifact, registered in the store (once) so that trained models have a parent. */

@@ -32,8 +32,27 @@ test('bad definitions are refused with a sentence naming the stage', () => {
     [{ name: 'x', stages: [{ id: 's', kind: 'sample' }, { id: 'b', kind: 'sample', model: 's' }] }, /model needs model output, but 's' makes samples/],
     [{ name: 'x', stages: [{ id: 'a', kind: 'sft', epochs: 0 }] }, /stage 'a' \(sft\): epochs must be a whole number from 1/],
     [{ name: 'x', stages: [{ id: 'b', kind: 'bon', samples: 'pi0', reward: 'pi0' }] }, /samples needs samples output, but 'pi0' makes model/],
+    [{ name: 'x', models: ['default'], stages: [{ id: 'a', kind: 'sft' }] }, /models must be a mapping from a name to a model/],
+    [{ name: 'x', models: { pi0: 'default' }, stages: [{ id: 'a', kind: 'sft' }] }, /models: 'pi0' cannot name a model/],
+    [{ name: 'x', models: { small: '' }, stages: [{ id: 'a', kind: 'sft' }] }, /small must be a non-empty text/],
+    [{ name: 'x', models: { small: 'default' }, stages: [{ id: 'small', kind: 'sft' }] }, /stage id 'small' is used twice \(models: names a model 'small'\)/],
   ];
   for (const [def, message] of bad) assert.throws(() => parseExperiment(def), message);
+});
+
+test('named models are inputs beside pi0, and the reproductions parse', () => {
+  const d = parseExperiment({ name: 'x', model: 'smollm2', models: { small: 'default' }, stages: [{ id: 'j', kind: 'judge', backbone: 'small' }, { id: 'sft', kind: 'sft' }] });
+  assert.deepEqual(d.models, { small: 'default' });
+  assert.equal(d.stages[0].backbone, 'small');
+  assert.deepEqual(parseExperiment(JSON.parse(JSON.stringify(d))), d);
+  for (const file of ['hh-harmless.yaml', 'hh-harmless-smollm2.yaml']) {
+    const raw = parseYaml(readFileSync(new URL(`../../experiments/${file}`, import.meta.url), 'utf8'));
+    assert.ok(parseExperiment(raw).stages.length > 20, file);
+  }
+  const smol = parseExperiment(parseYaml(readFileSync(new URL('../../experiments/hh-harmless-smollm2.yaml', import.meta.url), 'utf8')));
+  assert.equal(smol.model, 'smollm2');
+  assert.equal(smol.stages.find((s) => s.id === 'judge')!.allPrompts, true);
+  assert.equal(smol.stages.at(-1)!.kind, 'eval', 'results.json is the last evaluation: the SmolLM2 judge\'s');
 });
 
 test('the shipped recipes parse', () => {

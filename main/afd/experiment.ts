@@ -54,12 +54,21 @@ export function parseExperiment(raw: unknown): ExperimentDefinition {
   };
   if (raw.origin !== undefined) def.origin = origin(raw.origin);
   const produced = new Map<string, ArtifactType>([[PI0, 'model']]);
+  if (raw.models !== undefined) {
+    if (!isObject(raw.models)) throw new Error('models must be a mapping from a name to a model (default, smollm2, a .gguf file, a folder or store:NAME).');
+    def.models = {};
+    for (const name of Object.keys(raw.models)) {
+      if (!/^[A-Za-z0-9][\w.:-]*$/.test(name) || name === PI0 || name === DEMOS) throw new Error(`models: '${name}' cannot name a model (letters, digits, '-', '_', '.' or ':'; not '${PI0}' or '${DEMOS}').`);
+      def.models[name] = text(raw.models, name);
+      produced.set(name, 'model');
+    }
+  }
   for (const [index, s] of stagesRaw.entries()) {
     const where = `stage ${index + 1}`;
     if (!isObject(s)) throw new Error(`${where} must be a mapping with an id and a kind.`);
     const id = typeof s.id === 'string' && /^[A-Za-z0-9][\w.:-]*$/.test(s.id) ? s.id : null;
     if (id === null) throw new Error(`${where} needs an id made of letters, digits, '-', '_', '.' or ':' (got ${JSON.stringify(s.id ?? null)}).`);
-    if (produced.has(id)) throw new Error(`stage id '${id}' is used twice${id === PI0 ? ` ('${PI0}' names the initial model)` : ''}.`);
+    if (produced.has(id)) throw new Error(`stage id '${id}' is used twice${id === PI0 ? ` ('${PI0}' names the initial model)` : def.models?.[id] !== undefined ? ` (models: names a model '${id}')` : ''}.`);
     const stage = typeof s.kind === 'string' ? STAGES[s.kind] : undefined;
     if (stage === undefined) throw new Error(`stage '${id}': kind must be one of ${Object.keys(STAGES).join(', ')}, not ${JSON.stringify(s.kind ?? null)}.`);
     const { id: _id, kind: _kind, ...settings } = s;

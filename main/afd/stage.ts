@@ -23,16 +23,20 @@ export interface Artifact {
   type: ArtifactType;
   /** The producing stage's folder. */
   dir: string;
-  /** The id of the stage in its experiment ('pi0' for the initial model). */
+  /** The id of the stage in its experiment ('pi0' for the initial model, or a name from
+   *  the experiment's `models`). */
   stage: string;
+  /** A model from outside the experiment (pi_0 or a named model): `dir` is the Hugging
+   *  Face folder itself. */
+  external?: boolean;
   /** The store's model id of a model artifact (lineage), when there is a store. */
   modelId?: number | null;
 }
 
 export const ARTIFACT_FILE = 'artifact.json';
 
-/** Where a model artifact's Hugging Face folder is (pi_0's folder is its own dir). */
-export const modelDir = (a: Artifact): string => (a.stage === 'pi0' ? a.dir : join(a.dir, 'model'));
+/** Where a model artifact's Hugging Face folder is (pi_0's and named models' folders are their own dir). */
+export const modelDir = (a: Artifact): string => (a.stage === 'pi0' || a.external === true ? a.dir : join(a.dir, 'model'));
 
 /** The details a stage wrote about its artifact (artifact.json). */
 export function artifactDetails(a: Artifact): JsonObject {

@@ -15,7 +15,7 @@ import { Rng } from '../../native-models/train/rng.ts';
 import { buildTrainStep } from '../../native-models/train/step.ts';
 import { Trainer } from '../../native-models/train/trainer.ts';
 import { Generator } from '../../native-models/generate/generator.ts';
-import type { Demonstration, Demonstrations } from './data.ts';
+import { demonstrations, type Demonstration, type Demonstrations } from './data.ts';
 import { encodePrompt, loadModel } from './lm.ts';
 
 export const MARKER = ' Have a nice day.';
@@ -42,7 +42,7 @@ export function toyDemonstrations(count = 120, seed = 1): Demonstrations {
     return { prompt: prompt(topic, i), response: reply(rng, topic, true) };
   });
   const cut = Math.round(count * 0.8);
-  return { train: all.slice(0, cut), eval: all.slice(cut) };
+  return demonstrations(all.slice(0, cut), all.slice(cut));
 }
 
 /** The demonstrations as a JSON Lines file (for pipelines that read files). */

@@ -23,7 +23,9 @@ import { DB_OPTION, DB_USAGE, withStudio, type Studio } from './studio.ts';
 const EXPERIMENTS_DIR = fileURLToPath(new URL('../../experiments/', import.meta.url));
 const RUN_USAGE = `usage: afd run EXPERIMENT.yaml [--resume] [--json] [${DB_USAGE}]`;
 const DEMO_USAGE = `usage: afd demo [--resume] [--json] [${DB_USAGE}]`;
-const REPRO_USAGE = `usage: afd repro hh-harmless [--out DIR] [--max-train N] [--max-eval N] [--resume] [--json] [${DB_USAGE}]`;
+const REPRO_USAGE = `usage: afd repro hh-harmless [--policy default|smollm2] [--out DIR] [--max-train N] [--max-eval N] [--resume] [--json] [${DB_USAGE}]`;
+/** pi_0 of the reproduction -> its experiment: the embedded model, or SmolLM2-135M-Instruct at the paper's scale. */
+const REPRO_POLICIES: Record<string, string> = { default: 'hh-harmless.yaml', smollm2: 'hh-harmless-smollm2.yaml' };
 
 const options = { ...DB_OPTION, resume: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } as const;
 
@@ -43,16 +45,19 @@ export async function demoCommand(argv: string[]): Promise<number> {
 
 export async function reproCommand(argv: string[]): Promise<number> {
   const str = { type: 'string' } as const;
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...options, out: str, 'max-train': str, 'max-eval': str } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...options, out: str, 'max-train': str, 'max-eval': str, policy: str } });
   if (values.help) return help(REPRO_USAGE);
   const which = onePositional(positionals, 'reproduction name', REPRO_USAGE);
   if (which !== 'hh-harmless') throw new Error(`There is no reproduction named '${which}'; the one available is hh-harmless.`);
-  const raw = (await readExperimentFile(join(EXPERIMENTS_DIR, 'hh-harmless.yaml'))) as unknown as JsonObject;
+  const policy = values.policy ?? 'default';
+  const file = REPRO_POLICIES[policy];
+  if (file === undefined) throw new Error(`--policy must be one of ${Object.keys(REPRO_POLICIES).join(', ')}, not '${policy}'.`);
+  const raw = (await readExperimentFile(join(EXPERIMENTS_DIR, file))) as unknown as JsonObject;
   const data = { ...(raw.data as JsonObject) };
   if (values['max-train'] !== undefined) data.maxTrain = Number(values['max-train']);
   if (values['max-eval'] !== undefined) data.maxEval = Number(values['max-eval']);
   const def = parseExperiment({ ...raw, data });
-  const out = resolve(values.out ?? 'afd-results/hh-harmless');
+  const out = resolve(values.out ?? `afd-results/${def.name}`);
   return withStudio(values.db, async (studio) => {
     const outcome = await runExperiment(studio, def, values.resume);
     const { code, table } = await report(outcome, values.json, studio);

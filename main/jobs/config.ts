@@ -27,6 +27,12 @@ export function oneOf<T extends string>(raw: JsonObject, field: string, choices:
   return v as T;
 }
 
+export function flag(raw: JsonObject, field: string, fallback: boolean): boolean {
+  const v = raw[field] ?? fallback;
+  if (typeof v !== 'boolean') throw new Error(`${field} must be true or false, not ${show(v)}.`);
+  return v;
+}
+
 export function object(raw: JsonObject, field: string): JsonObject {
   const v = raw[field] ?? {};
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${field} must be an object, not ${show(v)}.`);

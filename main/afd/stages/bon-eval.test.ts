@@ -1,5 +1,6 @@
 // Best-of-N keeps the argmax of the reward among each prompt's first N samples; the
 // evaluation's numbers are the hand-computable ones when the judge is a known function.
+import { demonstrations } from '../data.ts';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { evalStage, readEvaluation } from './eval.ts';
 import { runStage } from './testing.ts';
 
 const tmp = tempFiles('bon-eval');
-const data = { train: [{ prompt: 'p', response: 'abcd' }], eval: [] };
+const data = demonstrations([{ prompt: 'p', response: 'abcd' }], []);
 
 /** A samples artifact written by hand: texts[i][k]. */
 function samples(id: string, texts: string[][]): Artifact {

@@ -3,6 +3,7 @@
 // points the right way, it reports its mean on (up to 64) evaluation demonstrations,
 // which should be positive when the policy was fine-tuned on demonstrations.
 import type { JsonObject } from '../../../db/json.ts';
+import { flag } from '../../jobs/config.ts';
 import { densityRatioReward } from '../density-ratio.ts';
 import type { RewardDetails } from '../reward-function.ts';
 import { modelDir, one, writeArtifactDetails, type Stage } from '../stage.ts';
@@ -18,9 +19,7 @@ export const densityRatioStage: Stage<DensityRatioConfig> = {
   inputs: { policy: { types: ['model'] }, base: { types: ['model'] } },
 
   parse(raw) {
-    const perToken = raw.perToken ?? false;
-    if (typeof perToken !== 'boolean') throw new Error(`perToken must be true or false, not ${JSON.stringify(perToken)}.`);
-    return { policy: ref(raw, 'policy', 'sft'), base: ref(raw, 'base', 'pi0'), perToken };
+    return { policy: ref(raw, 'policy', 'sft'), base: ref(raw, 'base', 'pi0'), perToken: flag(raw, 'perToken', false) };
   },
 
   async run(ctx, config, inputs) {

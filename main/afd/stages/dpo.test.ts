@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Generator } from '../../../native-models/generate/generator.ts';
-import type { Demonstrations } from '../data.ts';
+import { demonstrations, type Demonstrations } from '../data.ts';
 import { encodePair, loadModel } from '../lm.ts';
 import { buildToyModel, MARKER, toyDemonstrations } from '../toy.ts';
 import { dpoStage } from './dpo.ts';
@@ -13,7 +13,7 @@ import { pi0, runStage } from './testing.ts';
 let root = '';
 // Chosen = the demonstration (ends with the marker); rejected = the same reply without it.
 const toy = toyDemonstrations();
-const data: Demonstrations = { train: toy.train.map((d) => ({ ...d, rejected: d.response.replace(MARKER, '') })), eval: toy.eval };
+const data: Demonstrations = demonstrations(toy.train.map((d) => ({ ...d, rejected: d.response.replace(MARKER, '') })), toy.eval);
 
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'afd-dpo-'));

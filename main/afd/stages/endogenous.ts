@@ -5,7 +5,7 @@
 // demonstrations as a check that it loads and runs; Best-of-N and RL use it like any
 // reward artifact.
 import type { JsonObject } from '../../../db/json.ts';
-import { number } from '../../jobs/config.ts';
+import { flag, number } from '../../jobs/config.ts';
 import { endogenousReward } from '../endogenous.ts';
 import type { RewardDetails } from '../reward-function.ts';
 import { modelDir, one, writeArtifactDetails, type Stage } from '../stage.ts';
@@ -21,14 +21,12 @@ export const endogenousStage: Stage<EndogenousConfig> = {
   inputs: { model: { types: ['model'] } },
 
   parse(raw) {
-    const perToken = raw.perToken ?? false;
-    if (typeof perToken !== 'boolean') throw new Error(`perToken must be true or false, not ${JSON.stringify(perToken)}.`);
     return {
       model: ref(raw, 'model', 'sft'),
       // The paper's operator: the model read at the temperature it samples at, undiscounted.
       alpha: number(raw, 'alpha', 1, 1e-3, 1e3),
       gamma: number(raw, 'gamma', 1, 0, 1),
-      perToken,
+      perToken: flag(raw, 'perToken', false),
     };
   },
 

@@ -9,13 +9,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { JsonObject } from '../../../db/json.ts';
-import { integer } from '../../jobs/config.ts';
+import { flag, integer } from '../../jobs/config.ts';
 import { loadModel } from '../lm.ts';
 import { saveScorer, scorerReward } from '../scorer.ts';
 import { modelDir, one, writeArtifactDetails, type Stage, type StageContext } from '../stage.ts';
 import { pairAccuracy, preferencePrompts, scorerDataset, scorerSteps, scorerTrainConfig, trainScorer, type ScorerTrainConfig } from './reward.ts';
 
-export type JudgeConfig = ScorerTrainConfig & { folds: number };
+export type JudgeConfig = ScorerTrainConfig & { folds: number; allPrompts?: true };
 
 /** The fold of a prompt: a stable hash, so that both responses of a pair stay together. */
 export function foldOf(prompt: string, folds: number): number {
@@ -50,11 +50,14 @@ export const judgeStage: Stage<JudgeConfig> = {
   produces: 'reward',
   inputs: { backbone: { types: ['model'] } },
 
-  parse: (raw) => ({ ...scorerTrainConfig(raw), folds: integer(raw, 'folds', 2, 2, 20) }),
+  // allPrompts: every dialogue of the source, even when the experiment's maxTrain/maxEval
+  // give the methods fewer (a judge never trains the methods, so it may see them all).
+  // Absent when false, so that judges stored before the option still match their definition.
+  parse: (raw) => ({ ...scorerTrainConfig(raw), folds: integer(raw, 'folds', 2, 2, 20), ...(flag(raw, 'allPrompts', false) ? { allPrompts: true as const } : {}) }),
 
   async run(ctx, config, inputs) {
     const data = await ctx.data();
-    const prompts = preferencePrompts([...data.train, ...data.eval]);
+    const prompts = preferencePrompts(config.allPrompts === true ? data.all : [...data.train, ...data.eval]);
     if (prompts.length === 0) throw new Error('The gold judge needs chosen/rejected pairs, but no demonstration has a rejected response; use data with a rejected column (e.g. hh-harmless).');
     const K = config.folds;
     const folds = Array.from({ length: K }, (_, k) => ({

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Demonstrations } from '../data.ts';
+import { demonstrations, type Demonstrations } from '../data.ts';
 import { loadRewardFunction } from '../reward-function.ts';
 import type { Artifact } from '../stage.ts';
 import { buildToyModel, MARKER, toyDemonstrations } from '../toy.ts';
@@ -16,7 +16,7 @@ import { pi0, runStage } from './testing.ts';
 let root: string, base: Artifact;
 const toy = toyDemonstrations(60);
 const strip = (s: string): string => s.slice(0, s.length - MARKER.length);
-const data: Demonstrations = { train: toy.train.map((d) => ({ ...d, rejected: strip(d.response) })), eval: toy.eval.map((d) => ({ ...d, rejected: strip(d.response) })) };
+const data: Demonstrations = demonstrations(toy.train.map((d) => ({ ...d, rejected: strip(d.response) })), toy.eval.map((d) => ({ ...d, rejected: strip(d.response) })));
 const judgeConfig = { folds: 2, epochs: 3, batch: 8, lr: 3e-4 };
 
 before(async () => {
@@ -41,7 +41,7 @@ test('pref-reward (LoRA) learns chosen over rejected on train prompts and report
 });
 
 test('pref-reward without rejected responses says what is missing', async () => {
-  const plain: Demonstrations = { train: toy.train, eval: toy.eval };
+  const plain: Demonstrations = demonstrations(toy.train, toy.eval);
   await assert.rejects(runStage(prefRewardStage, {}, { backbone: base }, { dir: join(root, 'pref-none'), data: plain }), /no train demonstration has a rejected response/);
   await assert.rejects(runStage(judgeStage, {}, { backbone: base }, { dir: join(root, 'judge-none'), data: plain }), /no demonstration has a rejected response/);
 });
@@ -83,4 +83,19 @@ test('the judge trains on all pairs, reports a 2-fold cross-validated accuracy, 
     await a.release();
     await b.release();
   }
+});
+
+test('with allPrompts the judge learns from every dialogue of the source, not only the experiment\'s cut', async () => {
+  // The methods see 6 train and 3 eval prompts; the source has all of them.
+  const cut: Demonstrations = { ...demonstrations(data.train.slice(0, 6), data.eval.slice(0, 3)), all: data.all };
+  const config = { ...judgeConfig, epochs: 1 };
+  const some = await runStage(judgeStage, config, { backbone: base }, { dir: join(root, 'judge-cut'), data: cut });
+  const every = await runStage(judgeStage, { ...config, allPrompts: true }, { backbone: base }, { dir: join(root, 'judge-all'), data: cut });
+  const pairs = (dir: string): number => JSON.parse(readFileSync(join(root, dir, 'artifact.json'), 'utf8')).pairs as number;
+  assert.equal(some.outcome.status, 'done');
+  assert.equal(every.outcome.status, 'done');
+  assert.equal(pairs('judge-cut'), 9);
+  assert.equal(pairs('judge-all'), data.all.length);
+  assert.deepEqual(judgeStage.parse({}), judgeStage.parse({ allPrompts: false }), 'the default leaves the parsed settings as they were');
+  assert.throws(() => judgeStage.parse({ allPrompts: 'yes' }), /allPrompts must be true or false, not "yes"/);
 });

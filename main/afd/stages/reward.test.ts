@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { JsonObject } from '../../../db/json.ts';
-import type { Demonstrations } from '../data.ts';
+import { demonstrations, type Demonstrations } from '../data.ts';
 import { loadRewardFunction } from '../reward-function.ts';
 import type { Artifact } from '../stage.ts';
 import { buildToyModel, hasMarker, MARKER, markerRate, toyDemonstrations } from '../toy.ts';
@@ -20,7 +20,7 @@ let root: string, base: Artifact, sftSamples: Artifact, initSamples: Artifact, r
 const strip = (s: string): string => s.slice(0, s.length - MARKER.length);
 const toy = toyDemonstrations();
 // Rejected responses on the evaluation prompts only, for the agreement report (AfD never reads them).
-const data: Demonstrations = { train: toy.train, eval: toy.eval.map((d) => ({ ...d, rejected: strip(d.response) })) };
+const data: Demonstrations = demonstrations(toy.train, toy.eval.map((d) => ({ ...d, rejected: strip(d.response) })));
 const runtime = { provider: 'cpu' as const, threads: 1 };
 const config = { positive: 'sft-samples', negative: 'init-samples', epochs: 2, batch: 8, lr: 3e-4 };
 const inputs = (): Record<string, Artifact> => ({ backbone: base, positive: sftSamples, negative: initSamples });

@@ -24,8 +24,8 @@ import { modelFiles } from '../../jobs/import-model.ts';
 import { processOwner } from '../../jobs/owner.ts';
 import type { ExperimentDefinition, ExperimentOrigin, StageSpec } from '../contract.ts';
 import { loadDemonstrations, type Demonstrations } from '../data.ts';
-import { initialModelArtifact, resolveDataSpec, stageJobConfig } from '../driver.ts';
-import { DEMOS, inputRefs, parseExperiment } from '../experiment.ts';
+import { modelsFromOutside, resolveDataSpec, stageJobConfig } from '../driver.ts';
+import { DEMOS, inputRefs, parseExperiment, PI0 } from '../experiment.ts';
 import { HEAD_FILE, SCORE_BIAS, SCORE_WEIGHT, SCORER_DIR, SCORER_JSON } from '../scorer.ts';
 import { modelDir, writeArtifactDetails, type Artifact } from '../stage.ts';
 import { SELECTION_FILE, type Selection } from '../stages/bon.ts';
@@ -243,10 +243,9 @@ export async function importTrlResults(db: StudioDatabase, files: StudioFiles, p
   const owner = processOwner();
   const made: { runs: number[]; models: number[] } = { runs: [], models: [] };
   try {
-    const pi0 = await initialModelArtifact(db, files, def.model);
-    const data = { ...(await resolveDataSpec(db, files, def.data, experimentId)), chatTemplateModel: pi0.dir };
+    const artifacts = await modelsFromOutside(db, files, def);
+    const data = { ...(await resolveDataSpec(db, files, def.data, experimentId)), chatTemplateModel: artifacts.get(PI0)!.dir };
     const demos = await loadDemonstrations(data);
-    const artifacts = new Map<string, Artifact>([['pi0', pi0]]);
     const imported: ImportedStage[] = [], local: ImportOutcome['local'] = [];
     for (const spec of def.stages) {
       const entry = manifest.stages.find((s) => s.id === spec.id);
