@@ -82,6 +82,13 @@ export interface ResultRow {
    *  two means when prompts differ much in difficulty. */
   gold_gain_vs_sft?: number;
   gold_gain_ci95?: [number, number];
+  /** The paired gain after removing what length explains: gold - slope * tokens on both
+   *  sides, with the slope of gold on length over pi_SFT's samples (the eval's length_fit). */
+  gold_gain_length_adjusted?: number;
+  gold_gain_length_adjusted_ci95?: [number, number];
+  /** Win rate against the shortest of the first N SFT samples at the same N (N = 1 for policies). */
+  win_rate_vs_shortest?: number;
+  win_rate_vs_shortest_ci95?: [number, number];
   mean_length: number;
   distinct_2?: number;
   kl_estimate?: number;

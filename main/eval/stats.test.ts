@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { argmax, bonKlBound, distinctN, meanCI, median, pearson, tQuantile975, wilson, winRate } from './stats.ts';
+import { argmax, bonKlBound, distinctN, fitLine, meanCI, median, pearson, tQuantile975, wilson, winRate } from './stats.ts';
 
 const near = (a: number, b: number, tol = 1e-3) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
@@ -47,4 +47,16 @@ test('median: middle value, mean of the two middle ones, NaN when empty', () => 
   assert.equal(median([3, 1, 2]), 2);
   assert.equal(median([4, 1, 3, 2]), 2.5);
   assert.ok(Number.isNaN(median([])));
+});
+
+test('a least-squares line recovers y = 2 - 0.5 x exactly, and a noisy one within its noise', () => {
+  const xs = [1, 2, 3, 4, 5, 6];
+  const exact = fitLine(xs, xs.map((x) => 2 - 0.5 * x));
+  near(exact.slope, -0.5, 1e-12);
+  near(exact.intercept, 2, 1e-12);
+  near(exact.correlation, -1, 1e-12);
+  // Residuals -0.1, +0.1, ... around the same line: the slope moves by sum((x - 3.5) e) / sum((x - 3.5)^2) = 0.3 / 17.5.
+  const noisy = fitLine(xs, xs.map((x, i) => 2 - 0.5 * x + (i % 2 ? 0.1 : -0.1)));
+  near(noisy.slope, -0.5 + 0.3 / 17.5, 1e-12);
+  assert.equal(fitLine([3, 3], [1, 2]).slope, 0, 'a constant x explains nothing');
 });

@@ -80,6 +80,22 @@ export function pearson(xs: readonly number[], ys: readonly number[]): number {
   return sxx === 0 || syy === 0 ? NaN : sxy / Math.sqrt(sxx * syy);
 }
 
+export interface Line { slope: number; intercept: number; correlation: number; n: number }
+
+/** Least-squares line y = intercept + slope x (slope 0 when x is constant). */
+export function fitLine(xs: readonly number[], ys: readonly number[]): Line {
+  const n = xs.length;
+  if (n !== ys.length || n === 0) throw new Error('a line needs as many y as x values, and at least one');
+  const mx = xs.reduce((a, b) => a + b, 0) / n, my = ys.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0, sxx = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (xs[i] - mx) * (ys[i] - my);
+    sxx += (xs[i] - mx) ** 2;
+  }
+  const slope = sxx === 0 ? 0 : sxy / sxx;
+  return { slope, intercept: my - slope * mx, correlation: pearson(xs, ys), n };
+}
+
 /** Index of the highest score (the first one on ties): Best-of-N's choice. */
 export function argmax(scores: readonly number[]): number {
   if (scores.length === 0) throw new Error('Best-of-N needs at least one candidate');

@@ -2,14 +2,14 @@
 // evaluation's numbers are the hand-computable ones when the judge is a known function.
 import { demonstrations } from '../data.ts';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempFiles } from '../../../test/support/temp-dir.ts';
 import type { Artifact } from '../stage.ts';
 import type { LengthMode } from '../reward-function.ts';
 import { bonLengthStage, bonStage, readSelection, selectBestOfN } from './bon.ts';
-import { evalStage, readEvaluation } from './eval.ts';
+import { evalStage, GOLD_SCORES_FILE, readEvaluation } from './eval.ts';
 import { runStage } from './testing.ts';
 
 const tmp = tempFiles('bon-eval');
@@ -80,4 +80,36 @@ test('eval: gold mean with interval, win rate against the reference (ties half),
   assert.ok(Math.abs(n2.gold_gain_vs_sft! - 7 / 3) < 1e-12);
   assert.ok(n2.gold_gain_ci95![0] < 7 / 3 && 7 / 3 < n2.gold_gain_ci95![1]);
   assert.equal(policy.gold_gain_vs_sft, 1 / 3);
+});
+
+test('eval with length control: a judge that only counts length gives no gain once length is removed, and shortest-of-N is beaten by longest-of-N', async () => {
+  const ref = samples('ref3', [['abc'], ['abc'], ['abc']]);
+  const cand = samples('cand3', [['abcdef', 'a'], ['abc', 'abcdefgh'], ['a', 'ab']]);
+  const bon = await runStage(bonStage, { samples: 'cand3', reward: 'len', ns: [1, 2] }, { samples: cand, reward: lengthJudge('len3', 'longest', 0) }, { dir: join(tmp.dir, 'bon3'), data, id: 'bon' });
+  const short = await runStage(bonLengthStage, { samples: 'cand3', ns: [1, 2], mode: 'shortest' }, { samples: cand }, { dir: join(tmp.dir, 'short3'), data, id: 'short' });
+  const judge = lengthJudge('judge3', 'longest', 0); // gold = characters = the fixture's tokens
+  const settings = { judge: 'judge3', reference: 'ref3', candidates: ['cand3', 'bon'], labels: {}, lengthFit: 'cand3', shortest: 'short' };
+  const r = await runStage(evalStage, settings, { judge, reference: ref, candidates: [cand, bon.artifact], lengthFit: cand, shortest: short.artifact }, { dir: join(tmp.dir, 'eval3'), data });
+  const e = readEvaluation(r.artifact);
+  assert.equal(e.length_fit!.source, 'cand3');
+  assert.ok(Math.abs(e.length_fit!.slope - 1) < 1e-12 && Math.abs(e.length_fit!.intercept) < 1e-12, `gold = tokens exactly: ${JSON.stringify(e.length_fit)}`);
+  for (const row of e.rows) {
+    assert.ok(Math.abs(row.gold_gain_length_adjusted!) < 1e-12, `${row.method} N=${row.n}: what length explains is all there is`);
+    assert.ok(row.gold_gain_vs_sft !== 0 || row.n === undefined, 'the raw gains are not zero');
+  }
+  const scores = JSON.parse(readFileSync(join(tmp.dir, 'eval3', GOLD_SCORES_FILE), 'utf8'));
+  assert.deepEqual(scores.cand3, [[6, 1], [3, 8], [1, 2]], 'every gold score is kept, by the stage that sampled it');
+  const [policy, n1, n2] = e.rows;
+  // N = 1 (and the policy row, compared at N = 1): the shortest of one sample is that sample: all ties.
+  assert.equal(policy.win_rate_vs_shortest, 0.5);
+  assert.equal(n1.win_rate_vs_shortest, 0.5);
+  // N = 2: longest 6, 8, 2 against shortest 1, 3, 1: three wins.
+  assert.equal(n2.win_rate_vs_shortest, 1);
+  assert.ok(n2.win_rate_vs_shortest_ci95![0] > 0.3 && n2.win_rate_vs_shortest_ci95![1] === 1);
+  // The default fit is over the reference, whose lengths are all 3: slope 0, so nothing is removed.
+  const plain = await runStage(evalStage, { judge: 'judge3', reference: 'ref3', candidates: ['bon'], labels: {} }, { judge, reference: ref, candidates: [bon.artifact] }, { dir: join(tmp.dir, 'eval4'), data });
+  const p = readEvaluation(plain.artifact);
+  assert.equal(p.length_fit!.slope, 0);
+  for (const row of p.rows) assert.equal(row.gold_gain_length_adjusted, row.gold_gain_vs_sft);
+  assert.equal(p.rows[0].win_rate_vs_shortest, undefined, 'no shortest baseline, no comparison');
 });
