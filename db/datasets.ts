@@ -112,16 +112,23 @@ const EXAMPLE_COLUMNS = 'id, dataset_id AS datasetId, prompt, response, chosen, 
 // Counts per split come from the (dataset_id, split, id) index alone (migration 2).
 const COUNTS = `SELECT dataset_id AS datasetId, split, count(*) AS n FROM examples %WHERE% GROUP BY dataset_id, split`;
 // Datasets with ready = 0 are imports in progress (migration 3): invisible until complete.
-const INSERT_DATASET = 'INSERT INTO datasets (name, source_file, source_format, ready, import_run_id) VALUES (?, ?, ?, ?, ?)';
+const INSERT_DATASET = 'INSERT INTO datasets (name, source_file, source_format, ready, import_run_id) VALUES (@name, @sourceFile, @sourceFormat, @ready, @importRunId)';
 const IMPORTING = 'SELECT id FROM datasets WHERE import_run_id = ? AND ready = 0';
 const INSERT_EXAMPLE = `INSERT INTO examples (dataset_id, prompt, response, chosen, rejected, source, tags, split, hash)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset_id, hash) DO NOTHING`;
+  VALUES (@datasetId, @prompt, @response, @chosen, @rejected, @source, @tags, @split, @hash) ON CONFLICT (dataset_id, hash) DO NOTHING`;
 const PAGE_MAX = 500;
 const EXPORT_PAGE = 256;
 
 type ExampleRow = Omit<Example, 'tags'> & { tags: string };
 type CountRow = { datasetId: number; split: Split; n: number };
-type InsertExampleParams = [number, string, string | null, string | null, string | null, string | null, string, Split, string];
+type InsertDatasetParams = { name: string; sourceFile: string | null; sourceFormat: DatasetFormat | null; ready: number; importRunId: number | null };
+type InsertExampleParams = {
+  datasetId: number; prompt: string; response: string | null; chosen: string | null; rejected: string | null;
+  source: string | null; tags: string; split: Split; hash: string;
+};
+type SourceCounts = { id: number; format: DatasetFormat | null; records: number; duplicates: number };
+// What a search may filter on; better-sqlite3 ignores the keys its SQL text does not name.
+type SearchParams = { datasetId: number; split?: Split; tag?: string; pattern?: string; limit: number; offset: number };
 
 export class DatasetStore {
   private readonly db: StudioDatabase;
@@ -131,7 +138,7 @@ export class DatasetStore {
   }
 
   create(input: NewDataset): Dataset {
-    const id = insertDataset(this.db, this.db.statement(INSERT_DATASET), input);
+    const id = insertDataset(this.db, this.db.statement<[InsertDatasetParams]>(INSERT_DATASET), input);
     return this.getDataset(id) as Dataset;
   }
 
@@ -164,7 +171,7 @@ export class DatasetStore {
   /** Adds examples in one transaction; exact duplicates of existing ones are skipped. */
   addExamples(datasetId: number, rows: readonly NewExample[]): number {
     return this.db.transaction(() => {
-      const insert = this.db.statement<InsertExampleParams>(INSERT_EXAMPLE);
+      const insert = this.db.statement<[InsertExampleParams]>(INSERT_EXAMPLE);
       let inserted = 0;
       for (const row of rows) inserted += insertExample(insert, datasetId, row);
       return inserted;
@@ -180,27 +187,26 @@ export class DatasetStore {
   searchExamples(datasetId: number, query: ExampleQuery = {}): ExamplePage {
     const limit = Math.min(PAGE_MAX, Math.max(1, Math.floor(query.limit ?? 50)));
     const offset = Math.max(0, Math.floor(query.offset ?? 0));
-    const where = ['dataset_id = ?'];
-    const params: (string | number)[] = [datasetId];
+    const where = ['dataset_id = @datasetId'];
+    const params: SearchParams = { datasetId, limit, offset };
     if (query.split !== undefined) {
       checkSplit(query.split);
-      where.push('split = ?');
-      params.push(query.split);
+      where.push('split = @split');
+      params.split = query.split;
     }
     if (query.tag !== undefined) {
-      where.push('EXISTS (SELECT 1 FROM json_each(examples.tags) WHERE json_each.value = ?)');
-      params.push(query.tag);
+      where.push('EXISTS (SELECT 1 FROM json_each(examples.tags) WHERE json_each.value = @tag)');
+      params.tag = query.tag;
     }
     if (query.text !== undefined && query.text !== '') {
-      const like = `%${query.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-      where.push(`(${['prompt', 'response', 'chosen', 'rejected'].map((c) => `${c} LIKE ? ESCAPE '\\'`).join(' OR ')})`);
-      params.push(like, like, like, like);
+      params.pattern = `%${query.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      where.push(`(${['prompt', 'response', 'chosen', 'rejected'].map((c) => `${c} LIKE @pattern ESCAPE '\\'`).join(' OR ')})`);
     }
     // One SQL text per combination of filters, so each is prepared once and cached.
     const condition = where.join(' AND ');
-    const total = this.db.statement<(string | number)[], { n: number }>(`SELECT count(*) AS n FROM examples WHERE ${condition}`).get(...params)?.n ?? 0;
-    const items = this.db.statement<(string | number)[], ExampleRow>(`SELECT ${EXAMPLE_COLUMNS} FROM examples WHERE ${condition} ORDER BY id LIMIT ? OFFSET ?`)
-      .all(...params, limit, offset).map(toExample);
+    const total = this.db.statement<[SearchParams], { n: number }>(`SELECT count(*) AS n FROM examples WHERE ${condition}`).get(params)?.n ?? 0;
+    const items = this.db.statement<[SearchParams], ExampleRow>(`SELECT ${EXAMPLE_COLUMNS} FROM examples WHERE ${condition} ORDER BY id LIMIT @limit OFFSET @offset`)
+      .all(params).map(toExample);
     return { items, total, limit, offset };
   }
 
@@ -231,12 +237,14 @@ export class DatasetStore {
       if (duplicate !== undefined) {
         throw new Error(`This edit would make example #${id} identical to example #${duplicate.id} of the same dataset; change it differently, or delete one of the two.`);
       }
-      this.db.statement<[string, string | null, string | null, string | null, string, Split, string, number]>(
-        `UPDATE examples SET prompt = ?, response = ?, chosen = ?, rejected = ?, tags = ?, split = ?, hash = ?,
-           updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?`,
-      ).run(after.prompt, after.response, after.chosen, after.rejected, newTags, after.split, hash, id);
-      const record = this.db.statement<[number, ExampleField, string | null, string | null]>('INSERT INTO example_edits (example_id, field, old_value, new_value) VALUES (?, ?, ?, ?)');
-      for (const c of changes) record.run(id, c.field, c.old, c.new);
+      this.db.statement<[Omit<InsertExampleParams, 'datasetId' | 'source'> & { id: number }]>(
+        `UPDATE examples SET prompt = @prompt, response = @response, chosen = @chosen, rejected = @rejected, tags = @tags, split = @split, hash = @hash,
+           updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = @id`,
+      ).run({ id, prompt: after.prompt, response: after.response, chosen: after.chosen, rejected: after.rejected, tags: newTags, split: after.split, hash });
+      const record = this.db.statement<[{ id: number; field: ExampleField; old: string | null; new: string | null }]>(
+        'INSERT INTO example_edits (example_id, field, old_value, new_value) VALUES (@id, @field, @old, @new)',
+      );
+      for (const c of changes) record.run({ id, ...c });
       return this.getExample(id) as Example;
     });
   }
@@ -310,14 +318,14 @@ export class DatasetStore {
 
   /** Creates the hidden dataset that run `runId` will fill; refuses a taken name. */
   beginImport(runId: number, input: NewDataset): number {
-    return this.db.transaction(() => insertDataset(this.db, this.db.statement(INSERT_DATASET), input, runId));
+    return this.db.transaction(() => insertDataset(this.db, this.db.statement<[InsertDatasetParams]>(INSERT_DATASET), input, runId));
   }
 
   /** Stores one batch of run `runId`'s import; returns how many rows were new. */
   addImportBatch(runId: number, rows: readonly NewExample[]): number {
     return this.db.transaction(() => {
       const datasetId = this.importing(runId);
-      const insert = this.db.statement<InsertExampleParams>(INSERT_EXAMPLE);
+      const insert = this.db.statement<[InsertExampleParams]>(INSERT_EXAMPLE);
       let inserted = 0;
       for (const row of rows) inserted += insertExample(insert, datasetId, row);
       return inserted;
@@ -329,8 +337,8 @@ export class DatasetStore {
     return this.db.transaction(() => {
       const datasetId = this.importing(runId);
       const stored = this.db.statement<[number], number>('SELECT count(*) FROM examples WHERE dataset_id = ?').pluck().get(datasetId) as number;
-      this.db.statement<[DatasetFormat | null, number, number, number]>('UPDATE datasets SET source_format = ?, source_records = ?, source_duplicates = ?, ready = 1 WHERE id = ?')
-        .run(source.format, source.records, source.records - stored, datasetId);
+      this.db.statement<[SourceCounts]>('UPDATE datasets SET source_format = @format, source_records = @records, source_duplicates = @duplicates, ready = 1 WHERE id = @id')
+        .run({ id: datasetId, format: source.format, records: source.records, duplicates: source.records - stored });
       return this.get(datasetId) as DatasetSummary;
     });
   }
@@ -360,13 +368,13 @@ export class DatasetImportWriter {
   }
 
   createDataset(input: NewDataset): number {
-    return insertDataset(this.tx, this.tx.statement(INSERT_DATASET), input);
+    return insertDataset(this.tx, this.tx.statement<[InsertDatasetParams]>(INSERT_DATASET), input);
   }
 
   /** Inserts a batch in one SAVEPOINT; returns how many rows of each split were new. */
   insertExamples(datasetId: number, rows: readonly NewExample[]): { inserted: number; train: number; eval: number } {
     return this.tx.savepoint(() => {
-      const insert = this.tx.statement<InsertExampleParams>(INSERT_EXAMPLE);
+      const insert = this.tx.statement<[InsertExampleParams]>(INSERT_EXAMPLE);
       let train = 0;
       let evalCount = 0;
       for (const row of rows) {
@@ -380,17 +388,17 @@ export class DatasetImportWriter {
   }
 
   finish(datasetId: number, source: { format: DatasetFormat | null; records: number; duplicates: number }): void {
-    this.tx.statement<[DatasetFormat | null, number, number, number]>('UPDATE datasets SET source_format = ?, source_records = ?, source_duplicates = ? WHERE id = ?')
-      .run(source.format, source.records, source.duplicates, datasetId);
+    this.tx.statement<[SourceCounts]>('UPDATE datasets SET source_format = @format, source_records = @records, source_duplicates = @duplicates WHERE id = @id')
+      .run({ id: datasetId, format: source.format, records: source.records, duplicates: source.duplicates });
   }
 }
 
 /** Inserts a dataset row, shown at once, or hidden until run `importRunId` finishes it. */
-function insertDataset(db: Pick<StudioDatabase, 'statement'>, statement: Statement, input: NewDataset, importRunId: number | null = null): number {
+function insertDataset(db: Pick<StudioDatabase, 'statement'>, statement: Statement<[InsertDatasetParams]>, input: NewDataset, importRunId: number | null = null): number {
   const name = input.name.trim();
   if (name === '') throw new Error('A dataset needs a name; type one in.');
   try {
-    return Number(statement.run(name, input.sourceFile ?? null, input.sourceFormat ?? null, importRunId === null ? 1 : 0, importRunId).lastInsertRowid);
+    return Number(statement.run({ name, sourceFile: input.sourceFile ?? null, sourceFormat: input.sourceFormat ?? null, ready: importRunId === null ? 1 : 0, importRunId }).lastInsertRowid);
   } catch (err) {
     if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw nameTaken(db, name, err) ?? err;
     throw err;
@@ -405,11 +413,14 @@ function nameTaken(db: Pick<StudioDatabase, 'statement'>, name: string, cause?: 
   return new Error(`A dataset named "${name}" already exists; choose another name or delete the old dataset first.`, { cause });
 }
 
-function insertExample(statement: Statement<InsertExampleParams>, datasetId: number, row: NewExample): number {
+function insertExample(statement: Statement<[InsertExampleParams]>, datasetId: number, row: NewExample): number {
   checkContent(row, row.source == null ? 'An example' : `The example from ${row.source}`);
   const tags = row.tags ?? [];
   checkTags(tags);
-  return statement.run(datasetId, row.prompt, row.response ?? null, row.chosen ?? null, row.rejected ?? null, row.source ?? null, JSON.stringify(tags), row.split, exampleHash(row)).changes;
+  return statement.run({
+    datasetId, prompt: row.prompt, response: row.response ?? null, chosen: row.chosen ?? null, rejected: row.rejected ?? null,
+    source: row.source ?? null, tags: JSON.stringify(tags), split: row.split, hash: exampleHash(row),
+  }).changes;
 }
 
 function checkContent(e: ExampleContent, label: string): void {

@@ -28,7 +28,7 @@ export interface NewGeneration {
 
 const COLUMNS = 'id, run_id AS runId, model_id AS modelId, prompt, sample_index AS sampleIndex, text, token_count AS tokenCount, scores, created_at AS createdAt';
 type Row = Omit<Generation, 'scores'> & { scores: string };
-type InsertParams = [number | null, number, string, number, string, number | null, string];
+type InsertParams = Omit<Row, 'id' | 'createdAt'>;
 
 export class GenerationStore {
   private readonly db: StudioDatabase;
@@ -40,8 +40,12 @@ export class GenerationStore {
   /** Inserts in one transaction; returns the new ids in order. */
   insertMany(rows: readonly NewGeneration[]): number[] {
     return this.db.transaction(() => {
-      const insert = this.db.statement<InsertParams>('INSERT INTO generations (run_id, model_id, prompt, sample_index, text, token_count, scores) VALUES (?, ?, ?, ?, ?, ?, ?)');
-      return rows.map((g) => Number(insert.run(g.runId ?? null, g.modelId, g.prompt, g.sampleIndex ?? 0, g.text, g.tokenCount ?? null, JSON.stringify(g.scores ?? {})).lastInsertRowid));
+      const insert = this.db.statement<[InsertParams]>(
+        'INSERT INTO generations (run_id, model_id, prompt, sample_index, text, token_count, scores) VALUES (@runId, @modelId, @prompt, @sampleIndex, @text, @tokenCount, @scores)',
+      );
+      return rows.map((g) => Number(insert.run({
+        runId: g.runId ?? null, modelId: g.modelId, prompt: g.prompt, sampleIndex: g.sampleIndex ?? 0, text: g.text, tokenCount: g.tokenCount ?? null, scores: JSON.stringify(g.scores ?? {}),
+      }).lastInsertRowid));
     });
   }
 

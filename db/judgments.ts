@@ -29,9 +29,9 @@ export class JudgmentStore {
   }
 
   insert(j: NewJudgment): Judgment {
-    const { lastInsertRowid } = this.db.statement<[number, number, string, Winner, string]>(
-      'INSERT INTO judgments (a_generation_id, b_generation_id, shown_order, winner, judge) VALUES (?, ?, ?, ?, ?)',
-    ).run(j.aGenerationId, j.bGenerationId, JSON.stringify(j.shownOrder), j.winner, j.judge);
+    const { lastInsertRowid } = this.db.statement<[{ aGenerationId: number; bGenerationId: number; shownOrder: string; winner: Winner; judge: string }]>(
+      'INSERT INTO judgments (a_generation_id, b_generation_id, shown_order, winner, judge) VALUES (@aGenerationId, @bGenerationId, @shownOrder, @winner, @judge)',
+    ).run({ aGenerationId: j.aGenerationId, bGenerationId: j.bGenerationId, shownOrder: JSON.stringify(j.shownOrder), winner: j.winner, judge: j.judge });
     return this.get(Number(lastInsertRowid)) as Judgment;
   }
 
@@ -49,11 +49,11 @@ export class JudgmentStore {
   /** Judgments of a response of model `a` against one of model `b` (either side), oldest
    *  first, with the model of each side. */
   betweenModels(a: number, b: number): (Judgment & { aModelId: number; bModelId: number })[] {
-    return this.db.statement<[number, number, number, number], Row & { aModelId: number; bModelId: number }>(
+    return this.db.statement<[{ a: number; b: number }], Row & { aModelId: number; bModelId: number }>(
       `SELECT ${COLUMNS.split(', ').map((c) => `j.${c}`).join(', ')}, ga.model_id AS aModelId, gb.model_id AS bModelId
        FROM judgments j JOIN generations ga ON ga.id = j.a_generation_id JOIN generations gb ON gb.id = j.b_generation_id
-       WHERE (ga.model_id = ? AND gb.model_id = ?) OR (ga.model_id = ? AND gb.model_id = ?) ORDER BY j.id`,
-    ).all(a, b, b, a).map((row) => ({ ...toJudgment(row), aModelId: row.aModelId, bModelId: row.bModelId }));
+       WHERE (ga.model_id = @a AND gb.model_id = @b) OR (ga.model_id = @b AND gb.model_id = @a) ORDER BY j.id`,
+    ).all({ a, b }).map((row) => ({ ...toJudgment(row), aModelId: row.aModelId, bModelId: row.bModelId }));
   }
 
   list(): Judgment[] {

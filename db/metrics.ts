@@ -28,9 +28,11 @@ export class MetricStore {
    *  resumed run repeats its last steps) replaces the earlier value. */
   log(runId: number, step: number, values: Readonly<Record<string, number>>): void {
     this.db.transaction(() => {
-      const insert = this.db.statement<[number, number, string, number | null]>('INSERT OR REPLACE INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)');
+      const insert = this.db.statement<[{ runId: number; step: number; name: string; value: number | null }]>(
+        'INSERT OR REPLACE INTO metrics (run_id, step, name, value) VALUES (@runId, @step, @name, @value)',
+      );
       // SQLite would store NaN as NULL anyway; say so explicitly.
-      for (const [name, value] of Object.entries(values)) insert.run(runId, step, name, Number.isNaN(value) ? null : value);
+      for (const [name, value] of Object.entries(values)) insert.run({ runId, step, name, value: Number.isNaN(value) ? null : value });
     });
   }
 

@@ -32,6 +32,7 @@ export interface NewModel {
 
 const COLUMNS = 'id, name, kind, family, parent_id AS parentId, run_id AS runId, stage, config, path, created_at AS createdAt';
 type Row = Omit<Model, 'config'> & { config: string };
+type InsertParams = Omit<Row, 'id' | 'createdAt'>;
 
 export class ModelStore {
   private readonly db: StudioDatabase;
@@ -41,9 +42,12 @@ export class ModelStore {
   }
 
   insert(m: NewModel): Model {
-    const { lastInsertRowid } = this.db.statement<[string, ModelKind, string | null, number | null, number | null, string | null, string, string | null]>(
-      'INSERT INTO models (name, kind, family, parent_id, run_id, stage, config, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-    ).run(m.name, m.kind, m.family ?? null, m.parentId ?? null, m.runId ?? null, m.stage ?? null, JSON.stringify(m.config ?? {}), m.path ?? null);
+    const { lastInsertRowid } = this.db.statement<[InsertParams]>(
+      'INSERT INTO models (name, kind, family, parent_id, run_id, stage, config, path) VALUES (@name, @kind, @family, @parentId, @runId, @stage, @config, @path)',
+    ).run({
+      name: m.name, kind: m.kind, family: m.family ?? null, parentId: m.parentId ?? null, runId: m.runId ?? null, stage: m.stage ?? null,
+      config: JSON.stringify(m.config ?? {}), path: m.path ?? null,
+    });
     return this.get(Number(lastInsertRowid)) as Model;
   }
 

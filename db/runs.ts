@@ -50,6 +50,12 @@ const COLUMNS = `id, experiment_id AS experimentId, stage, status, config, seed,
   started_at AS startedAt, finished_at AS finishedAt, error, checkpoint_path AS checkpointPath, owner, control, result`;
 const FINAL: readonly RunStatus[] = ['done', 'failed', 'cancelled'];
 type Row = Omit<Run, 'config' | 'result'> & { config: string; result: string | null };
+type InsertParams = { experimentId: number | null; stage: string; config: string; seed: number | null; owner: string | null };
+// SQLite has no booleans: running, final and restarting are bound as 0 or 1.
+type StatusParams = {
+  id: number; status: RunStatus; running: number; final: number; restarting: number;
+  error: string | null; provider: string | null; checkpointPath: string | null; owner: string | null; result: string | null;
+};
 
 export class RunStore {
   private readonly db: StudioDatabase;
@@ -59,8 +65,9 @@ export class RunStore {
   }
 
   insert(r: NewRun): Run {
-    const { lastInsertRowid } = this.db.statement<[number | null, string, string, number | null, string | null]>('INSERT INTO runs (experiment_id, stage, config, seed, owner) VALUES (?, ?, ?, ?, ?)')
-      .run(r.experimentId ?? null, r.stage, JSON.stringify(r.config ?? {}), r.seed ?? null, r.owner ?? null);
+    const { lastInsertRowid } = this.db.statement<[InsertParams]>(
+      'INSERT INTO runs (experiment_id, stage, config, seed, owner) VALUES (@experimentId, @stage, @config, @seed, @owner)',
+    ).run({ experimentId: r.experimentId ?? null, stage: r.stage, config: JSON.stringify(r.config ?? {}), seed: r.seed ?? null, owner: r.owner ?? null });
     return this.get(Number(lastInsertRowid)) as Run;
   }
 
@@ -71,9 +78,9 @@ export class RunStore {
 
   /** Newest first, optionally of one experiment or in one status. */
   list(filter: { experimentId?: number; status?: RunStatus } = {}): Run[] {
-    return this.db.statement<[number | null, number | null, string | null, string | null], Row>(
-      `SELECT ${COLUMNS} FROM runs WHERE (? IS NULL OR experiment_id = ?) AND (? IS NULL OR status = ?) ORDER BY id DESC`,
-    ).all(filter.experimentId ?? null, filter.experimentId ?? null, filter.status ?? null, filter.status ?? null).map(toRun);
+    return this.db.statement<[{ experimentId: number | null; status: RunStatus | null }], Row>(
+      `SELECT ${COLUMNS} FROM runs WHERE (@experimentId IS NULL OR experiment_id = @experimentId) AND (@status IS NULL OR status = @status) ORDER BY id DESC`,
+    ).all({ experimentId: filter.experimentId ?? null, status: filter.status ?? null }).map(toRun);
   }
 
   /** Sets the status; the first 'running' stamps started_at, a final status finished_at;
@@ -82,17 +89,19 @@ export class RunStore {
     const error = details.error ?? null;
     const restarting = status === 'queued' || status === 'running';
     const result = details.result == null ? null : JSON.stringify(details.result);
-    const changed = this.db.statement<[RunStatus, number, number, string | null, string | null, number, string | null, string | null, number, string | null, number, string | null, string | null, number, number]>(
-      `UPDATE runs SET status = ?,
-         started_at = CASE WHEN ? AND started_at IS NULL THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE started_at END,
-         finished_at = CASE WHEN ? THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE NULL END,
-         error = CASE WHEN ? IS NOT NULL THEN ? WHEN ? THEN NULL ELSE error END,
-         provider = coalesce(?, provider), checkpoint_path = coalesce(?, checkpoint_path),
-         owner = CASE WHEN ? THEN coalesce(?, owner) ELSE NULL END, control = CASE WHEN ? THEN control ELSE NULL END,
-         result = CASE WHEN ? IS NOT NULL THEN ? WHEN ? THEN NULL ELSE result END
-       WHERE id = ?`,
-    ).run(status, status === 'running' ? 1 : 0, FINAL.includes(status) ? 1 : 0, error, error, restarting ? 1 : 0, details.provider ?? null, details.checkpointPath ?? null,
-      restarting ? 1 : 0, details.owner ?? null, restarting ? 1 : 0, result, result, restarting ? 1 : 0, id).changes;
+    const changed = this.db.statement<[StatusParams]>(
+      `UPDATE runs SET status = @status,
+         started_at = CASE WHEN @running AND started_at IS NULL THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE started_at END,
+         finished_at = CASE WHEN @final THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE NULL END,
+         error = CASE WHEN @error IS NOT NULL THEN @error WHEN @restarting THEN NULL ELSE error END,
+         provider = coalesce(@provider, provider), checkpoint_path = coalesce(@checkpointPath, checkpoint_path),
+         owner = CASE WHEN @restarting THEN coalesce(@owner, owner) ELSE NULL END, control = CASE WHEN @restarting THEN control ELSE NULL END,
+         result = CASE WHEN @result IS NOT NULL THEN @result WHEN @restarting THEN NULL ELSE result END
+       WHERE id = @id`,
+    ).run({
+      id, status, running: status === 'running' ? 1 : 0, final: FINAL.includes(status) ? 1 : 0, restarting: restarting ? 1 : 0,
+      error, provider: details.provider ?? null, checkpointPath: details.checkpointPath ?? null, owner: details.owner ?? null, result,
+    }).changes;
     if (changed === 0) throw new Error(`There is no run #${id}; it may have been deleted, so reload the list.`);
     return this.get(id) as Run;
   }
