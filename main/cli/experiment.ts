@@ -12,6 +12,7 @@ import { ExperimentStore } from '../../db/experiments.ts';
 import type { JsonObject } from '../../db/json.ts';
 import { RunStore } from '../../db/runs.ts';
 import type { ExperimentDefinition, ResultsTable } from '../afd/contract.ts';
+import { writeComparisons } from '../afd/comparisons.ts';
 import { ExperimentDriver, type ExperimentOutcome } from '../afd/driver.ts';
 import { parseExperiment, readExperimentFile } from '../afd/experiment.ts';
 import { experimentResults, goldVsKlSvg, goldVsNSvg, resultsMarkdown } from '../afd/results.ts';
@@ -70,8 +71,9 @@ export async function reproCommand(argv: string[]): Promise<number> {
         await writeFile(join(out, `${name}.png`), new Resvg(svg, { background: 'white', fitTo: { mode: 'zoom', value: 2 } }).render().asPng());
       }
       const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` };
-      await writeFile(join(out, 'run.json'), `${JSON.stringify({ command: `afd repro ${argv.join(' ')}`, experiment: def, machine, ...experimentTimes(studio, outcome.experimentId), experimentId: outcome.experimentId }, null, 1)}\n`);
-      if (!values.json) console.log(`Wrote results.json, results.md, gold-vs-n.svg/.png and gold-vs-kl.svg/.png to ${out}.`);
+      await writeFile(join(out, 'run.json'), `${JSON.stringify({ command: `afd repro ${argv.join(' ')}`, experiment: def, machine, ...experimentTimes(studio, outcome.experimentId), stages: stageTimes(studio, outcome.experimentId), experimentId: outcome.experimentId }, null, 1)}\n`);
+      const extras = await writeComparisons(def, stageFolders(studio, outcome.experimentId), out);
+      if (!values.json) console.log(`Wrote results.json, results.md, gold-vs-n.svg/.png, gold-vs-kl.svg/.png${extras.map((f) => `, ${f}`).join('')} to ${out}.`);
     }
     return code;
   });
@@ -174,6 +176,20 @@ export async function report(outcome: ExperimentOutcome, json: boolean, studio: 
   else if (table !== null) console.log(resultsMarkdown(table));
   else console.log(`All ${outcome.stages.length} stages are done (the experiment has no eval stage, so there is no results table).`);
   return { code: 0, table };
+}
+
+/** The folder of every finished stage of the experiment, by stage id. */
+function stageFolders(studio: Studio, experimentId: number): Map<string, string> {
+  const runs = new RunStore(studio.db).list({ experimentId, status: 'done' }).filter((r) => r.stage === 'afd-stage' && typeof r.config.id === 'string').sort((a, b) => a.id - b.id);
+  return new Map(runs.map((r) => [r.config.id as string, studio.files.runDir(r.id)]));
+}
+
+/** Each finished stage's own running time in seconds (the last run of each stage id). */
+function stageTimes(studio: Studio, experimentId: number): { id: string; seconds: number }[] {
+  const t = (s: string): number => Date.parse(s.endsWith('Z') ? s : `${s.replace(' ', 'T')}Z`);
+  const runs = new RunStore(studio.db).list({ experimentId, status: 'done' }).filter((r) => r.stage === 'afd-stage' && r.startedAt !== null && r.finishedAt !== null).sort((a, b) => a.id - b.id);
+  const last = new Map(runs.map((r) => [String(r.config.id), Math.round((t(r.finishedAt!) - t(r.startedAt!)) / 1000)]));
+  return [...last].map(([id, seconds]) => ({ id, seconds }));
 }
 
 /** When the experiment's stages ran: first start to last finish (across resumes), and the sum of the stages' own times. */

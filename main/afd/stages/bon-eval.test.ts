@@ -2,7 +2,7 @@
 // evaluation's numbers are the hand-computable ones when the judge is a known function.
 import { demonstrations } from '../data.ts';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempFiles } from '../../../test/support/temp-dir.ts';
@@ -10,28 +10,13 @@ import type { Artifact } from '../stage.ts';
 import type { LengthMode } from '../reward-function.ts';
 import { bonLengthStage, bonStage, readSelection, selectBestOfN } from './bon.ts';
 import { evalStage, GOLD_SCORES_FILE, readEvaluation } from './eval.ts';
-import { runStage } from './testing.ts';
+import { handSamples, lengthReward, runStage } from './testing.ts';
 
 const tmp = tempFiles('bon-eval');
 const data = demonstrations([{ prompt: 'p', response: 'abcd' }], []);
 
-/** A samples artifact written by hand: texts[i][k]. */
-function samples(id: string, texts: string[][]): Artifact {
-  const dir = join(tmp.dir, id);
-  mkdirSync(dir, { recursive: true });
-  const lines = texts.flatMap((row, i) => row.map((text, k) => JSON.stringify({ i, k, prompt: `prompt ${i}`, text, tokens: text.length, finish: 'eos' })));
-  writeFileSync(join(dir, 'samples.jsonl'), `${lines.join('\n')}\n`);
-  writeFileSync(join(dir, 'artifact.json'), JSON.stringify({ type: 'samples', model: 'm', split: 'eval', n: texts[0].length }));
-  return { type: 'samples', dir, stage: id };
-}
-
-/** A reward artifact whose reward is a length heuristic (a function we can compute by hand). */
-function lengthJudge(id: string, mode: LengthMode, target: number): Artifact {
-  const dir = join(tmp.dir, id);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'artifact.json'), JSON.stringify({ type: 'reward', reward: 'length', mode, target, cvAccuracy: 0.75 }));
-  return { type: 'reward', dir, stage: id };
-}
+const samples = (id: string, texts: string[][]): Artifact => handSamples(tmp.dir, id, texts);
+const lengthJudge = (id: string, mode: LengthMode, target: number): Artifact => lengthReward(tmp.dir, id, mode, target);
 
 test('selectBestOfN picks the argmax among the first N, first index on ties', () => {
   const picks = selectBestOfN([[0.1, 0.9, 0.5, 2.0], [3, 1, 3, 0]], [1, 2, 4]);

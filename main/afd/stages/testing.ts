@@ -1,8 +1,11 @@
 // Running a stage directly, without the store or the job runner: for tests, which need a
 // stage's outcome, its metrics, and a way to stop it part-way to test resumption.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { JsonObject } from '../../../db/json.ts';
 import type { Demonstrations } from '../data.ts';
+import type { LengthMode } from '../reward-function.ts';
 import type { Artifact, Stage, StageInputs, StageOutcome } from '../stage.ts';
 
 export interface TestRun {
@@ -56,3 +59,21 @@ export async function runStage<C extends JsonObject>(stage: Stage<C>, raw: JsonO
 
 /** pi_0 as an input artifact. */
 export const pi0 = (dir: string): Artifact => ({ type: 'model', dir, stage: 'pi0' });
+
+/** A samples artifact written by hand in `root/id`: texts[i][k], each text's length in characters as its token count. */
+export function handSamples(root: string, id: string, texts: string[][]): Artifact {
+  const dir = join(root, id);
+  mkdirSync(dir, { recursive: true });
+  const lines = texts.flatMap((row, i) => row.map((text, k) => JSON.stringify({ i, k, prompt: `prompt ${i}`, text, tokens: text.length, finish: 'eos' })));
+  writeFileSync(join(dir, 'samples.jsonl'), `${lines.join('\n')}\n`);
+  writeFileSync(join(dir, 'artifact.json'), JSON.stringify({ type: 'samples', model: 'm', split: 'eval', n: texts[0].length }));
+  return { type: 'samples', dir, stage: id };
+}
+
+/** A reward artifact in `root/id` whose reward is a length heuristic (computable by hand); a judge's accuracy 0.75. */
+export function lengthReward(root: string, id: string, mode: LengthMode, target: number): Artifact {
+  const dir = join(root, id);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'artifact.json'), JSON.stringify({ type: 'reward', reward: 'length', mode, target, cvAccuracy: 0.75 }));
+  return { type: 'reward', dir, stage: id };
+}
