@@ -17,6 +17,7 @@ import { pythonSkip } from './python/oracle.ts';
 const dir = mkdtempSync(join(tmpdir(), 'afd-bench-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const peftSkip = (): string | false => pythonSkip(['torch', 'transformers', 'safetensors', 'peft'], 'LoRA training benchmark against PyTorch + peft');
+const torchSkip = (): string | false => pythonSkip(['torch'], 'training benchmark against PyTorch');
 const tiny = { ...defaultTrainBench(1), vocab: 64, dModel: 32, layers: 1, heads: 2, seq: 16, batch: 2, steps: 4, warmup: 1 };
 
 test('the bootstrap interval of a geometric mean: exact for equal ratios, around the mean otherwise', () => {
@@ -43,7 +44,7 @@ test('the interval resamples blocks of neighbouring rounds: a slow burst over se
   assert.ok(byDefault > oneByOne, `default: ${byDefault}, one by one: ${oneByOne}`);
 });
 
-test('--vs-torch alternates the steps of both sides and compares them over the same rounds', async () => {
+test('--vs-torch alternates the steps of both sides and compares them over the same rounds', { skip: torchSkip() }, async () => {
   const torch = await TorchReference.start(tiny);
   const r = await runTrainBench(tiny, () => {}, torch);
   assert.ok(r.torch_step_ms! > 0 && r.step_ms > 0);
@@ -59,12 +60,15 @@ test('--vs-torch alternates the steps of both sides and compares them over the s
   assert.ok(r.torch_loss_max_diff! < 1e-4, `the losses differ by up to ${r.torch_loss_max_diff}: ours ${r.loss_first}..${r.loss_last}, PyTorch's ${r.torch_losses!.join(', ')}`);
 });
 
-test('without PyTorch, --vs-torch says how to install it', async () => {
+test('without PyTorch, --vs-torch says how to install it', { skip: pythonSkip([], 'check of --vs-torch with a Python without PyTorch') }, async () => {
   // A Python that cannot see its site-packages (where torch is) stands for one without torch.
   const python = join(dir, 'python-without-torch');
   writeFileSync(python, '#!/bin/sh\nexec python3 -S "$@"\n');
   chmodSync(python, 0o755);
   await assert.rejects(TorchReference.start(tiny, python), /PyTorch is not installed: pip install torch/);
+});
+
+test('without Python, --vs-torch says how to install it', async () => {
   await assert.rejects(TorchReference.start(tiny, join(dir, 'no-such-python')), /could not run .*pip install torch/);
 });
 

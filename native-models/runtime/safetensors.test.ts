@@ -10,6 +10,7 @@ import {
 } from './safetensors.ts';
 import type { NamedTensor, SafeDType } from './safetensors.ts';
 import { f32ToBf16, f32ToF16 } from './float16.ts';
+import { pythonSkip } from '../../test/python/oracle.ts';
 import { withTempDir } from '../../test/support/temp-dir.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -91,11 +92,7 @@ test('typed views and float conversions', () => {
 
 // ------------------------------------------------------------ Python's safetensors
 
-const python = spawnSync('python3', ['-c', 'import safetensors'], { encoding: 'utf8' });
-const hasPython = python.status === 0;
-const ci = process.env.CI === 'true';
-const pythonSkip = hasPython || ci ? false : 'python3 cannot import safetensors (pip install safetensors)';
-if (pythonSkip) console.log(`# notice: skipping the Python safetensors comparison: ${pythonSkip}`);
+const skip = pythonSkip(['safetensors'], 'Python safetensors comparison');
 
 type Described = { tensors: { name: string; dtype: SafeDType; shape: number[]; data: string }[]; metadata: Record<string, string> | null };
 
@@ -105,7 +102,7 @@ function interop(args: string[]): string {
   return r.stdout;
 }
 
-test('byte-identical to Python safetensors, and each reads the other', { skip: pythonSkip }, () => withDir(async (dir) => {
+test('byte-identical to Python safetensors, and each reads the other', { skip }, () => withDir(async (dir) => {
   // One metadata key only: Python orders several keys by hash.
   const metadata = { format: 'pt' };
   const spec: Described = {

@@ -13,14 +13,12 @@ import type { ChatMessage } from './tokenizer.ts';
 import { trainBpe, writeTokenizerFolder } from './bpe-trainer.ts';
 import type { TrainedBpe } from './bpe-trainer.ts';
 import { TRICKY, hhTranscripts, randomText, rng, smallCorpus } from './test-data.ts';
+import { pythonSkip } from '../../test/python/oracle.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const script = join(here, '..', '..', 'test', 'python', 'tokenizer_fixtures.py');
 
-const probe = spawnSync('python3', ['-c', 'import transformers, tokenizers, jinja2'], { encoding: 'utf8' });
-const ci = process.env.CI === 'true';
-const pythonSkip = probe.status === 0 || ci ? false : 'python3 cannot import transformers and tokenizers (pip install -r test/requirements.txt)';
-if (pythonSkip) console.log(`# notice: skipping the Python tokenizer parity tests: ${pythonSkip}`);
+const skip = pythonSkip(['transformers', 'tokenizers', 'jinja2'], 'Python tokenizer parity tests');
 
 const FOLDERS = ['ours', 'py-bytelevel', 'py-llama', 'py-llama-legacy', 'py-extra-specials'] as const;
 const SPECIALS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
@@ -81,7 +79,7 @@ let ours: TrainedBpe;
 const tokenizers = new Map<string, Tokenizer>();
 
 before(async () => {
-  if (pythonSkip) return;
+  if (skip) return;
   work = await mkdtemp(join(tmpdir(), 'afd-tokenizer-parity-'));
   const corpus = [...smallCorpus(), ...(hhTranscripts()?.slice(0, 300) ?? [])];
   await writeFile(join(work, 'corpus.json'), JSON.stringify(corpus));
@@ -108,7 +106,7 @@ function chatsFor(folder: string): Chat[] {
   return CHATS;
 }
 
-const opts = { skip: pythonSkip };
+const opts = { skip };
 
 test('the BPE trainer learns the same vocab and merges, in the same order, as Python\'s BpeTrainer', opts, () => {
   assert.deepEqual(ours.json.model.vocab, oracle.train.vocab);

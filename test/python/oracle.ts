@@ -4,25 +4,26 @@
 
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { skipWithout } from '../support/components.ts';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const skips = new Map<string, string | false>();
 
 /**
- * A skip reason for node:test when python3 cannot import `modules`, or false. `what` names
- * the tests in the notice. On CI, missing means failing.
+ * A skip reason for node:test when python3 cannot import `modules` (none: when there is no
+ * python3), or false (see test/support/components.ts). `what` names the tests in the
+ * notice. On CI, missing means failing.
  */
 export function pythonSkip(modules: readonly string[], what: string): string | false {
-  const key = modules.join(',');
-  const known = skips.get(key);
-  if (known !== undefined) return known;
-  const r = spawnSync('python3', ['-c', `import ${key}`], { encoding: 'utf8' });
-  const why = r.status === 0 ? false
-    : `${r.error ? 'python3 was not found' : `python3 cannot import ${modules.join(', ')} (${r.stderr.trim().split('\n').pop()})`}; pip install -r test/requirements.txt`;
-  if (why && process.env.CI === 'true') throw new Error(`CI=true, so the ${what} must run, but ${why}`);
-  if (why) console.log(`# notice: skipping the ${what}: ${why}`);
-  skips.set(key, why);
-  return why;
+  return skipWithout({
+    key: 'python',
+    name: modules.length === 0 ? 'python3' : `python3 with ${modules.join(', ')}`,
+    absence() {
+      const r = spawnSync('python3', ['-c', modules.length === 0 ? 'pass' : `import ${modules.join(',')}`], { encoding: 'utf8' });
+      if (r.status === 0) return false;
+      return r.error ? 'python3 was not found' : r.stderr.trim().split('\n').pop() || `exit ${r.status}`;
+    },
+    howToGet: 'install Python 3, then pip install -r test/requirements.txt',
+  }, what);
 }
 
 /** The skip reason of the transformers parity tests (torch, transformers, safetensors). */

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { modelCacheRoot } from '../../native-models/checkpoint/gguf/to-hf.ts';
 import { KNOWN_MODELS } from '../../main/models/known.ts';
+import { skipWithout } from './components.ts';
 
 /** Where scripts/fetch-smollm2.sh puts the GGUF (AFD_SMOLLM2_GGUF overrides it). */
 export function smollm2GgufPath(): string {
@@ -13,15 +14,15 @@ export function smollm2GgufPath(): string {
   return join(modelCacheRoot(), KNOWN_MODELS.smollm2.file);
 }
 
-let noticed = false;
-
-/** A skip reason for node:test when the real model is missing, or false. On CI, missing means failing. */
-export function smollm2Skip(): string | false {
-  const path = smollm2GgufPath();
-  if (existsSync(path)) return false;
-  const why = `the real model is not at ${path}; run bash scripts/fetch-smollm2.sh`;
-  if (process.env.CI === 'true') throw new Error(`CI=true, so the tests on SmolLM2-135M-Instruct must run, but ${why}`);
-  if (!noticed) console.log(`# notice: skipping the tests on SmolLM2-135M-Instruct: ${why}`);
-  noticed = true;
-  return why;
+/**
+ * A skip reason for node:test when the real model is missing, or false (see
+ * test/support/components.ts); `tests` names them in the notice. On CI, missing means failing.
+ */
+export function smollm2Skip(tests = 'tests on SmolLM2-135M-Instruct'): string | false {
+  return skipWithout({
+    key: 'smollm2',
+    name: KNOWN_MODELS.smollm2.what,
+    absence: () => (existsSync(smollm2GgufPath()) ? false : `there is no ${smollm2GgufPath()}`),
+    howToGet: `run ${KNOWN_MODELS.smollm2.fetch}`,
+  }, tests);
 }
