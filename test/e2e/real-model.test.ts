@@ -8,7 +8,7 @@
 // docs/screenshots/*-smollm2.png are taken on the way (AFD_SCREENSHOTS=docs/screenshots).
 //
 // It takes 5 to 8 minutes on 2 cores (the SFT is most of it), so it runs only when asked
-// (AFD_REAL_E2E=1) where the real model is (test/support/real-model.ts); otherwise, CI
+// (AFD_REAL_E2E=1) where the real model and Chromium are (test/support/); otherwise, CI
 // included, it is skipped with a notice. The fast studio.test.ts covers the same views
 // with the embedded model.
 import assert from 'node:assert/strict';
@@ -16,14 +16,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { REPO, VIEWPORT, collectPageErrors, screenshot } from '../support/browser.ts';
+import { REPO, VIEWPORT, chromiumSkip, collectPageErrors, screenshot } from '../support/browser.ts';
 import { smollm2GgufPath, smollm2Skip } from '../support/real-model.ts';
 import { startStudio } from '../support/studio-server.ts';
 
-const skip = process.env.AFD_REAL_E2E === '1' ? smollm2Skip() : 'it takes minutes; AFD_REAL_E2E=1 runs it';
+const TESTS = 'studio with SmolLM2-135M-Instruct';
+const slow = process.env.AFD_REAL_E2E === '1' ? false : 'it takes minutes; AFD_REAL_E2E=1 runs it';
+if (slow) console.log(`# notice: skipping the ${TESTS}: ${slow}`);
+const skip = slow || smollm2Skip(TESTS) || chromiumSkip(TESTS);
 if (skip !== false) {
-  console.log(`# notice: skipping the studio with SmolLM2-135M-Instruct: ${skip}`);
-  test('the studio with SmolLM2-135M-Instruct', { skip }, () => undefined);
+  test(`the ${TESTS}`, { skip }, () => undefined);
 } else {
   await realModelSession();
 }

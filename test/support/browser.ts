@@ -1,17 +1,31 @@
 // The renderer in a real browser for tests: one Vite build per test process, Debian's
 // Chromium through playwright-core (never a downloaded browser), and screenshots at
 // 1280x800 into a temp folder, or into AFD_SCREENSHOTS (e.g. docs/screenshots).
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { chromium } from 'playwright-core';
+import { skipWithout } from './components.ts';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const CHROMIUM = process.env.AFD_CHROMIUM ?? '/usr/bin/chromium';
 export const VIEWPORT = { width: 1280, height: 800 } as const;
+
+/**
+ * A skip reason for node:test where there is no Chromium, or false (see
+ * test/support/components.ts); `tests` names them in the notice. On CI, missing means failing.
+ */
+export function chromiumSkip(tests: string): string | false {
+  return skipWithout({
+    key: 'chromium',
+    name: 'Chromium',
+    absence: () => (existsSync(CHROMIUM) ? false : `there is no ${CHROMIUM}`),
+    howToGet: 'apt-get install chromium (Debian), or set AFD_CHROMIUM to a Chromium binary',
+  }, tests);
+}
 
 let built: Promise<string> | undefined;
 
