@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import ort from 'onnxruntime-node';
 import { buildMatMulModel, fillUniform, measureGemmPeak } from './gemm-peak.ts';
+import { webgpuSkip } from '../../test/support/webgpu.ts';
 
 const m = 5, k = 7, n = 3;
 const a = fillUniform(m * k, 1);
@@ -40,14 +41,8 @@ test('MatMul model with B as an initializer computes A @ B (cpu)', async () => {
   }
 });
 
-test('MatMul model computes A @ B on webgpu (skipped when no adapter)', async (t) => {
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(buildMatMulModel(m, k, n, b), { executionProviders: ['webgpu'] });
-  } catch (e) {
-    t.skip(`webgpu unavailable: ${String(e).split('\n')[0]}`);
-    return;
-  }
+test('MatMul model computes A @ B on webgpu', { skip: webgpuSkip('WebGPU MatMul test') }, async () => {
+  const session = await ort.InferenceSession.create(buildMatMulModel(m, k, n, b), { executionProviders: ['webgpu'] });
   try {
     const y = new ort.Tensor('float32', new Float32Array(m * n), [m, n]);
     await session.run({ A: new ort.Tensor('float32', a, [m, k]) }, { Y: y });

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import * as ort from 'onnxruntime-node';
 import { chooseProvider, cudaLibraryPath, findGpuAdapter, ortInfo } from './providers.ts';
 import { addModel } from './test-models.ts';
+import { webgpuSkip } from '../../test/support/webgpu.ts';
 
 // Dawn's Vulkan backend wants a private runtime dir (mkdtemp makes it 0700).
 process.env.XDG_RUNTIME_DIR ??= mkdtempSync(join(tmpdir(), 'afd-xdg-'));
@@ -48,7 +49,7 @@ test('GPU adapter detection', () => {
   assert.equal(findGpuAdapter('win32', fake({})).found, true);
 });
 
-test('forcing webgpu runs on WebGPU and computes the right result', async (t) => {
+test('forcing webgpu runs on WebGPU and computes the right result', { skip: webgpuSkip('forced-WebGPU test') }, async (t) => {
   const t0 = performance.now();
   const choice = await chooseProvider({ force: 'webgpu' });
   const ms = performance.now() - t0;

@@ -15,32 +15,21 @@ import { test } from 'node:test';
 import ort from 'onnxruntime-node';
 import * as T from '../ir/index.ts';
 import { adamw } from '../optim/adamw.ts';
-import { chooseProvider } from '../runtime/providers.ts';
 import { Rng } from './rng.ts';
 import { buildTrainStep } from './step.ts';
 import { Trainer } from './trainer.ts';
 import { trainTinyLm } from './tiny-lm.ts';
+import { webgpuSkip } from '../../test/support/webgpu.ts';
 
 process.env.XDG_RUNTIME_DIR ??= mkdtempSync(join(tmpdir(), 'afd-xdg-'));
 
-async function webgpuOrSkip(t: { skip: (msg: string) => void }): Promise<boolean> {
-  try {
-    await chooseProvider({ force: 'webgpu' });
-    return true;
-  } catch (e) {
-    // CI installs Mesa's Vulkan driver (.ci/run): there the GPU path must be tested.
-    if (process.env.CI === 'true') throw e;
-    t.skip(`WebGPU is not available here: ${(e as Error).message}`);
-    return false;
-  }
-}
+const skip = webgpuSkip('WebGPU training-step tests');
 
 const REL = 2e-3;
 const assertClose = (cpu: number[], gpu: number[], what: string) =>
   cpu.forEach((l, i) => assert.ok(Math.abs(l - gpu[i]) <= REL * Math.abs(l), `${what} step ${i + 1}: cpu ${l} vs webgpu ${gpu[i]}`));
 
-test('the MLP training step gives the same losses on webgpu as on cpu', async (t) => {
-  if (!(await webgpuOrSkip(t))) return;
+test('the MLP training step gives the same losses on webgpu as on cpu', { skip }, async () => {
   const losses = async (provider: 'cpu' | 'webgpu') => {
     const x = T.input('x', 'float32', ['B', 8]);
     const y = T.input('y', 'int64', ['B']);
@@ -61,8 +50,7 @@ test('the MLP training step gives the same losses on webgpu as on cpu', async (t
   assertClose(cpu, gpu, 'MLP');
 });
 
-test('the 2-layer transformer LM training step gives the same losses on webgpu as on cpu', async (t) => {
-  if (!(await webgpuOrSkip(t))) return;
+test('the 2-layer transformer LM training step gives the same losses on webgpu as on cpu', { skip }, async () => {
   const cpu = (await trainTinyLm({ steps: 10, provider: 'cpu', threads: 2 })).losses;
   const gpu = (await trainTinyLm({ steps: 10, provider: 'webgpu', threads: 2 })).losses;
   assert.ok(cpu.at(-1)! < cpu[0] * 0.9, 'the loss must fall');
