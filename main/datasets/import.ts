@@ -36,6 +36,8 @@ export interface ImportOptions {
   /** Called at most once per progressIntervalMs (default 100 ms). */
   onProgress?: (progress: ImportProgress) => void;
   progressIntervalMs?: number;
+  /** The clock of that interval in ms (default performance.now); tests drive a fake one. */
+  now?: () => number;
   renderMessages?: RenderMessages;
   maxLineBytes?: number;
   signal?: AbortSignal;
@@ -105,10 +107,11 @@ export class ExampleBatches implements AsyncIterable<NewExample[]> {
     const evalFraction = this.options.evalFraction ?? 0.2;
     const batchRows = Math.max(1, this.options.batchRows ?? 1000);
     const interval = this.options.progressIntervalMs ?? 100;
+    const now = this.options.now ?? (() => performance.now());
     const source = basename(this.file);
     let batch: NewExample[] = [];
     let batchChars = 0;
-    let lastReport = performance.now();
+    let lastReport = now();
     this.records = 0;
     for await (const rec of this.reader) {
       if (signal?.aborted) throw cancelled(this.options.name);
@@ -127,9 +130,9 @@ export class ExampleBatches implements AsyncIterable<NewExample[]> {
         batchChars = 0;
       }
       if (onProgress !== undefined) {
-        const now = performance.now();
-        if (now - lastReport >= interval) {
-          lastReport = now;
+        const at = now();
+        if (at - lastReport >= interval) {
+          lastReport = at;
           onProgress({ bytesRead: this.reader.bytesRead, totalBytes: this.totalBytes, examples: this.records });
         }
       }
