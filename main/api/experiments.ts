@@ -6,10 +6,11 @@ import type { StudioDatabase } from '../../db/database.ts';
 import { ExperimentStore } from '../../db/experiments.ts';
 import type { JsonObject } from '../../db/json.ts';
 import { RunStore } from '../../db/runs.ts';
-import type { ExperimentDefinition, ExperimentProgress, Recipe, ResultsTable, StageState } from '../afd/contract.ts';
+import type { ExperimentDefinition, ExperimentProgress, Recipe, ResultsTable } from '../afd/contract.ts';
 import type { JobRunner } from '../jobs/runner.ts';
 import type { ExperimentDetail, ExperimentSummary } from './contract.ts';
 import type { ApiContext, Handlers } from './context.ts';
+import { experimentState, experimentSummary } from './experiment-summary.ts';
 import { runInfo } from './runs.ts';
 
 // The shapes the pipeline's modules export (main/afd/driver.ts, experiment.ts, recipes.ts,
@@ -54,14 +55,6 @@ export async function loadPipeline(): Promise<Pipeline> {
     recipes: recipes.RECIPES,
     results: results.experimentResults,
   };
-}
-
-/** The experiment's state from its stages': what needs attention first. */
-export function experimentState(p: ExperimentProgress): StageState {
-  const states = p.stages.map((s) => s.state);
-  for (const s of ['running', 'queued', 'failed', 'interrupted', 'paused', 'cancelled'] as const) if (states.includes(s)) return s;
-  if (states.length > 0 && states.every((s) => s === 'done')) return 'done';
-  return 'pending';
 }
 
 export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipeline>): Handlers<'experiments.recipes' | 'experiments.start' | 'experiments.list' | 'experiments.get' | 'experiments.stop' | 'experiments.resume' | 'experiments.exportTrl' | 'results.get'> & { close(): void } {
@@ -110,10 +103,7 @@ export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipe
     'experiments.start': (p) => launch(p.definition),
     'experiments.list': async (): Promise<ExperimentSummary[]> => {
       const pl = await pipeline();
-      return experiments.list().map((e) => {
-        const progress = pl.progress(ctx.db, e.id);
-        return { id: e.id, name: e.name, createdAt: e.createdAt, state: experimentState(progress), stages: progress.stages.length, stagesDone: progress.stages.filter((s) => s.state === 'done').length };
-      });
+      return experiments.list().map((e) => experimentSummary(e, pl.progress(ctx.db, e.id)));
     },
     'experiments.get': async (p) => detail(await pipeline(), p.experimentId),
     'experiments.stop': async (p) => {
