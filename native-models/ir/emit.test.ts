@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
+import onnxProto from 'onnx-proto';
 import { withTempDir } from '../../test/support/temp-dir.ts';
 import { SessionCache } from '../runtime/session.ts';
 import * as T from './index.ts';
@@ -68,3 +69,71 @@ test('initializers whose bytes stay in a file run from the folder the session is
   assert.throws(() => T.emitOnnx({ outputs: { y: T.linear(x, pw) }, initializers: new Map([[pw, { location: 'w.bin', offset: 13, length: 20 }]]) }),
     /external data of 'w' \(w.bin\) has 20 bytes, but its float32 shape \[3, 2\] needs 24/);
 }));
+
+// ---------------------------------------------------------------- the webgpu target
+
+const { onnx } = onnxProto;
+const opTypes = (bytes: Uint8Array): Set<string> => new Set(onnx.ModelProto.decode(bytes).graph!.node!.map((n) => n.opType!));
+const inputTypes = (bytes: Uint8Array): Record<string, number> =>
+  Object.fromEntries(onnx.ModelProto.decode(bytes).graph!.input!.map((i) => [i.name!, i.type!.tensorType!.elemType!]));
+
+/** Token ids [B, T] through an embedding, a causal mask with a cache length P, a log-softmax and a mean over B*T. */
+function smallGraph(): { outputs: Record<string, T.Value>; inputs: T.Value[]; initializers: Map<T.Value, Float32Array> } {
+  const tokens = T.input('tokens', 'int64', ['B', 'T']);
+  const past = T.input('past', 'float32', ['B', 'P', 4]);
+  const emb = T.param('emb', [10, 4]);
+  const x = T.concat([past, T.gather(emb, tokens)], 1); // [B, P+T, 4]
+  const flat = T.reshape(x, [-1, 4]); // [B*(P+T), 4]
+  const limit = T.add(T.unsqueeze(T.range('T'), 1), T.add(T.dimValue('P', 'int64'), 1)); // [T, 1]
+  const causal = T.cast(T.less(T.unsqueeze(T.range(T.dimAdd('P', 'T')), 0), limit), 'float32'); // [T, P+T]
+  const logp = T.logSoftmax(T.matmul(causal, x), -1); // [B, T, 4]
+  const picked = T.tokenLogProb(T.matmul(causal, x), T.slice(tokens, 1, 0, 'T')); // [B, T]
+  const initializers = new Map([[emb, Float32Array.from({ length: 40 }, (_, i) => Math.sin(i))]]);
+  return { outputs: { logp, picked, mean: T.div(T.reduceSum(flat), T.numelOf(flat)) }, inputs: [tokens, past], initializers };
+}
+
+test('a graph written for webgpu reads its sizes from shape inputs, takes int64 inputs as int32, and has no LogSoftmax', () => {
+  const { outputs, inputs, initializers } = smallGraph();
+  const cpu = T.emitOnnx({ outputs, inputs, initializers, name: 'g' });
+  assert.ok(opTypes(cpu.bytes).has('Shape') && opTypes(cpu.bytes).has('LogSoftmax'));
+  assert.deepEqual(cpu.shapeInputs, []);
+  assert.deepEqual(cpu.int32Inputs, []);
+  const gpu = T.emitOnnx({ outputs, inputs, initializers, name: 'g', target: 'webgpu' });
+  const ops = opTypes(gpu.bytes);
+  for (const op of ['Shape', 'LogSoftmax']) assert.ok(!ops.has(op), `${op} in ${[...ops].join(', ')}`);
+  assert.equal(gpu.target, 'webgpu');
+  assert.deepEqual(gpu.inputNames, ['tokens', 'past']);
+  assert.deepEqual(gpu.int32Inputs, ['tokens']);
+  const types = inputTypes(gpu.bytes);
+  assert.equal(types.tokens, onnx.TensorProto.DataType.INT32);
+  for (const s of gpu.shapeInputs) assert.equal(types[s.name], s.dtype === 'float32' ? onnx.TensorProto.DataType.FLOAT : s.dtype === 'int32' ? onnx.TensorProto.DataType.INT32 : onnx.TensorProto.DataType.INT64, s.name);
+  assert.deepEqual(gpu.symbols, { B: { input: 'tokens', axis: 0 }, T: { input: 'tokens', axis: 1 }, P: { input: 'past', axis: 1 } });
+  const values = T.shapeInputValues(gpu, (name) => ({ tokens: [2, 3], past: [2, 5, 4] })[name]);
+  const byDims = new Map(gpu.shapeInputs.map((s) => [`${s.dims.join(',')}:${s.dtype ?? 'shape'}`, [...values.get(s.name)!.data].map(Number)]));
+  assert.deepEqual(byDims.get('P+T:int32'), [8]);
+  assert.deepEqual(byDims.get('P:int32'), [5]);
+  const count = gpu.shapeInputs.find((s) => s.dtype === 'float32')!;
+  assert.deepEqual([...values.get(count.name)!.data], [64], `${count.dims[0]}`); // the mean's count: B*(P+T)*4
+});
+
+test('a graph written for webgpu computes what the CPU graph computes (both run on the CPU provider)', async () => {
+  const { outputs, inputs, initializers } = smallGraph();
+  const feeds = { tokens: new ort.Tensor('int64', BigInt64Array.of(1n, 3n, 2n, 0n, 2n, 3n), [2, 3]), past: new ort.Tensor('float32', Float32Array.from({ length: 40 }, (_, i) => Math.cos(i)), [2, 5, 4]) };
+  const run = async (target: T.EmitTarget): Promise<Record<string, Float32Array>> => {
+    const m = T.emitOnnx({ outputs, inputs, initializers, target });
+    const s = await ort.InferenceSession.create(m.bytes);
+    const all: Record<string, ort.Tensor> = { ...feeds };
+    if (target === 'webgpu') {
+      all.tokens = new ort.Tensor('int32', Int32Array.of(1, 3, 2, 0, 2, 3), [2, 3]);
+      for (const [name, v] of T.shapeInputValues(m, (n) => all[n]?.dims)) all[name] = new ort.Tensor(v.data, v.dims);
+    }
+    const r = await s.run(all);
+    await s.release();
+    return Object.fromEntries(Object.keys(outputs).map((k) => [k, r[k].data as Float32Array]));
+  };
+  const cpu = await run('cpu'), gpu = await run('webgpu');
+  for (const k of Object.keys(outputs)) {
+    assert.equal(gpu[k].length, cpu[k].length, k);
+    cpu[k].forEach((x, i) => assert.ok(Math.abs(x - gpu[k][i]) <= 1e-5 * Math.max(1, Math.abs(x)), `${k}[${i}]: ${x} vs ${gpu[k][i]}`));
+  }
+});

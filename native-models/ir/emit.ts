@@ -7,12 +7,25 @@
 // Bytes are deterministic: values are visited in a fixed order, generated names come
 // from a counter in that order (never from value ids, which depend on what else was
 // built), and attributes are sorted by name, so golden tests can compare them.
+//
+// A graph is written for one provider's kernels (`target`). For 'cpu' symbolic sizes are
+// read at run time with Shape nodes and combined with Concat, Mul and Add. ONNX Runtime
+// places such shape arithmetic on the CPU under any other provider (its kernels take
+// shapes in host memory), and the WebGPU provider has no int64 kernels but Gather,
+// Scatter and Shape's, and no LogSoftmax. So for 'webgpu':
+// - each symbolic shape or dimension the graph needs is a graph input (`shapeInputs`),
+//   filled by the host from the other inputs' sizes (`shapeInputValues`): no Shape node,
+//   no shape arithmetic;
+// - int64 values are int32 on the device: the int64 inputs the IR declares are int32
+//   inputs (`int32Inputs`; the host converts), int64 constants and casts are int32;
+// - ops choose forms the provider has (nn.ts: log-softmax as x - max - log sum exp).
+// Either way no node is left to the CPU provider: runtime/session.ts can forbid it.
 
 import onnxProto from 'onnx-proto';
 import { ONNX_DTYPE, type DType, type HostArray } from './dtype.ts';
 import { valueBytes } from './memory.ts';
-import { dimTerms, isStatic, isSymbol, type Dim, type Shape } from './shape.ts';
-import { FloatAttr, topoSort, type AttrValue, type Emitter, type Value } from './value.ts';
+import { dimTerms, evalDim, isStatic, isSymbol, type Dim, type Shape } from './shape.ts';
+import { FloatAttr, topoSort, type AttrValue, type EmitTarget, type Emitter, type Value } from './value.ts';
 
 const { onnx } = onnxProto;
 
@@ -41,6 +54,8 @@ export interface EmitOptions {
   /** Order of the graph inputs (default: by creation order); must list every free leaf. */
   inputs?: readonly Value[];
   name?: string;
+  /** Whose kernels the graph is written for (default 'cpu'; see the header). */
+  target?: EmitTarget;
   /**
    * Store the frozen initializers of at least `minBytes` in a separate file named
    * `location` (relative to the model file), as ONNX external data: protobuf caps one
@@ -49,12 +64,62 @@ export interface EmitOptions {
   externalData?: { location: string; minBytes?: number };
 }
 
+/** A graph input that carries a run-time size: a shape (int64 [rank]) or one dimension (a scalar of `dtype`). */
+export interface ShapeInput {
+  name: string;
+  dims: Dim[];
+  /** Set for a dimension's scalar; absent for a shape. */
+  dtype?: 'int32' | 'float32';
+}
+
 export interface EmittedModel {
   bytes: Uint8Array;
+  /** The inputs the caller feeds (the IR's inputs, in order); `shapeInputs` come after them. */
   inputNames: string[];
   outputNames: string[];
+  target: EmitTarget;
+  /** webgpu: the inputs that carry run-time sizes, filled by shapeInputValues (none on the CPU). */
+  shapeInputs: ShapeInput[];
+  /** webgpu: the inputs the IR declares int64 that the graph takes as int32 (none on the CPU). */
+  int32Inputs: string[];
+  /** Where each symbolic size is read at run time: the graph input and its axis. */
+  symbols: Record<string, { input: string; axis: number }>;
   /** With `externalData`: the chunks of the external data file, in order. */
   externalData?: Uint8Array[];
+}
+
+/**
+ * The values of a model's shape inputs, from the sizes of the inputs that carry each
+ * symbol (`dimsOf(input)`: the dims of what is fed as that input).
+ */
+export function shapeInputValues(model: Pick<EmittedModel, 'shapeInputs' | 'symbols'>, dimsOf: (input: string) => readonly number[] | undefined): Map<string, { dims: number[]; data: BigInt64Array | Int32Array | Float32Array }> {
+  const sizes: Record<string, number> = {};
+  for (const [sym, { input, axis }] of Object.entries(model.symbols)) {
+    const dims = dimsOf(input);
+    if (!dims) throw new Error(`The graph reads the size ${sym} from its input '${input}', which was not given.`);
+    sizes[sym] = dims[axis];
+  }
+  const out = new Map<string, { dims: number[]; data: BigInt64Array | Int32Array | Float32Array }>();
+  for (const s of model.shapeInputs) {
+    const values = s.dims.map((d) => evalDim(d, sizes));
+    if (s.dtype === undefined) out.set(s.name, { dims: [values.length], data: BigInt64Array.from(values, (x) => BigInt(x)) });
+    else out.set(s.name, { dims: [], data: s.dtype === 'int32' ? Int32Array.of(values[0]) : Float32Array.of(values[0]) });
+  }
+  return out;
+}
+
+/** The dtype that holds `dtype` on the target: int64 values are int32 on webgpu. */
+export const deviceDtype = (dtype: DType, target: EmitTarget): DType => (target === 'webgpu' && dtype === 'int64' ? 'int32' : dtype);
+
+/** int64 data as int32, for the webgpu target; refuses values int32 cannot hold. */
+function toInt32(data: BigInt64Array): Int32Array {
+  const out = new Int32Array(data.length);
+  for (let i = 0; i < data.length; i++) {
+    const x = Number(data[i]);
+    if (x !== (x | 0)) throw new Error(`emitOnnx: the int64 constant ${data[i]} does not fit the int32 that holds int64 values on webgpu.`);
+    out[i] = x;
+  }
+  return out;
 }
 
 /** Offsets of external tensors are aligned so that ORT can map them in place. */
@@ -140,13 +205,14 @@ function valueInfo(name: string, dtype: DType, shape: Shape): onnxProto.onnx.IVa
 class OnnxWriter implements Emitter {
   readonly nodes: NodeProto[] = [];
   readonly initializers: TensorProto[] = [];
+  readonly shapeInputs: ShapeInput[] = [];
+  readonly symbolSource = new Map<string, { input: string; axis: number }>();
   private readonly names = new Map<number, string>();
   private readonly cache = new Map<string, string>();
-  private readonly symbolSource = new Map<string, { input: string; axis: number }>();
   private counter = 0;
 
   /** `reserved`: names the user chose (leaves, outputs), which generated names must avoid. */
-  constructor(graphInputs: readonly Value[], frozen: ReadonlyMap<Value, HostArray | ExternalTensor>, private readonly reserved: ReadonlySet<string>) {
+  constructor(readonly target: EmitTarget, graphInputs: readonly Value[], frozen: ReadonlyMap<Value, HostArray | ExternalTensor>, private readonly reserved: ReadonlySet<string>) {
     for (const v of graphInputs) {
       this.names.set(v.id, (v.attrs as { name: string }).name);
       v.shape.forEach((d, axis) => {
@@ -205,41 +271,84 @@ class OnnxWriter implements Emitter {
     return outputs[0];
   }
 
+  /** Data of an IR value (a Constant): int64 data is written as int32 on webgpu. */
   tensor(data: HostArray, shape: readonly number[]): string {
+    return this.initializer(this.target === 'webgpu' && data instanceof BigInt64Array ? toInt32(data) : data, shape);
+  }
+
+  private initializer(data: HostArray, shape: readonly number[]): string {
     const name = this.fresh('c');
     this.initializers.push(tensorProto(name, data, shape, dtypeOf(data)));
     return name;
   }
 
+  /** Shapes, axes, pads: int64 on every target (ONNX wants them so, and kernels read them on the host). */
   ints(values: readonly number[]): string {
     const key = `ints:${values.join(',')}`;
     let name = this.cache.get(key);
     if (!name) {
-      name = this.tensor(BigInt64Array.from(values, (x) => BigInt(x)), [values.length]);
+      name = this.initializer(BigInt64Array.from(values, (x) => BigInt(x)), [values.length]);
       this.cache.set(key, name);
     }
     return name;
   }
 
-  scalar(value: number, dtype: DType): string {
+  scalar(value: number, irDtype: DType): string {
+    const dtype = deviceDtype(irDtype, this.target);
     const key = `scalar:${dtype}:${value}`;
     let name = this.cache.get(key);
     if (!name) {
       const data = dtype === 'float32' ? Float32Array.of(value) : dtype === 'float64' ? Float64Array.of(value)
         : dtype === 'int64' ? BigInt64Array.of(BigInt(value)) : dtype === 'int32' ? Int32Array.of(value) : Uint8Array.of(value ? 1 : 0);
       if (dtype === 'float16') throw new Error('float16 scalars are not supported');
-      name = this.tensor(data, []);
+      name = this.initializer(data, []);
       this.cache.set(key, name);
     }
     return name;
   }
 
+  onnxType(dtype: DType): number {
+    return ONNX_DTYPE[deviceDtype(dtype, this.target)];
+  }
+
   shape(dims: Shape): string {
     if (dims.every(isStatic)) return this.ints(dims);
+    if (this.target === 'webgpu') return this.shapeInput(dims);
     const key = `shape:${dims.join(',')}`;
     let name = this.cache.get(key);
     if (!name) {
       name = this.node('Concat', dims.map((d) => (isStatic(d) ? this.ints([d]) : this.dimTensor(d))), { axis: 0 });
+      this.cache.set(key, name);
+    }
+    return name;
+  }
+
+  dim(d: Dim, irDtype: DType): string {
+    const dtype = deviceDtype(irDtype, this.target);
+    if (this.target === 'webgpu') {
+      if (isStatic(d)) return this.scalar(d, dtype);
+      if (dtype !== 'int32' && dtype !== 'float32') throw new Error(`emitOnnx: a run-time dimension as ${irDtype} is not supported on webgpu`);
+      return this.shapeInput([d], dtype);
+    }
+    // The CPU reads it off the shapes: a [1] tensor made a scalar, cast when asked.
+    const n = this.node('Reshape', [this.shape([d]), this.ints([])]);
+    return dtype === 'int64' ? n : this.node('Cast', [n], { to: ONNX_DTYPE[dtype] });
+  }
+
+  /** A graph input the host fills with a shape, or one dimension's value as a scalar of `dtype`. */
+  private shapeInput(dims: Shape, dtype?: 'int32' | 'float32'): string {
+    const key = `input:${dtype ?? 'shape'}:${dims.join(',')}`;
+    let name = this.cache.get(key);
+    if (!name) {
+      for (const d of dims) {
+        for (const { syms } of dimTerms(d)) {
+          const missing = syms.find((s) => !this.symbolSource.has(s));
+          if (missing !== undefined) throw new Error(`dimension '${d}': no graph input has an axis of size ${missing}, so it cannot be computed at run time`);
+        }
+      }
+      name = dtype ? `dim(${dims[0]}):${dtype}` : `shape(${dims.join(',')})`;
+      if (this.reserved.has(name)) throw new Error(`emitOnnx: a leaf or output is named '${name}', the name of a shape input`);
+      this.shapeInputs.push(dtype ? { name, dims: [...dims], dtype } : { name, dims: [...dims] });
       this.cache.set(key, name);
     }
     return name;
@@ -293,7 +402,8 @@ export function emitOnnx(opts: EmitOptions): EmittedModel {
   // A leaf named like a generated name ('t3', 'c0') would otherwise be defined twice, or
   // silently fed in place of a constant.
   const reserved = new Set([...seenNames.keys(), ...outputs.map(([name]) => name)]);
-  const w = new OnnxWriter(graphInputs, usedFrozen, reserved);
+  const target = opts.target ?? 'cpu';
+  const w = new OnnxWriter(target, graphInputs, usedFrozen, reserved);
   // Only the frozen weights go out (they come first among the initializers); constants stay inline.
   const external = opts.externalData ? new ExternalData(opts.externalData.location, opts.externalData.minBytes ?? 0) : undefined;
   if (external) w.initializers.slice(0, usedFrozen.size).forEach((t) => external.place(t));
@@ -307,8 +417,10 @@ export function emitOnnx(opts: EmitOptions): EmittedModel {
   const graphOutputs = outputs.map(([name, v]) => {
     const have = w.name(v);
     if (have !== name) w.nodes.push({ opType: 'Identity', input: [have], output: [name], name: `Identity_out_${name}`, domain: '' });
-    return valueInfo(name, v.dtype, v.shape);
+    return valueInfo(name, deviceDtype(v.dtype, target), v.shape);
   });
+  const inputInfos = graphInputs.map((v) => valueInfo((v.attrs as { name: string }).name, deviceDtype(v.dtype, target), v.shape));
+  const shapeInfos = w.shapeInputs.map((s) => valueInfo(s.name, s.dtype ?? 'int64', s.dtype ? [] : [s.dims.length]));
 
   const model = onnx.ModelProto.create({
     irVersion: ONNX_IR_VERSION,
@@ -318,7 +430,7 @@ export function emitOnnx(opts: EmitOptions): EmittedModel {
       name: opts.name ?? 'afd',
       node: w.nodes,
       initializer: w.initializers,
-      input: graphInputs.map((v) => valueInfo((v.attrs as { name: string }).name, v.dtype, v.shape)),
+      input: [...inputInfos, ...shapeInfos],
       output: graphOutputs,
     },
   });
@@ -326,6 +438,10 @@ export function emitOnnx(opts: EmitOptions): EmittedModel {
     bytes: onnx.ModelProto.encode(model).finish(),
     inputNames: graphInputs.map((v) => (v.attrs as { name: string }).name),
     outputNames: outputs.map(([n]) => n),
+    target,
+    shapeInputs: w.shapeInputs,
+    int32Inputs: target === 'webgpu' ? graphInputs.filter((v) => v.dtype === 'int64').map((v) => (v.attrs as { name: string }).name) : [],
+    symbols: Object.fromEntries(w.symbolSource),
     ...(external ? { externalData: external.chunks } : {}),
   };
 }

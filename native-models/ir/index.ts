@@ -3,7 +3,7 @@
 
 export * from './dtype.ts';
 export * from './shape.ts';
-export { Value, apply, defineOp, floatAttr, opError, topoSort, type OpDef, type Emitter } from './value.ts';
+export { Value, apply, defineOp, floatAttr, opError, topoSort, type OpDef, type Emitter, type EmitTarget } from './value.ts';
 export * from './ops/leaf.ts';
 export * from './ops/elementwise.ts';
 export * from './ops/matmul.ts';
@@ -14,4 +14,4 @@ export * from './ops/nn.ts';
 export * from './composites.ts';
 export { grad, unbroadcast } from './autodiff.ts';
 export { savedActivationBytes, valueBytes } from './memory.ts';
-export { emitOnnx, ONNX_IR_VERSION, ONNX_OPSET, type EmitOptions, type EmittedModel, type ExternalTensor } from './emit.ts';
+export { deviceDtype, emitOnnx, shapeInputValues, ONNX_IR_VERSION, ONNX_OPSET, type EmitOptions, type EmittedModel, type ExternalTensor, type ShapeInput } from './emit.ts';

@@ -17,8 +17,16 @@ export const floatAttr = (value: number): FloatAttr => new FloatAttr(value);
 
 export type AttrValue = number | string | number[] | string[] | FloatAttr;
 
+/**
+ * Whose kernels a graph is written for. 'cpu' is ONNX Runtime's CPU provider (and CUDA's,
+ * which has the same ops); 'webgpu' avoids what the WebGPU provider cannot run, so that
+ * no node falls back to the CPU (see emit.ts).
+ */
+export type EmitTarget = 'cpu' | 'webgpu';
+
 /** What an op's `emit` can ask of the ONNX writer (implemented in emit.ts). */
 export interface Emitter {
+  readonly target: EmitTarget;
   /** The ONNX name of a value, emitting its producer first if needed. */
   name(v: Value): string;
   /** The k-th output of the multi-output node that produced `v` (emitting it first). */
@@ -33,6 +41,10 @@ export interface Emitter {
   scalar(value: number, dtype: DType): string;
   /** An int64 1-D tensor holding a shape, computed at run time when it has symbols. */
   shape(dims: Shape): string;
+  /** A scalar holding the run-time value of a dimension, of the given dtype. */
+  dim(d: Dim, dtype: DType): string;
+  /** The ONNX element type that holds `dtype` on the target (int64 values are int32 on webgpu). */
+  onnxType(dtype: DType): number;
 }
 
 export interface Inferred { dtype: DType; shape: Dim[] }

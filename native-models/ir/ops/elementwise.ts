@@ -1,7 +1,7 @@
 // Elementwise ops with numpy broadcasting. Their gradients are returned in the output's
 // (broadcast) shape; autodiff sums them back to each input's shape in one place.
 
-import { isFloat, ONNX_DTYPE, type DType } from '../dtype.ts';
+import { isFloat, type DType } from '../dtype.ts';
 import { broadcastShapes, fmt } from '../shape.ts';
 import { apply, defineOp, opError, type OpDef, type Value, type VjpArgs } from '../value.ts';
 import { scalar } from './leaf.ts';
@@ -177,7 +177,7 @@ export const CastOp = defineOp<{ to: DType }>({
   kind: 'Cast',
   infer: (inputs, a) => ({ dtype: a.to, shape: [...inputs[0].shape] }),
   vjp: ({ g, inputs: [x] }) => [isFloat(x.dtype) && isFloat(g.dtype) ? cast(g, x.dtype) : null],
-  emit: (e, v) => e.node('Cast', [e.name(v.inputs[0])], { to: ONNX_DTYPE[v.attrs.to] }),
+  emit: (e, v) => e.node('Cast', [e.name(v.inputs[0])], { to: e.onnxType(v.attrs.to) }),
 });
 
 export const cast = (x: Value, to: DType): Value => (x.dtype === to ? x : apply(CastOp, [x], { to }));

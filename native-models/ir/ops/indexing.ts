@@ -1,6 +1,7 @@
 // Ops that index: embedding lookup (Gather), picking one entry per row (GatherElements),
 // and their gradients, which add into zeros at the indexed places (a scatter-add).
 
+import { ONNX_DTYPE } from '../dtype.ts';
 import { fmt, normAxis, shapeEq, type Dim } from '../shape.ts';
 import { apply, defineOp, opError, type Value } from '../value.ts';
 import { cast } from './elementwise.ts';
@@ -38,9 +39,11 @@ export const ScatterAddRowsOp = defineOp<{ shape: Dim[] }>({
   emit: (e, v) => {
     const [upd, idx] = v.inputs;
     const zeros = e.node('Expand', [e.scalar(0, upd.dtype), e.shape(v.attrs.shape)]);
-    // ScatterND takes int64 indices only (Gather also takes int32).
-    const rows = unsqueeze(idx.dtype === 'int64' ? idx : cast(idx, 'int64'), -1);
-    return e.node('ScatterND', [zeros, e.name(rows), e.name(upd)], { reduction: 'add' });
+    // ScatterND takes int64 indices only (Gather also takes int32); on webgpu, where int64
+    // values are int32 (emit.ts), they are cast for it.
+    const rows = e.name(unsqueeze(idx.dtype === 'int64' ? idx : cast(idx, 'int64'), -1));
+    const rows64 = e.target === 'webgpu' ? e.node('Cast', [rows], { to: ONNX_DTYPE.int64 }) : rows;
+    return e.node('ScatterND', [zeros, rows64, e.name(upd)], { reduction: 'add' });
   },
 });
 

@@ -1,5 +1,6 @@
 // Ops that move elements without computing on them.
 
+import { isFloat } from '../dtype.ts';
 import { broadcastShapes, dimAdd, dimDiv, dimSub, fmt, isStatic, normAxis, numel, shapeEq, type Dim, type Shape } from '../shape.ts';
 import { apply, defineOp, opError, type Value } from '../value.ts';
 
@@ -117,7 +118,12 @@ export const SliceOp = defineOp<{ axis: number; start: Dim; end: Dim }>({
     const after = x.shape.map((d, i) => (i === attrs.axis ? dimSub(d, attrs.end) : 0));
     return [pad(g, before, after)];
   },
-  emit: (e, v) => e.node('Slice', [e.name(v.inputs[0]), e.shape([v.attrs.start]), e.shape([v.attrs.end]), e.ints([v.attrs.axis])]),
+  emit: (e, v) => {
+    const { axis, start, end } = v.attrs;
+    // WebGPU slices floats only: integers (token ids) are gathered at start..end-1 instead.
+    if (e.target === 'webgpu' && !isFloat(v.dtype)) return e.node('Gather', [e.name(v.inputs[0]), e.node('Range', [e.dim(start, 'int32'), e.dim(end, 'int32'), e.scalar(1, 'int32')])], { axis });
+    return e.node('Slice', [e.name(v.inputs[0]), e.shape([start]), e.shape([end]), e.ints([axis])]);
+  },
 });
 
 export function slice(x: Value, axis: number, start: Dim, end?: Dim): Value {

@@ -1,6 +1,6 @@
 // Leaves of the graph: named inputs, parameters, constants; and values made from shapes.
 
-import { dtypeOfArray, ONNX_DTYPE, type DType, type HostArray } from '../dtype.ts';
+import { dtypeOfArray, type DType, type HostArray } from '../dtype.ts';
 import { fmt, isStatic, numel, type Dim, type Shape } from '../shape.ts';
 import { apply, defineOp, opError, type Value } from '../value.ts';
 
@@ -72,7 +72,7 @@ export const RangeOp = defineOp<{ n: Dim }>({
   kind: 'Range',
   infer: (_, a) => ({ dtype: 'int64', shape: [a.n] }),
   emit: (e, v) => {
-    const limit = e.node('Reshape', [e.shape([v.attrs.n]), e.ints([])]);
+    const limit = e.dim(v.attrs.n, 'int64');
     return e.node('Range', [e.scalar(0, 'int64'), limit, e.scalar(1, 'int64')]);
   },
 });
@@ -83,10 +83,7 @@ export const range = (n: Dim): Value => apply(RangeOp, [], { n });
 export const DimValueOp = defineOp<{ dim: Dim; dtype: DType }>({
   kind: 'DimValue',
   infer: (_, a) => ({ dtype: a.dtype, shape: [] }),
-  emit: (e, v) => {
-    const n = e.node('Reshape', [e.shape([v.attrs.dim]), e.ints([])]);
-    return v.attrs.dtype === 'int64' ? n : e.node('Cast', [n], { to: ONNX_DTYPE[v.attrs.dtype] });
-  },
+  emit: (e, v) => e.dim(v.attrs.dim, v.attrs.dtype),
 });
 
 export function dimValue(dim: Dim, dtype: DType = 'float32'): Value {

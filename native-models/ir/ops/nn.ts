@@ -2,7 +2,7 @@
 
 import { isFloat } from '../dtype.ts';
 import { normAxis } from '../shape.ts';
-import { apply, defineOp, floatAttr, opError, type Value } from '../value.ts';
+import { apply, defineOp, floatAttr, opError, type Emitter, type Value } from '../value.ts';
 import { add, div, exp, mul, neg, sqrt, sub } from './elementwise.ts';
 import { gatherElements, scatterAddElementsInto } from './indexing.ts';
 import { unsqueeze } from './layout.ts';
@@ -23,12 +23,28 @@ export const SoftmaxOp = defineOp<{ axis: number }>({
   emit: (e, v) => e.node('Softmax', [e.name(v.inputs[0])], { axis: v.attrs.axis }),
 });
 
+/**
+ * log sum exp(x) along `axis` (kept), as max + log sum exp(x - max): the WebGPU provider
+ * has no LogSoftmax kernel, and its ReduceLogSumExp overflows (it gave +inf for [1000,
+ * 999, 998]).
+ */
+function emitLogSumExp(e: Emitter, x: string, axis: number): string {
+  const axes = e.ints([axis]);
+  const max = e.node('ReduceMax', [x, axes], { keepdims: 1 });
+  const sum = e.node('ReduceSum', [e.node('Exp', [e.node('Sub', [x, max])]), axes], { keepdims: 1 });
+  return e.node('Add', [max, e.node('Log', [sum])]);
+}
+
 // dx = g - softmax * sum(g)
 export const LogSoftmaxOp = defineOp<{ axis: number }>({
   kind: 'LogSoftmax',
   infer: sameAsInput('LogSoftmax'),
   vjp: ({ g, out, attrs }) => [sub(g, mul(exp(out), reduceSum(g, attrs.axis, true)))],
-  emit: (e, v) => e.node('LogSoftmax', [e.name(v.inputs[0])], { axis: v.attrs.axis }),
+  emit: (e, v) => {
+    const x = e.name(v.inputs[0]);
+    if (e.target === 'webgpu') return e.node('Sub', [x, emitLogSumExp(e, x, v.attrs.axis)]);
+    return e.node('LogSoftmax', [x], { axis: v.attrs.axis });
+  },
 });
 
 export const softmax = (x: Value, axis = -1): Value => apply(SoftmaxOp, [x], { axis: normAxis(axis, x.rank, 'Softmax') });
@@ -114,11 +130,18 @@ export const TokenLogProbOp = defineOp<object>({
   },
   // LogSoftmax then a gather. (logits[target] - ReduceLogSumExp(logits) would not write the
   // [..., V] log-softmax, but ONNX Runtime's ReduceLogSumExp took 34 ms where LogSoftmax
-  // takes 6, for at most 10 MiB less peak memory on the training benchmark.)
+  // takes 6, for at most 10 MiB less peak memory on the training benchmark.) WebGPU has
+  // no LogSoftmax: there, logits[target] minus the log-sum-exp.
   emit: (e, v) => {
     const [logits, targets] = v.inputs;
+    const index = (): string => e.node('Unsqueeze', [e.name(targets), e.ints([-1])]);
+    if (e.target === 'webgpu') {
+      const x = e.name(logits);
+      const picked = e.node('GatherElements', [x, index()], { axis: -1 });
+      return e.node('Squeeze', [e.node('Sub', [picked, emitLogSumExp(e, x, -1)]), e.ints([-1])]);
+    }
     const logp = e.node('LogSoftmax', [e.name(logits)], { axis: -1 });
-    const picked = e.node('GatherElements', [logp, e.node('Unsqueeze', [e.name(targets), e.ints([-1])])], { axis: -1 });
+    const picked = e.node('GatherElements', [logp, index()], { axis: -1 });
     return e.node('Squeeze', [picked, e.ints([-1])]);
   },
 });
