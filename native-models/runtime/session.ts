@@ -37,6 +37,18 @@ export type SessionOptions = {
    * packs them again in every product: see docs/benchmarks.md for what each costs.
    */
   prepacking?: boolean;
+  /**
+   * Let nodes the provider has no kernel for run on the CPU provider (default true). False
+   * makes creating the session fail instead (ORT's session.disable_cpu_ep_fallback): the
+   * graphs written for a provider's kernels (ir/emit.ts EmitTarget) run wholly on it.
+   */
+  cpuFallback?: boolean;
+  /**
+   * Outputs that stay in the device's memory ('gpu-buffer', WebGPU): tensors that can be
+   * fed back as inputs without a copy, must be disposed, and cannot be read on the host
+   * (runtime/read-back.ts). Other outputs come back to the host as usual.
+   */
+  deviceOutputs?: readonly string[];
 };
 
 type Entry = { session: Promise<ort.InferenceSession>; ready?: ort.InferenceSession };
@@ -52,7 +64,9 @@ export class SessionCache {
     const arena = opts.memoryArena ?? true;
     const spinning = opts.spinning ?? false;
     const prepacking = opts.prepacking ?? true;
-    const key = `${hash}|${opts.provider}|${threads}|${level}|${arena}|${spinning}|${prepacking}|${opts.externalDataDir ?? ''}|${opts.externalDataIdentity ?? ''}`;
+    const fallback = opts.cpuFallback ?? true;
+    const deviceOutputs = [...(opts.deviceOutputs ?? [])].sort();
+    const key = `${hash}|${opts.provider}|${threads}|${level}|${arena}|${spinning}|${prepacking}|${fallback}|${deviceOutputs.join(',')}|${opts.externalDataDir ?? ''}|${opts.externalDataIdentity ?? ''}`;
     // Session config entries, nested as onnxruntime-node joins them ('session.intra_op.allow_spinning').
     const config: Record<string, string | Record<string, string>> = {};
     // ORT's pool threads busy-wait after each parallel op by default. Every session has
@@ -61,6 +75,7 @@ export class SessionCache {
     // one: a batch-16 prefill right after decoding took 85-95 ms instead of 45 ms here.
     if (!spinning) config.intra_op = { allow_spinning: '0' };
     if (!prepacking) config.disable_prepacking = '1';
+    if (!fallback) config.disable_cpu_ep_fallback = '1';
     if (opts.externalDataDir !== undefined) config.model_external_initializers_file_folder_path = opts.externalDataDir;
     const cached = this.#entries.get(key);
     if (cached) return cached.session;
@@ -78,6 +93,7 @@ export class SessionCache {
         // speed, and shapes that change between runs (decoding) defeat it anyway.
         enableMemPattern: false,
         ...(Object.keys(config).length > 0 ? { extra: { session: config } } : {}),
+        ...(deviceOutputs.length > 0 ? { preferredOutputLocation: Object.fromEntries(deviceOutputs.map((n) => [n, 'gpu-buffer' as const])) } : {}),
         logSeverityLevel: 3, // errors only: ORT's node-placement warnings are expected on GPU providers
       }).then(
         (session) => {
@@ -87,7 +103,9 @@ export class SessionCache {
         (err: unknown) => {
           this.#entries.delete(key); // let a later call retry
           const message = err instanceof Error ? err.message : String(err);
-          throw new Error(`ONNX Runtime could not load the model (${bytes.byteLength} bytes, sha256 ${hash.slice(0, 12)}) on ${opts.provider}: ${message}`, { cause: err });
+          // ORT does not name the nodes; its verbose log does ("Node(s) placed on [CPUExecutionProvider]").
+          const which = !fallback && /fallback to CPU EP/.test(message) ? ' Some node of this graph has no kernel on that provider; ONNX Runtime\'s verbose log (logSeverityLevel 0) lists the nodes placed on the CPU.' : '';
+          throw new Error(`ONNX Runtime could not load the model (${bytes.byteLength} bytes, sha256 ${hash.slice(0, 12)}) on ${opts.provider}: ${message}${which}`, { cause: err });
         },
       ),
     };
