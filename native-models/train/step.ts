@@ -8,6 +8,10 @@
 // With gradient accumulation over k micro-batches the step is split in two graphs:
 // `accumulate` adds one micro-batch's gradients, times its weight, into running sums
 // (graph inputs and outputs), and `apply` averages the sums and runs the optimizer.
+//
+// The graphs are written for one provider's kernels (ir/emit.ts EmitTarget) when first
+// asked for: Trainer.create asks for its provider's, so the callers that build a step
+// need not know where it will run.
 
 import * as T from '../ir/index.ts';
 import { clipByGlobalNorm, globalNorm } from '../optim/clip.ts';
@@ -39,11 +43,23 @@ export const nextName = (name: string): string => `${name}.next`;
 /** The accumulate graph's scalar input: the micro-batch's weight (the trainer makes the k weights average 1). */
 export const MICRO_WEIGHT = 'micro_batch_weight';
 
-export interface TrainStepGraphs {
+export interface StepModels {
   /** The fused step (accumulation 1), or the apply half. */
   step: T.EmittedModel;
   /** With accumulation > 1: the graph that adds one micro-batch's gradients. */
   accumulate?: T.EmittedModel;
+}
+
+export interface TrainStepGraphs {
+  /**
+   * The graphs written for `target`'s kernels (once per target); `step` and `accumulate`
+   * are then these.
+   */
+  emit(target: T.EmitTarget): StepModels;
+  /** The step graph as last written: for the CPU unless `emit` wrote it for another target. */
+  readonly step: T.EmittedModel;
+  /** The accumulate graph (accumulation > 1) as last written. */
+  readonly accumulate?: T.EmittedModel;
   /** Batch input names, in graph order. */
   batchInputs: string[];
   params: { name: string; shape: number[]; dtype: T.DType }[];
@@ -95,18 +111,37 @@ export function buildTrainStep(spec: TrainStepSpec): TrainStepGraphs {
     accumulation: k,
   };
 
+  let write: (target: T.EmitTarget) => StepModels;
   if (k === 1) {
     const outputs = { loss, ...metrics, ...update(grads) };
-    const stepGraph = T.emitOnnx({ outputs, initializers: frozen, inputs: [...batchInputs, ...trainable, ...stateInputs, step, lr], name: 'train_step' });
-    return { step: stepGraph, ...info };
+    write = (target) => ({ step: T.emitOnnx({ outputs, initializers: frozen, inputs: [...batchInputs, ...trainable, ...stateInputs, step, lr], name: 'train_step', target }) });
+  } else {
+    const sums = trainable.map((p, i) => T.input(gradSumName(names[i]), p.dtype, p.shape));
+    const weight = T.input(MICRO_WEIGHT, 'float32', []);
+    const accOutputs: Record<string, T.Value> = { loss, ...metrics };
+    trainable.forEach((_, i) => (accOutputs[nextName(gradSumName(names[i]))] = T.add(sums[i], T.mul(grads[i], weight))));
+    const mean = sums.map((s) => T.mul(s, 1 / k));
+    const applyOutputs = update(mean);
+    write = (target) => ({
+      step: T.emitOnnx({ outputs: applyOutputs, inputs: [...trainable, ...stateInputs, ...sums, step, lr], name: 'apply', target }),
+      accumulate: T.emitOnnx({ outputs: accOutputs, initializers: frozen, inputs: [...batchInputs, ...trainable, ...sums, weight], name: 'accumulate', target }),
+    });
   }
-
-  const sums = trainable.map((p, i) => T.input(gradSumName(names[i]), p.dtype, p.shape));
-  const weight = T.input(MICRO_WEIGHT, 'float32', []);
-  const accOutputs: Record<string, T.Value> = { loss, ...metrics };
-  trainable.forEach((_, i) => (accOutputs[nextName(gradSumName(names[i]))] = T.add(sums[i], T.mul(grads[i], weight))));
-  const accumulate = T.emitOnnx({ outputs: accOutputs, initializers: frozen, inputs: [...batchInputs, ...trainable, ...sums, weight], name: 'accumulate' });
-  const mean = sums.map((s) => T.mul(s, 1 / k));
-  const apply = T.emitOnnx({ outputs: update(mean), inputs: [...trainable, ...stateInputs, ...sums, step, lr], name: 'apply' });
-  return { step: apply, accumulate, ...info };
+  const written = new Map<T.EmitTarget, StepModels>();
+  let last: StepModels | undefined;
+  const emit = (target: T.EmitTarget): StepModels => {
+    let models = written.get(target);
+    if (!models) written.set(target, (models = write(target)));
+    return (last = models);
+  };
+  return {
+    emit,
+    get step() {
+      return (last ?? emit('cpu')).step;
+    },
+    get accumulate() {
+      return (last ?? emit('cpu')).accumulate;
+    },
+    ...info,
+  };
 }

@@ -5,13 +5,23 @@
 // do not help here: onnxruntime-node 1.30 still returns a fresh copy of each output, so
 // they only add a third copy of the state.) A step whose loss or gradient norm is not
 // finite is refused and leaves the state as it was.
+//
+// On WebGPU the graphs are written for its kernels (step.ts emit, ir/emit.ts) and the
+// state stays in the GPU's memory: the parameters, optimizer slots and gradient sums are
+// outputs the session keeps on the device and the next step takes as they are; only the
+// loss, metrics and gradient norm come to the host each step. The initial (or loaded)
+// state goes up once, with the first step. Reading parameters and saving copy the state
+// back explicitly (runtime/read-back.ts).
 
 import ort from 'onnxruntime-node';
-import { gradSumName, MICRO_WEIGHT, nextName, stateName, type TrainStepGraphs } from './step.ts';
+import { gradSumName, MICRO_WEIGHT, nextName, stateName, type StepModels, type TrainStepGraphs } from './step.ts';
 import { Rng } from './rng.ts';
+import { deviceFeeds, deviceInputsOf, type DeviceInputs } from '../runtime/device-feeds.ts';
+import { ReadBack } from '../runtime/read-back.ts';
 import { SessionCache, type SessionOptions } from '../runtime/session.ts';
 import { readSafetensors, tensorOf, writeSafetensors, type NamedTensor } from '../runtime/safetensors.ts';
 import { releaseBuffers } from '../runtime/release.ts';
+import onnxProto from 'onnx-proto';
 
 /** Version of the training-state file layout (safetensors metadata `afd.format`). */
 const STATE_FORMAT = 'afd-train-state-1';
@@ -52,6 +62,16 @@ export class TrainingDivergedError extends Error {
 
 const scalar = (x: number): ort.Tensor => new ort.Tensor('float32', Float32Array.of(x), []);
 const num = (t: ort.Tensor): number => Number((t.data as Float32Array)[0]);
+const onDevice = (t: ort.Tensor): boolean => t.location !== 'cpu';
+const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** The sessions of one provider's step graphs, and what their feeds need (device-feeds.ts). */
+interface StepSessions {
+  step: ort.InferenceSession;
+  stepInputs: DeviceInputs;
+  accumulate?: ort.InferenceSession;
+  accumulateInputs?: DeviceInputs;
+}
 
 export class Trainer {
   /** Parameters and optimizer state by name (param, param.m, ...). */
@@ -61,16 +81,26 @@ export class Trainer {
   rng: Rng;
   /** State tensors this trainer made (run outputs, loaded state), whose memory it frees once replaced. */
   readonly #owned = new WeakSet<ort.Tensor>();
+  /** Copies device state to the host (WebGPU only). */
+  readonly #readBack?: ReadBack;
+  /** Zero gradient sums in the device's memory, the first micro-batch's input (WebGPU with accumulation), and the session that made them. */
+  #deviceZeros?: Feeds;
+  #zerosSession?: ort.InferenceSession;
 
   private constructor(
     readonly graphs: TrainStepGraphs,
     private readonly sessions: SessionCache,
-    private readonly stepSession: ort.InferenceSession,
-    private readonly accSession: ort.InferenceSession | undefined,
+    private readonly run: StepSessions,
     readonly provider: string,
     seed: number,
   ) {
     this.rng = new Rng(seed);
+    if (provider === 'webgpu') this.#readBack = new ReadBack('webgpu');
+  }
+
+  /** Whether the state stays in the GPU's memory between steps (WebGPU). */
+  get stateOnDevice(): boolean {
+    return this.#readBack !== undefined;
   }
 
   static async create(graphs: TrainStepGraphs, init: ReadonlyMap<string, Float32Array>, opts: TrainerOptions = {}): Promise<Trainer> {
@@ -80,9 +110,8 @@ export class Trainer {
       provider, intraOpThreads: opts.threads, memoryArena: opts.memoryArena,
       ...(opts.externalData ? { externalDataDir: opts.externalData.dir, externalDataIdentity: opts.externalData.identity } : {}),
     };
-    const stepSession = await sessions.get(graphs.step.bytes, sessionOpts);
-    const accSession = graphs.accumulate ? await sessions.get(graphs.accumulate.bytes, sessionOpts) : undefined;
-    const t = new Trainer(graphs, sessions, stepSession, accSession, provider, opts.seed ?? 0);
+    const models = graphs.emit(provider === 'webgpu' ? 'webgpu' : 'cpu');
+    const t = new Trainer(graphs, sessions, await stepSessions(models, sessions, sessionOpts), provider, opts.seed ?? 0);
     for (const p of graphs.params) {
       const data = init.get(p.name);
       const n = p.shape.reduce((a, b) => a * b, 1);
@@ -118,6 +147,20 @@ export class Trainer {
     return out;
   }
 
+  /** Gradient sums of zero, for the first micro-batch: on the device, made there once and reused (inputs are never written). */
+  private async zeroSums(): Promise<Feeds> {
+    if (this.#deviceZeros) return this.#deviceZeros;
+    const sums: Feeds = {};
+    for (const p of this.graphs.params) sums[gradSumName(p.name)] = new ort.Tensor('float32', new Float32Array(size(p.shape)), p.shape);
+    if (!this.stateOnDevice) return sums;
+    // Kept with its outputs: a session's device tensors must be disposed before it is released.
+    this.#zerosSession = await this.sessions.get(zerosModel(this.graphs.params.map((p) => [gradSumName(p.name), p.shape])), {
+      provider: this.provider as 'webgpu', cpuFallback: false, deviceOutputs: Object.keys(sums),
+    });
+    this.#deviceZeros = await this.#zerosSession.run({});
+    return this.#deviceZeros;
+  }
+
   /**
    * One optimizer step at learning rate `lr`: one batch, or (with accumulation k) an
    * array of k micro-batches whose gradients are averaged, in proportion to `weights`
@@ -142,41 +185,72 @@ export class Trainer {
 
     let loss = 0;
     const metrics: Record<string, number> = {};
-    if (this.accSession) {
-      const sums: Feeds = {};
-      for (const p of this.graphs.params) sums[gradSumName(p.name)] = new ort.Tensor('float32', new Float32Array(p.shape.reduce((a, b) => a * b, 1)), p.shape);
-      for (const [i, mb] of batches.entries()) {
-        const out = await this.accSession.run({ ...this.batchFeeds(mb), ...this.paramFeeds(), ...sums, [MICRO_WEIGHT]: scalar(scaled[i]) });
-        loss += (scaled[i] * num(out.loss)) / k;
-        for (const m of this.graphs.metrics) metrics[m] = (metrics[m] ?? 0) + (scaled[i] * num(out[m])) / k;
-        const previous = Object.values(sums);
-        for (const p of this.graphs.params) sums[gradSumName(p.name)] = out[nextName(gradSumName(p.name))];
-        releaseBuffers(previous.map((x) => x.data as Float32Array));
+    const { accumulate } = this.run;
+    let sums: Feeds | undefined;
+    // Gradient sums are freed once used, but for the device's zeros, which every step reuses.
+    const free = (f: Feeds | undefined): void => {
+      if (f && f !== this.#deviceZeros) freeTensors(Object.values(f));
+    };
+    if (accumulate) {
+      sums = await this.zeroSums();
+      try {
+        for (const [i, mb] of batches.entries()) {
+          const out = await accumulate.run(deviceFeeds(this.run.accumulateInputs!, { ...this.batchFeeds(mb), ...this.paramFeeds(), ...sums, [MICRO_WEIGHT]: scalar(scaled[i]) }));
+          loss += (scaled[i] * num(out.loss)) / k;
+          for (const m of this.graphs.metrics) metrics[m] = (metrics[m] ?? 0) + (scaled[i] * num(out[m])) / k;
+          const previous = sums;
+          sums = {};
+          for (const p of this.graphs.params) sums[gradSumName(p.name)] = out[nextName(gradSumName(p.name))];
+          free(previous);
+        }
+        if (!Number.isFinite(loss)) throw new TrainingDivergedError(t, 'loss');
+      } catch (e) {
+        free(sums);
+        throw e;
       }
-      if (!Number.isFinite(loss)) throw new TrainingDivergedError(t, 'loss');
       Object.assign(feeds, sums);
     } else {
       Object.assign(feeds, this.batchFeeds(batches[0]));
     }
-    const out = await this.stepSession.run(feeds);
-    if (!this.accSession) {
+    let out: ort.InferenceSession.OnnxValueMapType;
+    try {
+      out = await this.run.step.run(deviceFeeds(this.run.stepInputs, feeds));
+    } finally {
+      free(sums);
+    }
+    if (!accumulate) {
       loss = num(out.loss);
       for (const m of this.graphs.metrics) metrics[m] = num(out[m]);
     }
     const gradNorm = num(out.grad_norm);
-    if (!Number.isFinite(loss)) throw new TrainingDivergedError(t, 'loss');
-    if (!Number.isFinite(gradNorm)) throw new TrainingDivergedError(t, 'gradient norm');
-    this.#replaceState(new Map([...this.state.keys()].map((name) => [name, out[nextName(name)]])));
-    if (this.accSession) releaseBuffers(this.graphs.params.map((p) => feeds[gradSumName(p.name)].data as Float32Array));
+    const next = new Map([...this.state.keys()].map((name) => [name, out[nextName(name)]]));
+    const refused = !Number.isFinite(loss) ? 'loss' : !Number.isFinite(gradNorm) ? 'gradient norm' : undefined;
+    if (refused) {
+      freeTensors([...next.values()].filter(onDevice)); // host outputs are garbage like any other
+      throw new TrainingDivergedError(t, refused);
+    }
+    this.#replaceState(next);
     this.stepCount = t;
     return { step: t, loss, gradNorm, metrics };
   }
 
-  /** A host copy of the current parameters. */
+  /** A host copy of the current parameters (read back from the device when the state is there). */
   parameters(): Map<string, Float32Array> {
+    const host = this.#host(this.graphs.params.map((p) => p.name));
     const out = new Map<string, Float32Array>();
-    for (const p of this.graphs.params) out.set(p.name, Float32Array.from(this.state.get(p.name)!.data as Float32Array));
+    for (const p of this.graphs.params) {
+      const data = host[p.name].data as Float32Array;
+      // A read-back is a copy of its own; a host state tensor is the trainer's, and is copied.
+      out.set(p.name, onDevice(this.state.get(p.name)!) ? data : Float32Array.from(data));
+    }
     return out;
+  }
+
+  /** The named state tensors on the host: read back from the device, or as they are. */
+  #host(names: readonly string[]): Record<string, ort.Tensor> {
+    if (names.some((n) => !this.state.has(n))) throw new Error('This trainer was released: its state on the GPU is gone.');
+    const tensors = Object.fromEntries(names.map((n) => [n, this.state.get(n)!]));
+    return this.#readBack ? this.#readBack.read(tensors) : tensors;
   }
 
   /**
@@ -185,7 +259,8 @@ export class Trainer {
    */
   async save(path: string): Promise<void> {
     const tensors = new Map<string, NamedTensor>();
-    for (const [name, t] of this.state) tensors.set(name, tensorOf('F32', [...t.dims], t.data as Float32Array));
+    const host = this.#host([...this.state.keys()]);
+    for (const [name, t] of Object.entries(host)) tensors.set(name, tensorOf('F32', [...t.dims], t.data as Float32Array));
     await writeSafetensors(path, tensors, {
       'afd.format': STATE_FORMAT,
       'afd.step': String(this.stepCount),
@@ -227,11 +302,59 @@ export class Trainer {
     const replaced = [...this.state.values()].filter((t) => this.#owned.has(t) && !kept.has(t));
     this.state = next;
     for (const t of next.values()) this.#owned.add(t);
-    releaseBuffers(replaced.map((t) => t.data as Float32Array));
+    freeTensors(replaced);
   }
 
+  /**
+   * Releases the sessions; state kept on the device is freed first (a session's device
+   * tensors must not outlive it), so the trainer cannot step or read its state afterwards.
+   */
   async release(): Promise<void> {
-    await this.sessions.release(this.stepSession);
-    if (this.accSession) await this.sessions.release(this.accSession);
+    if (this.#readBack) {
+      freeTensors([...this.state.values()].filter(onDevice));
+      this.state.clear();
+      freeTensors(Object.values(this.#deviceZeros ?? {}));
+      this.#deviceZeros = undefined;
+      if (this.#zerosSession) await this.sessions.release(this.#zerosSession);
+      this.#readBack.release();
+    }
+    await this.sessions.release(this.run.step);
+    if (this.run.accumulate) await this.sessions.release(this.run.accumulate);
   }
+}
+
+/** Frees tensors now: device memory by disposing, host buffers by detaching them (release.ts). */
+function freeTensors(tensors: readonly ort.Tensor[]): void {
+  for (const t of tensors) if (onDevice(t)) t.dispose();
+  releaseBuffers(tensors.filter((t) => !onDevice(t)).map((t) => t.data as Float32Array));
+}
+
+/** The step sessions for `models`; on WebGPU wholly on the GPU, with the state outputs kept there. */
+async function stepSessions(models: StepModels, sessions: SessionCache, opts: SessionOptions): Promise<StepSessions> {
+  const device = models.step.target === 'webgpu';
+  const stateOutputs = (m: { outputNames: string[] }): string[] => (device ? m.outputNames.filter((n) => n.endsWith('.next')) : []);
+  const get = (m: { bytes: Uint8Array; outputNames: string[] }): Promise<ort.InferenceSession> => sessions.get(m.bytes, { ...opts, cpuFallback: !device, deviceOutputs: stateOutputs(m) });
+  return {
+    step: await get(models.step),
+    stepInputs: deviceInputsOf(models.step),
+    ...(models.accumulate ? { accumulate: await get(models.accumulate), accumulateInputs: deviceInputsOf(models.accumulate) } : {}),
+  };
+}
+
+/** A graph whose outputs are float32 zeros of the given shapes (Expand of a scalar). */
+function zerosModel(tensors: readonly (readonly [string, readonly number[]])[]): Uint8Array {
+  const { onnx } = onnxProto;
+  const FLOAT = onnx.TensorProto.DataType.FLOAT, INT64 = onnx.TensorProto.DataType.INT64;
+  const initializer: onnxProto.onnx.ITensorProto[] = [{ name: 'zero', dims: [], dataType: FLOAT, rawData: new Uint8Array(4) }];
+  tensors.forEach(([, shape], i) => initializer.push({ name: `shape${i}`, dims: [shape.length], dataType: INT64, rawData: new Uint8Array(BigInt64Array.from(shape, (d) => BigInt(d)).buffer) }));
+  return onnx.ModelProto.encode(onnx.ModelProto.create({
+    irVersion: 10,
+    opsetImport: [{ domain: '', version: 21 }],
+    graph: {
+      name: 'zeros',
+      initializer,
+      output: tensors.map(([name, shape]) => ({ name, type: { tensorType: { elemType: FLOAT, shape: { dim: shape.map((d) => ({ dimValue: d })) } } } })),
+      node: tensors.map(([name], i) => ({ opType: 'Expand', input: ['zero', `shape${i}`], output: [name] })),
+    },
+  })).finish();
 }

@@ -2,6 +2,7 @@
 // needs the Vulkan loader (libvulkan.so.1) and a driver; without a GPU, Mesa's software
 // driver (lavapipe) serves. macOS (Metal) and Windows (Direct3D 12) have theirs built in.
 import { existsSync, readdirSync } from 'node:fs';
+import ort from 'onnxruntime-node';
 import { join } from 'node:path';
 import { skipWithout } from './components.ts';
 
@@ -40,4 +41,12 @@ function vulkanAbsence(): string | false {
     }
   };
   return icdDirs.some(hasManifest) ? false : `no driver manifest (*.json) in ${icdDirs.join(', ')}`;
+}
+
+/**
+ * Creates a WebGPU session for `model` with ONNX Runtime's CPU fallback disabled: it fails
+ * when any node would run on the CPU provider, so it proves the graph runs wholly on the GPU.
+ */
+export async function webgpuOnlySession(model: Uint8Array): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(model, { executionProviders: ['webgpu'], logSeverityLevel: 3, extra: { session: { disable_cpu_ep_fallback: '1' } } });
 }
