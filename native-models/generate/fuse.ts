@@ -11,11 +11,14 @@
 // - rmsNorm's x (mean(x^2) + eps)^-1/2 w becomes one SimplifiedLayerNormalization (ORT's
 //   RMSNorm kernel).
 //
+// The WebGPU provider has SimplifiedLayerNormalization but no FusedMatMul: for the webgpu
+// target only the norms are fused.
+//
 // The fused ops have no gradient: the pass is for inference graphs only. A pattern that
 // does not match (a composite written differently) is left as it is: the graph stays
 // correct, only slower; a test counts the fused nodes of a Llama graph.
 
-import { apply, defineOp, floatAttr, topoSort, type Value } from '../ir/value.ts';
+import { apply, defineOp, floatAttr, topoSort, type EmitTarget, type Value } from '../ir/value.ts';
 
 /** x [..., in] times w [out, in] transposed: [..., out]. */
 const FusedMatMulTransBOp = defineOp<object>({
@@ -51,9 +54,9 @@ function consumers(order: readonly Value[]): Map<number, number> {
  * The fused form of `v`, built on the already rewritten inputs (`mapped`), or undefined.
  * `single` says whether a value feeds only one node (only then may a pattern absorb it).
  */
-function fuse(v: Value, mapped: (x: Value) => Value, single: (x: Value) => boolean): Value | undefined {
+function fuse(v: Value, mapped: (x: Value) => Value, single: (x: Value) => boolean, target: EmitTarget): Value | undefined {
   // Reshape(Gemm(Reshape(x, [-1, in]), w, transB), [..., out]) -> FusedMatMul(x, w, transB)
-  if (is(v, 'Reshape')) {
+  if (is(v, 'Reshape') && target === 'cpu') {
     const g = v.inputs[0];
     if (is(g, 'Gemm') && g.inputs.length === 2 && single(g)) {
       const { transA, transB } = g.attrs as { transA: boolean; transB: boolean };
@@ -87,8 +90,8 @@ function fuse(v: Value, mapped: (x: Value) => Value, single: (x: Value) => boole
   return undefined;
 }
 
-/** The graph of `outputs` with the patterns above replaced by fused kernels (same shapes, same names). */
-export function fuseForInference(outputs: Readonly<Record<string, Value>>): Record<string, Value> {
+/** The graph of `outputs` with the patterns above replaced by the target's fused kernels (same shapes, same names). */
+export function fuseForInference(outputs: Readonly<Record<string, Value>>, target: EmitTarget = 'cpu'): Record<string, Value> {
   const order = topoSort(Object.values(outputs));
   const uses = consumers(order);
   const map = new Map<number, Value>();
@@ -97,7 +100,7 @@ export function fuseForInference(outputs: Readonly<Record<string, Value>>): Reco
   for (const v of order) {
     const inputs = v.inputs.map(mapped);
     const same = inputs.every((x, i) => x === v.inputs[i]);
-    map.set(v.id, fuse(v, mapped, single) ?? (same ? v : apply(v.op, inputs, v.attrs)));
+    map.set(v.id, fuse(v, mapped, single, target) ?? (same ? v : apply(v.op, inputs, v.attrs)));
   }
   return Object.fromEntries(Object.entries(outputs).map(([name, v]) => [name, mapped(v)]));
 }

@@ -9,6 +9,10 @@
 // are dropped from the batch (the cache is compacted, and padding columns no remaining
 // row needs are cut), so they cost nothing.
 //
+// On WebGPU the graphs are written for its kernels (graphs.ts) and the cache stays in the
+// GPU's memory instead (device-kv.ts): each run returns the whole extended cache there,
+// and only the last position's logits, what sampling reads, come to the host.
+//
 // session.run blocks the JavaScript thread for a whole run (DESIGN.md §5): call this from
 // a worker. Between steps the loop yields to the event loop, so an AbortSignal fired from
 // a message handler is seen after at most one step.
@@ -16,10 +20,12 @@
 import ort from 'onnxruntime-node';
 import { randomInt } from 'node:crypto';
 import type { ModelFamily } from '../models/family.ts';
+import { deviceFeeds, deviceInputsOf, type DeviceInputs } from '../runtime/device-feeds.ts';
 import { chooseProvider, type ProviderName } from '../runtime/providers.ts';
 import { SessionCache } from '../runtime/session.ts';
 import { Rng } from '../train/rng.ts';
 import { checkTokens, leftPad } from './batch.ts';
+import { compactionModel, DeviceKvCache } from './device-kv.ts';
 import { KvStore } from './kv-store.ts';
 import { buildGraph, cacheNames, frozenParams, type FrozenParams, type GenerationWeights, type GraphKind } from './graphs.ts';
 import { Sampler, validateSampling, type SamplingParams } from './sampler.ts';
@@ -139,6 +145,12 @@ interface Row {
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** A compiled graph and what its feeds need besides the caller's (device-feeds.ts; nothing on the CPU). */
+interface Compiled {
+  session: ort.InferenceSession;
+  inputs: DeviceInputs;
+}
+
 /** Logits of all positions per run at most (the [B, T, V] buffers of scoring), default 64M floats (256 MB). */
 const DEFAULT_SCORE_BUDGET = 1 << 26;
 
@@ -151,7 +163,8 @@ export class Generator<C = unknown> {
   private readonly layers: number;
   private readonly kvHeads: number;
   private readonly headDim: number;
-  private readonly lazy = new Map<GraphKind, Promise<ort.InferenceSession>>();
+  private readonly lazy = new Map<GraphKind, Promise<Compiled>>();
+  private compaction?: Promise<ort.InferenceSession>;
 
   private constructor(
     readonly family: ModelFamily<C>,
@@ -186,21 +199,47 @@ export class Generator<C = unknown> {
     return g;
   }
 
+  /** Whether the graphs are written for the GPU and the cache stays there (WebGPU). */
+  get onDevice(): boolean {
+    return this.provider === 'webgpu';
+  }
+
   /** The compiled session of one graph kind, built on first use. */
-  session(kind: GraphKind): Promise<ort.InferenceSession> {
+  async session(kind: GraphKind): Promise<ort.InferenceSession> {
+    return (await this.compiled(kind)).session;
+  }
+
+  private compiled(kind: GraphKind): Promise<Compiled> {
     let s = this.lazy.get(kind);
     if (!s) {
-      const graph = buildGraph(kind, this.family, this.config, this.frozen);
+      const graph = buildGraph(kind, this.family, this.config, this.frozen, { target: this.onDevice ? 'webgpu' : 'cpu' });
       const external = this.frozen.external;
+      const inputs = deviceInputsOf(graph); // not the graph: its bytes may hold the weights
       s = this.sessions.get(graph.bytes, {
         provider: this.provider, intraOpThreads: this.threads, prepacking: this.prepacking,
         ...(external ? { externalDataDir: external.dir, externalDataIdentity: external.identity } : {}),
-      });
+        ...(this.onDevice ? { cpuFallback: false, deviceOutputs: kind === 'step' ? graph.outputNames.filter((n) => n !== 'logits') : [] } : {}),
+      }).then((session) => ({ session, inputs }));
       this.lazy.set(kind, s);
       s.catch(() => this.lazy.delete(kind));
     }
     return s;
   }
+
+  /** Runs a compiled graph on the caller's feeds, completed for the device (device-feeds.ts). */
+  private async run(c: Compiled, feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.OnnxValueMapType> {
+    return c.session.run(deviceFeeds(c.inputs, feeds));
+  }
+
+  /** Drops rows and leading columns of a cache kept on the device (device-kv.ts). */
+  private readonly compact = async (feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.OnnxValueMapType> => {
+    const shape = { layers: this.layers, kvHeads: this.kvHeads, headDim: this.headDim };
+    this.compaction ??= this.sessions.get(compactionModel(shape), {
+      provider: this.provider, intraOpThreads: this.threads, cpuFallback: false,
+      deviceOutputs: Array.from({ length: 2 * this.layers }, (_, k) => `kept.${k}`),
+    });
+    return (await this.compaction).run(feeds);
+  };
 
   async generate(prompts: readonly (readonly number[])[], opts: GenerateOptions): Promise<GenerationResult[]> {
     const V = this.vocabSize;
@@ -220,14 +259,27 @@ export class Generator<C = unknown> {
     if (opts.maxNewTokens === 0 || rows.length === 0) return rows.map((r) => this.result(r, opts, 'length'));
     if (opts.signal?.aborted) throw new GenerationCancelledError(rows.map((r) => this.result(r, opts, 'cancelled')), 0);
 
-    const session = await this.session('step');
+    const graph = await this.compiled('step');
     const padded = leftPad(prompts);
-    rows.forEach((r, i) => (r.pad = padded.pads[i]));
+    const shape = { layers: this.layers, kvHeads: this.kvHeads, headDim: this.headDim };
     // The cache never needs more slots than the prompt width plus the new tokens fed back.
-    const store = new KvStore({ layers: this.layers, kvHeads: this.kvHeads, headDim: this.headDim }, rows.length, this.cacheGrowth, padded.width + opts.maxNewTokens - 1);
+    const store = this.onDevice ? new DeviceKvCache(shape, rows.length, this.compact) : new KvStore(shape, rows.length, this.cacheGrowth, padded.width + opts.maxNewTokens - 1);
+    // The columns a cache starts with (the device's masked one) are padding of every row.
+    rows.forEach((r, i) => (r.pad = store.length + padded.pads[i]));
+    try {
+      return await this.decode(graph, store, rows, padded, opts, sampler, eos, stats);
+    } finally {
+      if (store instanceof DeviceKvCache) store.dispose();
+    }
+  }
+
+  /** The prefill and the decoding steps of generate, on the cache `store`. */
+  private async decode(graph: Compiled, store: KvStore | DeviceKvCache, rows: Row[], padded: ReturnType<typeof leftPad>, opts: GenerateOptions, sampler: Sampler, eos: ReadonlySet<number>, stats: GenerationStats): Promise<GenerationResult[]> {
+    const V = this.vocabSize;
     let t0 = performance.now();
     // The prefill: the whole prompt on an empty cache.
-    let logits = await this.runStep(session, store, padded.tokens, padded.positions, padded.mask, padded.width);
+    const mask = store instanceof DeviceKvCache ? store.promptMask(padded.mask, padded.width) : padded.mask;
+    let logits = await this.runStep(graph, store, padded.tokens, padded.positions, mask, padded.width);
     stats.prefillMs = performance.now() - t0;
     stats.maxCacheLength = store.capacity;
 
@@ -250,7 +302,7 @@ export class Generator<C = unknown> {
       if (still.length < active.length) {
         // Drop finished rows, and the padding columns no remaining row needs.
         const cut = Math.min(...still.map((r) => r.pad));
-        store.select(still.map((r) => active.indexOf(r)), cut);
+        await store.select(still.map((r) => active.indexOf(r)), cut);
         for (const r of still) r.pad -= cut;
         active = still;
       }
@@ -262,7 +314,7 @@ export class Generator<C = unknown> {
       if (opts.signal?.aborted) throw new GenerationCancelledError(rows.map((r) => this.result(r, opts, r.finish ?? 'cancelled')), step + 1);
 
       t0 = performance.now();
-      logits = await this.runStep(session, store, tokens, positions, store.mask(active.map((r) => r.pad)), 1);
+      logits = await this.runStep(graph, store, tokens, positions, store.mask(active.map((r) => r.pad)), 1);
       stats.decodeMs += performance.now() - t0;
       stats.decodeSteps++;
       stats.maxCacheLength = Math.max(stats.maxCacheLength, store.capacity);
@@ -287,7 +339,7 @@ export class Generator<C = unknown> {
     const out: ScoreResult[] = seqs.map(() => ({ sum: 0, perToken: [] }));
     const order = seqs.map((_, i) => i).filter((i) => responses[i].length > 0).sort((a, b) => seqs[b].length - seqs[a].length);
     const budget = opts.maxLogits ?? DEFAULT_SCORE_BUDGET;
-    const session = order.length > 0 ? await this.session('score') : undefined;
+    const score = order.length > 0 ? await this.compiled('score') : undefined;
     for (let start = 0; start < order.length;) {
       // Longest first: the first row of a chunk sets its width.
       const width = seqs[order[start]].length; // >= 2: a prompt token and a response token
@@ -296,7 +348,7 @@ export class Generator<C = unknown> {
       start += n;
       const padded = leftPad(chunk.map((i) => seqs[i]));
       const dims = [chunk.length, padded.width];
-      const r = await session!.run({
+      const r = await this.run(score!, {
         tokens: new ort.Tensor('int64', padded.tokens, dims),
         positions: new ort.Tensor('int64', padded.positions, dims),
         attention_mask: new ort.Tensor('int64', padded.mask, dims),
@@ -321,7 +373,7 @@ export class Generator<C = unknown> {
     const V = this.vocabSize;
     const padded = leftPad(seqs);
     const dims = [seqs.length, padded.width];
-    const r = await (await this.session('logits')).run({
+    const r = await this.run(await this.compiled('logits'), {
       tokens: new ort.Tensor('int64', padded.tokens, dims),
       positions: new ort.Tensor('int64', padded.positions, dims),
       attention_mask: new ort.Tensor('int64', padded.mask, dims),
@@ -413,9 +465,10 @@ export class Generator<C = unknown> {
 
   /**
    * One run of the step graph: `width` new tokens per row on the store's cache (empty for
-   * a prefill), whose keys and values are appended to it. Returns the logits [B * V].
+   * a prefill), whose keys and values are appended to it (on the device: which the run
+   * extends). Returns the logits [B * V].
    */
-  private async runStep(session: ort.InferenceSession, store: KvStore, tokens: BigInt64Array, positions: BigInt64Array, mask: BigInt64Array, width: number): Promise<Float32Array> {
+  private async runStep(graph: Compiled, store: KvStore | DeviceKvCache, tokens: BigInt64Array, positions: BigInt64Array, mask: BigInt64Array, width: number): Promise<Float32Array> {
     const B = store.batch;
     const feeds: Record<string, ort.Tensor> = {
       tokens: new ort.Tensor('int64', tokens, [B, width]),
@@ -428,13 +481,15 @@ export class Generator<C = unknown> {
       feeds[n.pastKey] = past[2 * i];
       feeds[n.pastValue] = past[2 * i + 1];
     }
-    const r = await session.run(feeds);
+    const r = await this.run(graph, feeds);
     const entries: ort.Tensor[] = [];
     for (let i = 0; i < this.layers; i++) {
       const n = cacheNames(i);
-      entries.push(r[n.newKey], r[n.newValue]);
+      if (store instanceof DeviceKvCache) entries.push(r[n.presentKey], r[n.presentValue]);
+      else entries.push(r[n.newKey], r[n.newValue]);
     }
-    store.append(entries);
+    if (store instanceof DeviceKvCache) store.replace(entries);
+    else store.append(entries);
     return r.logits.data as Float32Array;
   }
 }

@@ -11,6 +11,10 @@
 //   whole cache extended to P+T: outputs leave onnxruntime-node slowly, so the host
 //   appends the new positions to its own copy (kv-store.ts), which goes back in without
 //   a copy.
+//   Written for WebGPU (target 'webgpu') it returns the whole cache extended to P+T
+//   instead, [B, Hkv, P+T, hd] per layer: the cache stays on the GPU between runs
+//   (device-kv.ts), where joining it is a copy in device memory, and only the logits come
+//   to the host.
 // - SCORE: a whole sequence [B, T] -> log p(token t+1 | tokens <= t) [B, T-1], the
 //   [B, T, V] log-softmax never leaving the graph.
 // - LOGITS: a whole sequence [B, T] -> all logits [B, T, V] (checks and inspection).
@@ -35,19 +39,21 @@ export interface FrozenParams<D extends Float32Array | T.ExternalTensor = Float3
   external?: { dir: string; identity: string };
 }
 
-export interface GenerationGraph {
+export interface GenerationGraph extends T.EmittedModel {
   kind: GraphKind;
-  bytes: Uint8Array;
-  inputNames: string[];
-  outputNames: string[];
 }
 
-/** Names of the cache tensors of layer i: graph inputs (past) and outputs (the new positions). */
-export const cacheNames = (i: number): { pastKey: string; pastValue: string; newKey: string; newValue: string } => ({
+/**
+ * Names of the cache tensors of layer i: graph inputs (past) and outputs (the new
+ * positions; on webgpu the present cache, past and new).
+ */
+export const cacheNames = (i: number): { pastKey: string; pastValue: string; newKey: string; newValue: string; presentKey: string; presentValue: string } => ({
   pastKey: `past_key.${i}`,
   pastValue: `past_value.${i}`,
   newKey: `new_key.${i}`,
   newValue: `new_value.${i}`,
+  presentKey: `present_key.${i}`,
+  presentValue: `present_value.${i}`,
 });
 
 /** The family's parameters as IR leaves, and their data as initializers (checked against the shapes). */
@@ -71,10 +77,12 @@ export function frozenParams<C>(family: ModelFamily<C>, config: C, weights: Gene
 }
 
 /**
- * Builds one graph; `frozen` from frozenParams (shared across graphs). Its composites are
- * fused into ONNX Runtime's kernels (fuse.ts) unless `fuse` is false.
+ * Builds one graph for a target's kernels (default the CPU's); `frozen` from frozenParams
+ * (shared across graphs). Its composites are fused into ONNX Runtime's kernels (fuse.ts)
+ * unless `fuse` is false.
  */
-export function buildGraph<C>(kind: GraphKind, family: ModelFamily<C>, config: C, frozen: FrozenParams, opts: { fuse?: boolean } = {}): GenerationGraph {
+export function buildGraph<C>(kind: GraphKind, family: ModelFamily<C>, config: C, frozen: FrozenParams, opts: { fuse?: boolean; target?: T.EmitTarget } = {}): GenerationGraph {
+  const target = opts.target ?? 'cpu';
   const { layers, kvHeads, headDim } = family.cacheShape(config);
   const { params } = frozen;
   const outputs: Record<string, T.Value> = {};
@@ -92,10 +100,11 @@ export function buildGraph<C>(kind: GraphKind, family: ModelFamily<C>, config: C
     }
     const out = family.forward(config, params, { tokens, positions, attentionMask: mask, past, lastLogitsOnly: true });
     outputs.logits = T.reshape(out.logits, ['B', family.vocabSize(config)]); // [B, V]
-    out.added.forEach((c, i) => {
+    const cache = target === 'webgpu' ? out.present : out.added;
+    cache.forEach((c, i) => {
       const n = cacheNames(i);
-      outputs[n.newKey] = c.key; // [B, Hkv, T, hd]
-      outputs[n.newValue] = c.value;
+      outputs[target === 'webgpu' ? n.presentKey : n.newKey] = c.key; // [B, Hkv, T, hd], on webgpu [B, Hkv, P+T, hd]
+      outputs[target === 'webgpu' ? n.presentValue : n.newValue] = c.value;
     });
     inputs = [tokens, positions, mask, ...past.flatMap((c) => [c.key, c.value])];
   } else {
@@ -109,6 +118,6 @@ export function buildGraph<C>(kind: GraphKind, family: ModelFamily<C>, config: C
       outputs.logprobs = T.tokenLogProb(T.slice(out.logits, 1, 0, head), T.slice(tokens, 1, 1, 'T')); // [B, T-1]
     }
   }
-  const emitted = T.emitOnnx({ outputs: opts.fuse === false ? outputs : fuseForInference(outputs), initializers: frozen.initializers, inputs, name: `afd-${family.name}-${kind}` });
+  const emitted = T.emitOnnx({ outputs: opts.fuse === false ? outputs : fuseForInference(outputs, target), initializers: frozen.initializers, inputs, name: `afd-${family.name}-${kind}`, target });
   return { kind, ...emitted };
 }
