@@ -10,7 +10,7 @@ import { topoSort, type Value } from './value.ts';
 const BYTES: Record<DType, number> = { float32: 4, float64: 8, float16: 2, int64: 8, int32: 4, bool: 1 };
 
 /** Bytes of one value at the given symbol sizes (e.g. { B: 8, T: 256 }). */
-export function valueBytes(v: Value, sizes: Readonly<Record<string, number>> = {}): number {
+export function valueBytes(v: Pick<Value, 'shape' | 'dtype'>, sizes: Readonly<Record<string, number>> = {}): number {
   return v.shape.reduce<number>((n, d) => n * evalDim(d, sizes), 1) * BYTES[v.dtype];
 }
 
@@ -18,13 +18,13 @@ export function valueBytes(v: Value, sizes: Readonly<Record<string, number>> = {
 const LEAVES = new Set(['Input', 'Param', 'Constant']);
 
 /**
- * Bytes of the forward values of `loss` that the gradient graph `grads` reads. A Reshape
- * shares its input's buffer in ONNX Runtime, so it counts as the tensor it reshapes; leaves
- * (inputs, parameters, constants) are not activations, and neither is a value computed
- * from parameters and constants alone (a transposed weight, which ONNX Runtime folds into
- * the product that reads it): activations are what the batch flows through.
+ * The forward values of `loss` that the gradient graph `grads` reads. A Reshape shares its
+ * input's buffer in ONNX Runtime, so it counts as the tensor it reshapes; leaves (inputs,
+ * parameters, constants) are not activations, and neither is a value computed from
+ * parameters and constants alone (a transposed weight, which ONNX Runtime folds into the
+ * product that reads it): activations are what the batch flows through.
  */
-export function savedActivationBytes(loss: Value, grads: readonly Value[], sizes: Readonly<Record<string, number>> = {}): number {
+export function savedActivations(loss: Value, grads: readonly Value[]): Value[] {
   const order = topoSort([loss]);
   const forward = new Set(order);
   const fromBatch = new Set<Value>();
@@ -38,7 +38,10 @@ export function savedActivationBytes(loss: Value, grads: readonly Value[], sizes
       if (forward.has(r) && !LEAVES.has(r.op.kind) && fromBatch.has(r)) saved.add(r);
     }
   }
-  let bytes = 0;
-  for (const v of saved) bytes += valueBytes(v, sizes);
-  return bytes;
+  return [...saved];
+}
+
+/** Bytes of savedActivations(loss, grads) at the given symbol sizes. */
+export function savedActivationBytes(loss: Value, grads: readonly Value[], sizes: Readonly<Record<string, number>> = {}): number {
+  return savedActivations(loss, grads).reduce((n, v) => n + valueBytes(v, sizes), 0);
 }
