@@ -152,19 +152,31 @@ export function modelCacheRoot(): string {
   return process.env.AFD_MODEL_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'afd-studio', 'models');
 }
 
-/**
- * The Hugging Face folder of a GGUF file, converted on first use into the model cache and
- * reused while the file is unchanged (same path, size and modification time).
- */
-export async function ggufModelFolder(path: string, onProgress?: (done: number, total: number) => void): Promise<string> {
+/** Where the model cache keeps a GGUF file's conversion, keyed by its path, size and modification time. */
+async function cacheFolder(path: string): Promise<{ real: string; dir: string }> {
   const real = await realpath(path).catch(() => {
     throw new Error(`${path} does not exist; give the path of a .gguf file.`);
   });
   const st = await stat(real);
   const key = createHash('sha256').update(`${CONVERTER_VERSION}\0${real}\0${st.size}\0${st.mtimeMs}`).digest('hex').slice(0, 16);
-  const dir = join(modelCacheRoot(), 'converted', `${basename(real).replace(/\.gguf$/i, '')}-${key}`);
-  const done = await readFile(join(dir, GGUF_SOURCE_FILE), 'utf8').then(() => true, () => false);
-  if (done) return dir;
+  return { real, dir: join(modelCacheRoot(), 'converted', `${basename(real).replace(/\.gguf$/i, '')}-${key}`) };
+}
+
+const converted = (dir: string): Promise<boolean> => readFile(join(dir, GGUF_SOURCE_FILE), 'utf8').then(() => true, () => false);
+
+/** The cached conversion of a GGUF file when there is one, without converting it. */
+export async function cachedGgufFolder(path: string): Promise<string | null> {
+  const { dir } = await cacheFolder(path);
+  return (await converted(dir)) ? dir : null;
+}
+
+/**
+ * The Hugging Face folder of a GGUF file, converted on first use into the model cache and
+ * reused while the file is unchanged (same path, size and modification time).
+ */
+export async function ggufModelFolder(path: string, onProgress?: (done: number, total: number) => void): Promise<string> {
+  const { real, dir } = await cacheFolder(path);
+  if (await converted(dir)) return dir;
   await mkdir(dirname(dir), { recursive: true });
   await convertGgufToHf(real, dir, onProgress);
   return dir;
