@@ -10,6 +10,7 @@ import { loadDemonstrations } from './data.ts';
 import { stageSeed } from './driver.ts';
 import { parseExperiment } from './experiment.ts';
 import { RECIPES } from './recipes.ts';
+import { STAGES } from './stages/index.ts';
 
 const base = { name: 'x', stages: [{ id: 'sft', kind: 'sft' }] };
 
@@ -38,6 +39,21 @@ test('bad definitions are refused with a sentence naming the stage', () => {
     [{ name: 'x', models: { small: 'default' }, stages: [{ id: 'small', kind: 'sft' }] }, /stage id 'small' is used twice \(models: names a model 'small'\)/],
   ];
   for (const [def, message] of bad) assert.throws(() => parseExperiment(def), message);
+});
+
+test('unknown keys are refused with where they were and the closest known key', () => {
+  const bad: [unknown, string][] = [
+    [{ name: 'x', stages: [{ id: 'sft', kind: 'sft', epoch: 3 }] }, "stage 'sft' has no setting 'epoch'; did you mean 'epochs'?"],
+    [{ name: 'x', stages: [{ id: 'sft-2', kind: 'sft', maxlength: 64 }] }, "stage 'sft-2' (sft) has no setting 'maxlength'; did you mean 'maxLength'?"],
+    [{ name: 'x', stages: [{ id: 's', kind: 'sample', temprature: 0.7 }] }, "stage 's' (sample) has no setting 'temprature'; did you mean 'temperature'?"],
+    [{ name: 'x', stages: [{ id: 'b', kind: 'bon', samples: 's', rewards: 'r' }] }, "stage 'b' (bon) has no setting 'rewards'; did you mean 'reward'?"],
+    [{ name: 'x', seeds: 1, stages: [{ id: 'sft', kind: 'sft' }] }, "the experiment has no key 'seeds'; did you mean 'seed'?"],
+    [{ name: 'x', data: { maxTrian: 5 }, stages: [{ id: 'sft', kind: 'sft' }] }, "data has no key 'maxTrian'; did you mean 'maxTrain'?"],
+    [{ name: 'x', stages: [{ id: 'sft', kind: 'sft', colour: 'red' }] }, "stage 'sft' has no setting 'colour'; the known ones are model, epochs, batch, maxLength, adaptation, loraRank, loraAlpha, lr, warmup, weightDecay, clipNorm, checkpointEvery, loss."],
+  ];
+  for (const [def, message] of bad) assert.throws(() => parseExperiment(def), { message });
+  // A stage parsed on its own (a job's config) names its kind.
+  assert.throws(() => STAGES.sft.parse({ epoch: 3 }), { message: "the sft stage has no setting 'epoch'; did you mean 'epochs'?" });
 });
 
 test('named models are inputs beside pi0, and the reproductions parse', () => {

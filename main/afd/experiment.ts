@@ -4,9 +4,11 @@
 // stage not defined before them or of the wrong type; each error names the stage.
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
+import Type from 'typebox';
 import type { JsonObject } from '../../db/json.ts';
-import { integer, number, oneOf, text } from '../jobs/config.ts';
-import type { DataSpec, ExperimentDefinition, ExperimentOrigin, StageSpec } from './contract.ts';
+import { described, integer, nullable, number, oneOf, text } from '../schema/fields.ts';
+import { isObject, parseObject, SchemaError } from '../schema/parse.ts';
+import type { ExperimentDefinition, StageSpec } from './contract.ts';
 import { HH_HARMLESS_SOURCE } from './data.ts';
 import type { ArtifactType } from './stage.ts';
 import { STAGES } from './stages/index.ts';
@@ -15,21 +17,32 @@ import { STAGES } from './stages/index.ts';
 export const PI0 = 'pi0';
 export const DEMOS = 'demos';
 
-const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+const DATA = Type.Object({
+  source: text({ default: HH_HARMLESS_SOURCE, description: "'hh-harmless', a file, or store:NAME" }),
+  format: Type.Optional(oneOf(['hh', 'jsonl', 'csv'])),
+  evalFraction: number(0.01, 0.99, { default: 0.2 }),
+  maxTrain: Type.Optional(integer(1)),
+  maxEval: Type.Optional(integer(1)),
+}, { additionalProperties: false, default: {}, must: 'a mapping (source, format, evalFraction, maxTrain, maxEval)' });
 
-function dataSpec(raw: JsonObject): DataSpec {
-  const d: DataSpec = { source: text(raw, 'source', HH_HARMLESS_SOURCE), evalFraction: number(raw, 'evalFraction', 0.2, 0.01, 0.99) };
-  if (raw.format !== undefined) d.format = oneOf(raw, 'format', ['hh', 'jsonl', 'csv'] as const, 'jsonl');
-  if (raw.maxTrain !== undefined) d.maxTrain = integer(raw, 'maxTrain', undefined, 1);
-  if (raw.maxEval !== undefined) d.maxEval = integer(raw, 'maxEval', undefined, 1);
-  return d;
-}
+const ORIGIN = Type.Object({
+  experimentId: nullable(integer(1), { default: null }),
+  name: text(),
+  project: text(),
+}, { additionalProperties: false, must: 'a mapping with experimentId, name and project' });
 
-function origin(raw: unknown): ExperimentOrigin {
-  if (!isObject(raw)) throw new Error('origin must be a mapping with experimentId, name and project.');
-  const id = raw.experimentId ?? null;
-  return { experimentId: id === null ? null : integer(raw, 'experimentId', undefined, 1), name: text(raw, 'name'), project: text(raw, 'project') };
-}
+/** The definition's own keys; each stage's settings are its kind's (stage.settings). */
+const EXPERIMENT = Type.Object({
+  name: text(),
+  seed: integer(0, 2 ** 32 - 1, { default: 0 }),
+  model: text({ default: 'default' }),
+  models: Type.Optional(described(Type.Record(Type.String(), text()), 'a mapping from a name to a model (default, smollm2, a .gguf file, a folder or store:NAME)')),
+  data: DATA,
+  provider: oneOf(['auto', 'cpu', 'webgpu', 'cuda'], { default: 'auto' }),
+  threads: nullable(integer(1, 1024), { default: null }),
+  stages: described(Type.Array(Type.Unknown(), { minItems: 1 }), 'a list of at least one stage'),
+  origin: Type.Optional(ORIGIN),
+}, { additionalProperties: false });
 
 /** The stage ids an input field names (one or a list), as written. */
 export function inputRefs(value: unknown): string[] {
@@ -40,26 +53,16 @@ export function inputRefs(value: unknown): string[] {
 
 export function parseExperiment(raw: unknown): ExperimentDefinition {
   if (!isObject(raw)) throw new Error('An experiment must be a mapping with a name and a list of stages.');
-  const stagesRaw = raw.stages;
-  if (!Array.isArray(stagesRaw) || stagesRaw.length === 0) throw new Error('An experiment needs `stages`: a list of at least one stage.');
-  const threads = raw.threads ?? null;
-  const def: ExperimentDefinition = {
-    name: text(raw, 'name').trim(),
-    seed: integer(raw, 'seed', 0, 0, 2 ** 32 - 1),
-    model: text(raw, 'model', 'default'),
-    data: dataSpec(isObject(raw.data) ? raw.data : {}),
-    provider: oneOf(raw, 'provider', ['auto', 'cpu', 'webgpu', 'cuda'] as const, 'auto'),
-    threads: threads === null ? null : integer(raw, 'threads', undefined, 1, 1024),
-    stages: [],
-  };
-  if (raw.origin !== undefined) def.origin = origin(raw.origin);
+  if (!Array.isArray(raw.stages) || raw.stages.length === 0) throw new Error('An experiment needs `stages`: a list of at least one stage.');
+  const { stages: stagesRaw, models, origin, data, ...top } = parseObject(EXPERIMENT, raw, { where: 'the experiment' });
+  const def: ExperimentDefinition = { ...top, name: top.name.trim(), data, stages: [] };
+  if (origin !== undefined) def.origin = origin;
   const produced = new Map<string, ArtifactType>([[PI0, 'model']]);
-  if (raw.models !== undefined) {
-    if (!isObject(raw.models)) throw new Error('models must be a mapping from a name to a model (default, smollm2, a .gguf file, a folder or store:NAME).');
+  if (models !== undefined) {
     def.models = {};
-    for (const name of Object.keys(raw.models)) {
+    for (const [name, model] of Object.entries(models)) {
       if (!/^[A-Za-z0-9][\w.:-]*$/.test(name) || name === PI0 || name === DEMOS) throw new Error(`models: '${name}' cannot name a model (letters, digits, '-', '_', '.' or ':'; not '${PI0}' or '${DEMOS}').`);
-      def.models[name] = text(raw.models, name);
+      def.models[name] = model;
       produced.set(name, 'model');
     }
   }
@@ -74,8 +77,10 @@ export function parseExperiment(raw: unknown): ExperimentDefinition {
     const { id: _id, kind: _kind, ...settings } = s;
     let parsed: JsonObject;
     try {
-      parsed = stage.parse(settings);
+      parsed = stage.parse(settings as JsonObject, id === stage.kind ? `stage '${id}'` : `stage '${id}' (${stage.kind})`);
     } catch (err) {
+      // An unknown setting's sentence already names the stage.
+      if (err instanceof SchemaError && err.placed) throw err;
       throw new Error(`stage '${id}' (${stage.kind}): ${(err as Error).message}`, { cause: err });
     }
     for (const [field, spec] of Object.entries(stage.inputs)) {

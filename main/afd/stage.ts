@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { TObject } from 'typebox';
 import type { JsonObject } from '../../db/json.ts';
 import type { ProviderName } from '../../native-models/runtime/providers.ts';
 import type { Demonstrations } from './data.ts';
@@ -85,8 +86,11 @@ export interface Stage<C extends JsonObject = JsonObject> {
   readonly produces: ArtifactType;
   /** Config fields naming other stages' outputs (the field's value is a stage id or a list of them). */
   readonly inputs: Readonly<Record<string, InputSpec>>;
-  /** Checks the settings and fills in every default (inputs stay stage ids); throws a sentence. */
-  parse(raw: JsonObject): C;
+  /** The settings' schema (strict: an unknown setting is refused), for checking and for forms. */
+  readonly settings: TObject;
+  /** Checks the settings by `settings` and fills in every default (inputs stay stage ids);
+   *  throws one sentence, naming `where` for an unknown setting (default "the <kind> stage"). */
+  parse(raw: JsonObject, where?: string): C;
   run(ctx: StageContext, config: C, inputs: StageInputs): Promise<StageOutcome>;
 }
 

@@ -34,7 +34,7 @@ export function text(o?: FieldOptions<string>) {
   return told(Type.String({ minLength: 1, pattern: '\\S', must: 'a non-empty text', ...options(o) }));
 }
 
-export function oneOf<const T extends readonly string[]>(choices: T, o?: FieldOptions<T[number]>) {
+export function oneOf<const T extends string[]>(choices: readonly [...T], o?: FieldOptions<T[number]>) {
   return told(Type.Enum(choices, { must: `one of ${choices.join(', ')}`, ...options(o) }));
 }
 

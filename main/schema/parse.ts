@@ -13,9 +13,10 @@ export interface Place {
   noun?: string;
 }
 
-/** A boundary value that does not fit its schema. `path` names the field (for a form). */
+/** A boundary value that does not fit its schema. `path` names the field (for a form);
+ *  `placed` says that the sentence names where the value was (an unknown key's does). */
 export class SchemaError extends Error {
-  constructor(message: string, readonly path: readonly string[]) {
+  constructor(message: string, readonly path: readonly string[], readonly placed = false) {
     super(message);
     this.name = 'SchemaError';
   }
@@ -24,8 +25,8 @@ export class SchemaError extends Error {
 /** `raw` checked against `schema` with its defaults filled in, or a SchemaError. A null
  *  value counts as absent unless the field admits null. `raw` is not changed. */
 export function parseObject<S extends TObject>(schema: S, raw: unknown, place: Place): Type.Static<S> {
-  if (!isObject(raw)) throw new SchemaError(`${place.where} must be a mapping, not ${show(raw)}.`, []);
-  const value = Value.Default(schema, withoutNulls(schema, raw)) as Record<string, unknown>;
+  if (!isObject(raw)) throw new SchemaError(`${place.where} must be a mapping, not ${show(raw)}.`, [], true);
+  const value = Value.Default(schema, withoutNulls(schema, Value.Clone(raw))) as Record<string, unknown>;
   const errors = Value.Errors(schema, value);
   if (errors.length === 0) return value as Type.Static<S>;
   const unknown = errors.find((e) => e.keyword === 'additionalProperties');
@@ -34,7 +35,7 @@ export function parseObject<S extends TObject>(schema: S, raw: unknown, place: P
     const key = (unknown.params as { additionalProperties: string[] }).additionalProperties[0];
     const known = Object.keys(schemaAt(schema, path)?.properties ?? {});
     const where = path.length === 0 ? `${place.where} has no ${place.noun ?? 'key'}` : `${path.join('.')} has no key`;
-    throw new SchemaError(`${where} '${key}'; ${suggestion(key, known)}`, [...path, key]);
+    throw new SchemaError(`${where} '${key}'; ${suggestion(key, known)}`, [...path, key], path.length === 0);
   }
   const first = errors[0];
   const path = first.keyword === 'required' ? [...pointer(first.instancePath), (first.params as { requiredProperties: string[] }).requiredProperties[0]] : pointer(first.instancePath);

@@ -11,7 +11,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
-import type { JsonObject } from '../../../db/json.ts';
 import * as T from '../../../native-models/ir/index.ts';
 import { softplus } from '../../../native-models/objectives/functions.ts';
 import { airlReward, type AirlShape } from '../../../native-models/objectives/rewards.ts';
@@ -19,15 +18,16 @@ import { learningRate, type Schedule } from '../../../native-models/optim/schedu
 import { SessionCache } from '../../../native-models/runtime/session.ts';
 import { Rng } from '../../../native-models/train/rng.ts';
 import type { Feeds, Trainer } from '../../../native-models/train/trainer.ts';
-import { integer, number, oneOf } from '../../jobs/config.ts';
+import Type from 'typebox';
+import { integer, number, oneOf } from '../../schema/fields.ts';
 import type { Demonstration } from '../data.ts';
 import { encodePair, saveModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded, type LoadedModel, type TrainableModel } from '../lm.ts';
 import { headOf, hiddenSize, saveScorer, scorerScores, withScoreHead } from '../scorer.ts';
 import { modelDir, one, writeArtifactDetails, type Stage, type StageContext, type StageOutcome } from '../stage.ts';
 import { createTrainer, type TrainingSettings } from '../training.ts';
-import { adaptation } from './common.ts';
+import { adaptation, parseSettings, settingsSchema, withReference } from './common.ts';
 import { loadPolicyAndReference } from './dpo.ts';
-import { parsePolicyConfig, PolicyUpdate, stepPrompts, type PolicyConfig, type Rollout } from './rl.ts';
+import { POLICY_SETTINGS, PolicyUpdate, stepPrompts, type PolicyConfig, type Rollout } from './rl.ts';
 
 export type AirlConfig = PolicyConfig & {
   shape: AirlShape;
@@ -38,6 +38,13 @@ export type AirlConfig = PolicyConfig & {
 };
 
 const POLICY_FILE = 'policy.safetensors';
+
+const SETTINGS = settingsSchema({
+  ...POLICY_SETTINGS,
+  shape: oneOf(['logit', 'logD', 'neglog1mD'], { default: 'logit' }),
+  discriminatorLr: Type.Optional(number(0, 10, { description: "default: the policy's lr" })),
+  maxLength: integer(8, 1 << 20, { default: 384 }),
+});
 const DISCRIMINATOR_FILE = 'discriminator.safetensors';
 
 /** The discriminator: a scorer over the policy's starting weights, its loss graph and a forward-only scoring session. */
@@ -179,14 +186,10 @@ export const airlStage: Stage<AirlConfig> = {
   produces: 'model',
   inputs: { policy: { types: ['model'] }, reference: { types: ['model'] } },
 
-  parse(raw: JsonObject) {
-    const base = parsePolicyConfig(raw);
-    return {
-      ...base,
-      shape: oneOf(raw, 'shape', ['logit', 'logD', 'neglog1mD'] as const, 'logit'),
-      discriminatorLr: number(raw, 'discriminatorLr', base.lr as number, 0, 10),
-      maxLength: integer(raw, 'maxLength', 384, 8, 1 << 20),
-    };
+  settings: SETTINGS,
+  parse(raw, where) {
+    const c = withReference(parseSettings('airl', SETTINGS, raw, where));
+    return { ...c, discriminatorLr: c.discriminatorLr ?? c.lr };
   },
 
   async run(ctx, config, inputs) {

@@ -9,11 +9,12 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JsonObject } from '../../../db/json.ts';
 import { argmax, bonKlBound, median } from '../../eval/stats.ts';
-import { oneOf } from '../../jobs/config.ts';
+import Type from 'typebox';
+import { described, integer, oneOf } from '../../schema/fields.ts';
 import { lengthReward, loadRewardFunction, type LengthMode, type RewardFunction } from '../reward-function.ts';
 import { one, writeArtifactDetails, type Artifact, type Stage, type StageContext } from '../stage.ts';
 import { readSamples, type Sample, type SampleSet } from './sample.ts';
-import { ref } from './common.ts';
+import { parseSettings, ref, settingsSchema } from './common.ts';
 
 export const SELECTION_FILE = 'selection.json';
 
@@ -31,11 +32,12 @@ export interface Selection {
 
 export type BonConfig = JsonObject & { samples: string; ns: number[] };
 
-function parseNs(raw: JsonObject): number[] {
-  const v = raw.ns ?? [1, 2, 4, 8, 16, 32];
-  if (!Array.isArray(v) || v.length === 0 || v.some((n) => typeof n !== 'number' || !Number.isInteger(n) || n < 1)) throw new Error(`ns must be a list of whole numbers from 1 up, not ${JSON.stringify(v)}.`);
-  return [...new Set(v as number[])].sort((a, b) => a - b);
-}
+const NS = described(Type.Array(integer(1), { minItems: 1, default: [1, 2, 4, 8, 16, 32] }), 'a list of whole numbers from 1 up');
+/** The Ns once each, in increasing order. */
+const sortedNs = (ns: readonly number[]): number[] => [...new Set(ns)].sort((a, b) => a - b);
+
+const SETTINGS = settingsSchema({ samples: ref(), reward: ref(), ns: NS });
+const LENGTH_SETTINGS = settingsSchema({ samples: ref(), ns: NS, mode: oneOf(['median', 'longest', 'shortest'], { default: 'median' }) });
 
 /** For each N, the argmax of the rewards over each prompt's first N samples. */
 export function selectBestOfN(rewards: readonly (readonly number[])[], ns: readonly number[]): Record<string, number[]> {
@@ -87,7 +89,11 @@ export const bonStage: Stage<BonConfig & { reward: string }> = {
   summary: 'Best-of-N: keep the highest-reward response among N stored samples, for each N',
   produces: 'selection',
   inputs: { samples: { types: ['samples'] }, reward: { types: ['reward'] } },
-  parse: (raw) => ({ samples: ref(raw, 'samples'), reward: ref(raw, 'reward'), ns: parseNs(raw) }),
+  settings: SETTINGS,
+  parse(raw, where) {
+    const c = parseSettings('bon', SETTINGS, raw, where);
+    return { ...c, ns: sortedNs(c.ns) };
+  },
   async run(ctx, config, inputs) {
     const reward = await loadRewardFunction(one(inputs, 'reward'), { provider: ctx.provider, threads: ctx.threads });
     try {
@@ -103,7 +109,11 @@ export const bonLengthStage: Stage<BonConfig & { mode: LengthMode }> = {
   summary: 'Best-of-N by length alone (longest, shortest, or closest to the demonstrations\' median): the baselines that expose length hacking',
   produces: 'selection',
   inputs: { samples: { types: ['samples'] } },
-  parse: (raw) => ({ samples: ref(raw, 'samples'), ns: parseNs(raw), mode: oneOf(raw, 'mode', ['median', 'longest', 'shortest'] as const, 'median') }),
+  settings: LENGTH_SETTINGS,
+  parse(raw, where) {
+    const c = parseSettings('bon:length', LENGTH_SETTINGS, raw, where);
+    return { ...c, ns: sortedNs(c.ns) };
+  },
   async run(ctx, config, inputs) {
     const lengths = (await ctx.data()).train.map((d) => d.response.length);
     const target = lengths.length === 0 ? 0 : median(lengths);

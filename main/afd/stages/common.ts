@@ -1,31 +1,64 @@
 // Settings several stages share, parsed in one place so they mean the same everywhere.
+import Type, { type TObject, type TProperties } from 'typebox';
 import type { JsonObject } from '../../../db/json.ts';
-import { integer, number, oneOf, text } from '../../jobs/config.ts';
 import { meanCI } from '../../eval/stats.ts';
+import { described, integer, number, oneOf, text } from '../../schema/fields.ts';
+import { parseObject } from '../../schema/parse.ts';
 import type { Adaptation } from '../lm.ts';
 import type { RewardFunction } from '../reward-function.ts';
 import type { StageContext } from '../stage.ts';
 import type { TrainingSettings } from '../training.ts';
 
-/** `full` fine-tuning or `lora` adapters (rank, alpha). */
-export function adaptation(raw: JsonObject): Adaptation {
-  const kind = oneOf(raw, 'adaptation', ['full', 'lora'] as const, 'full');
-  return kind === 'full' ? { kind } : { kind, rank: integer(raw, 'loraRank', 8, 1, 1024), alpha: number(raw, 'loraAlpha', 16, 0, 1e6) };
+/** A stage's settings: a strict object, so that a misspelt setting is refused, not ignored. */
+export const settingsSchema = <P extends TProperties>(properties: P) => Type.Object(properties, { additionalProperties: false });
+
+/** `raw` parsed by a stage's settings schema; errors name `where` (default "the <kind> stage"). */
+export function parseSettings<S extends TObject>(kind: string, schema: S, raw: JsonObject, where: string | undefined): Type.Static<S> {
+  return parseObject(schema, raw, { where: where ?? `the ${kind} stage`, noun: 'setting' });
 }
 
-export function adaptationSettings(a: Adaptation): JsonObject {
-  return a.kind === 'full' ? { adaptation: 'full' } : { adaptation: 'lora', loraRank: a.rank, loraAlpha: a.alpha };
+/** A stage id naming an input (default: `fallback`). */
+export const ref = (fallback?: string) => text(fallback === undefined ? {} : { default: fallback });
+
+/** One stage id or a list of them (parsed into a list by `refList`). */
+export const refs = () => described(Type.Union([text(), Type.Array(text(), { minItems: 1 })]), 'a stage id or a list of stage ids');
+export const refList = (v: string | string[]): string[] => (typeof v === 'string' ? [v] : v);
+
+/** `full` fine-tuning or `lora` adapters; rank and alpha are kept only for lora (see withAdaptation). */
+export const ADAPTATION = {
+  adaptation: oneOf(['full', 'lora'], { default: 'full' }),
+  loraRank: Type.Optional(integer(1, 1024, { description: 'LoRA rank (default 8)' })),
+  loraAlpha: Type.Optional(number(0, 1e6, { description: 'LoRA alpha (default 16)' })),
+};
+
+export type AdaptationFields = { adaptation: 'full' | 'lora'; loraRank?: number; loraAlpha?: number };
+
+/** Parsed settings with lora's rank and alpha filled in, or dropped under full fine-tuning
+ *  (as stored by every run so far, so that their settings still match). */
+export function withAdaptation<T extends AdaptationFields>(c: T): T {
+  const { loraRank, loraAlpha, ...rest } = c;
+  return (c.adaptation === 'full' ? rest : { ...rest, loraRank: loraRank ?? 8, loraAlpha: loraAlpha ?? 16 }) as T;
 }
 
-/** Optimizer settings with a stage's own defaults, as stored in its config. */
-export function trainingConfig(raw: JsonObject, defaults: { lr: number; weightDecay?: number }): JsonObject {
+/** Parsed settings whose `reference` defaults to their `policy` (dpo, spin, ditto, rl, airl), lora's settings settled. */
+export function withReference<T extends AdaptationFields & { policy: string; reference?: string }>(c: T): T & { reference: string } {
+  return withAdaptation({ ...c, reference: c.reference ?? c.policy });
+}
+
+/** The adaptation of parsed settings. */
+export function adaptation(config: JsonObject): Adaptation {
+  return config.adaptation === 'lora' ? { kind: 'lora', rank: config.loraRank as number, alpha: config.loraAlpha as number } : { kind: 'full' };
+}
+
+/** Optimizer settings with a stage's own defaults. */
+export function training(defaults: { lr: number; weightDecay?: number }) {
   return {
-    lr: number(raw, 'lr', defaults.lr, 0, 10),
+    lr: number(0, 10, { default: defaults.lr }),
     /** Fraction of the steps spent warming up linearly (then cosine decay to lr / 10). */
-    warmup: number(raw, 'warmup', 0.05, 0, 1),
-    weightDecay: number(raw, 'weightDecay', defaults.weightDecay ?? 0, 0, 10),
-    clipNorm: number(raw, 'clipNorm', 1, 0, 1e6),
-    checkpointEvery: integer(raw, 'checkpointEvery', 50, 1),
+    warmup: number(0, 1, { default: 0.05 }),
+    weightDecay: number(0, 10, { default: defaults.weightDecay ?? 0 }),
+    clipNorm: number(0, 1e6, { default: 1 }),
+    checkpointEvery: integer(1, undefined, { default: 50 }),
   };
 }
 
@@ -37,24 +70,14 @@ export function trainingSettings(config: JsonObject, steps: number): TrainingSet
 
 /** What every stage that trains over epochs of encoded rows has: epochs, batch, maxLength
  *  (tokens per row), adaptation and optimizer, with the stage's own defaults. */
-export function epochTrainingConfig(raw: JsonObject, defaults: { epochs: number; maxLength: number; lr: number }): JsonObject & { epochs: number; batch: number; maxLength: number } {
+export function epochTraining(defaults: { epochs: number; maxLength: number; lr: number }) {
   return {
-    epochs: integer(raw, 'epochs', defaults.epochs, 1, 1000),
-    batch: integer(raw, 'batch', 8, 1, 4096),
-    maxLength: integer(raw, 'maxLength', defaults.maxLength, 8, 1 << 20),
-    ...adaptationSettings(adaptation(raw)),
-    ...trainingConfig(raw, { lr: defaults.lr }),
+    epochs: integer(1, 1000, { default: defaults.epochs }),
+    batch: integer(1, 4096, { default: 8 }),
+    maxLength: integer(8, 1 << 20, { default: defaults.maxLength }),
+    ...ADAPTATION,
+    ...training({ lr: defaults.lr }),
   };
-}
-
-/** A stage id naming an input (default: `fallback`). */
-export const ref = (raw: JsonObject, field: string, fallback?: string): string => text(raw, field, fallback);
-
-export function refs(raw: JsonObject, field: string): string[] {
-  const v = raw[field];
-  if (typeof v === 'string') return [v];
-  if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string')) throw new Error(`${field} must be a stage id or a list of stage ids, not ${JSON.stringify(v ?? null)}.`);
-  return v as string[];
 }
 
 /** A 32-bit hash of small integers (FNV-1a over words, then an avalanche): distinct seeds for distinct tuples. */

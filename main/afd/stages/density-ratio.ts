@@ -3,14 +3,16 @@
 // points the right way, it reports its mean on (up to 64) evaluation demonstrations,
 // which should be positive when the policy was fine-tuned on demonstrations.
 import type { JsonObject } from '../../../db/json.ts';
-import { flag } from '../../jobs/config.ts';
+import { flag } from '../../schema/fields.ts';
 import { densityRatioReward } from '../density-ratio.ts';
 import type { RewardDetails } from '../reward-function.ts';
 import { modelDir, one, writeArtifactDetails, type Stage } from '../stage.ts';
-import { checkOnDemonstrations, ref } from './common.ts';
+import { checkOnDemonstrations, parseSettings, ref, settingsSchema } from './common.ts';
 
 export type DensityRatioConfig = JsonObject & { policy: string; base: string; perToken: boolean };
 
+
+const SETTINGS = settingsSchema({ policy: ref('sft'), base: ref('pi0'), perToken: flag({ default: false }) });
 
 export const densityRatioStage: Stage<DensityRatioConfig> = {
   kind: 'density-ratio',
@@ -18,9 +20,8 @@ export const densityRatioStage: Stage<DensityRatioConfig> = {
   produces: 'reward',
   inputs: { policy: { types: ['model'] }, base: { types: ['model'] } },
 
-  parse(raw) {
-    return { policy: ref(raw, 'policy', 'sft'), base: ref(raw, 'base', 'pi0'), perToken: flag(raw, 'perToken', false) };
-  },
+  settings: SETTINGS,
+  parse: (raw, where) => parseSettings('density-ratio', SETTINGS, raw, where),
 
   async run(ctx, config, inputs) {
     const policy = modelDir(one(inputs, 'policy')), base = modelDir(one(inputs, 'base'));

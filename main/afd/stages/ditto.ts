@@ -20,13 +20,13 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../../../native-models/runtime/atomic-file.ts';
 import { Rng } from '../../../native-models/train/rng.ts';
 import type { Feeds } from '../../../native-models/train/trainer.ts';
-import { integer, number } from '../../jobs/config.ts';
+import { integer, number } from '../../schema/fields.ts';
 import type { Demonstration } from '../data.ts';
 import { encodePair, saveModel, shuffled, trainableModel, type Encoded, type LoadedModel } from '../lm.ts';
 import { modelDir, one, writeArtifactDetails, type Stage } from '../stage.ts';
 import { createTrainer, epochBatches, trainSteps } from '../training.ts';
-import { adaptation, mixSeed, trainingSettings } from './common.ts';
-import { loadPolicyAndReference, pairFeeds, pairObjective, parsePairConfig, referenceLogProbs, type Pair, type PairConfig } from './dpo.ts';
+import { adaptation, mixSeed, parseSettings, settingsSchema, trainingSettings, withReference } from './common.ts';
+import { loadPolicyAndReference, pairFeeds, pairObjective, pairSettings, referenceLogProbs, type Pair, type PairConfig } from './dpo.ts';
 import { drawSamples } from './spin.ts';
 
 export type DittoConfig = PairConfig & {
@@ -97,25 +97,28 @@ function readIterationSamples(dir: string, t: number, prompts: number, n: number
   return texts as string[][];
 }
 
+const SETTINGS = settingsSchema({
+  // beta 0.05: the paper's.
+  ...pairSettings({ lr: 5e-6, epochs: 1, beta: 0.05 }),
+  iterations: integer(1, 100, { default: 4 }),
+  n: integer(1, 64, { default: 4 }),
+  replay: number(0, 0.9, { default: 0.2 }),
+  intermodel: number(0, 0.9, { default: 0.1 }),
+  maxNewTokens: integer(1, 1 << 16, { default: 64 }),
+  temperature: number(0, 100, { default: 1 }),
+});
+
 export const dittoStage: Stage<DittoConfig> = {
   kind: 'ditto',
   summary: "DITTO: iterated DPO, demonstrations preferred to the policy's samples from this and earlier iterations",
   produces: 'model',
   inputs: { policy: { types: ['model'] }, reference: { types: ['model'] } },
 
-  parse(raw) {
-    const replay = number(raw, 'replay', 0.2, 0, 0.9), intermodel = number(raw, 'intermodel', 0.1, 0, 0.9);
-    if (replay + intermodel >= 0.95) throw new Error(`replay + intermodel must leave room for expert pairs (below 0.95), not ${replay + intermodel}.`);
-    return {
-      // beta 0.05: the paper's.
-      ...parsePairConfig(raw, { lr: 5e-6, epochs: 1, beta: 0.05 }),
-      iterations: integer(raw, 'iterations', 4, 1, 100),
-      n: integer(raw, 'n', 4, 1, 64),
-      replay,
-      intermodel,
-      maxNewTokens: integer(raw, 'maxNewTokens', 64, 1, 1 << 16),
-      temperature: number(raw, 'temperature', 1, 0, 100),
-    };
+  settings: SETTINGS,
+  parse(raw, where) {
+    const c = withReference(parseSettings('ditto', SETTINGS, raw, where));
+    if (c.replay + c.intermodel >= 0.95) throw new Error(`replay + intermodel must leave room for expert pairs (below 0.95), not ${c.replay + c.intermodel}.`);
+    return c;
   },
 
   async run(ctx, config, inputs) {

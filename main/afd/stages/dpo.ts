@@ -13,11 +13,12 @@ import * as T from '../../../native-models/ir/index.ts';
 import { dpoLoss } from '../../../native-models/objectives/losses.ts';
 import { Rng } from '../../../native-models/train/rng.ts';
 import type { Feeds } from '../../../native-models/train/trainer.ts';
-import { number } from '../../jobs/config.ts';
+import Type from 'typebox';
+import { number, text } from '../../schema/fields.ts';
 import { encodePair, loadModel, responseLogProbs, saveModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded, type LoadedModel, type TrainableModel } from '../lm.ts';
 import { modelDir, one, writeArtifactDetails, type Stage, type StageContext, type StageOutcome } from '../stage.ts';
 import { createTrainer, epochBatches, trainSteps, type StageTraining } from '../training.ts';
-import { adaptation, epochTrainingConfig, ref, trainingSettings } from './common.ts';
+import { adaptation, epochTraining, parseSettings, ref, settingsSchema, trainingSettings, withReference } from './common.ts';
 
 /** The settings dpo, spin and ditto share. */
 export type PairConfig = JsonObject & { policy: string; reference: string; beta: number; epochs: number; batch: number; maxLength: number };
@@ -30,16 +31,18 @@ export interface Pair {
   rejected: string;
 }
 
-export function parsePairConfig(raw: JsonObject, defaults: { lr: number; epochs: number; beta?: number }): PairConfig {
-  const policy = ref(raw, 'policy', 'sft');
+/** The settings dpo, spin and ditto share, with a stage's defaults; settle them with withReference. */
+export function pairSettings(defaults: { lr: number; epochs: number; beta?: number }) {
   return {
-    policy,
-    reference: ref(raw, 'reference', policy),
-    beta: number(raw, 'beta', defaults.beta ?? 0.1, 1e-6, 1e6),
+    policy: ref('sft'),
+    reference: Type.Optional(text({ description: 'default: the policy' })),
+    beta: number(1e-6, 1e6, { default: defaults.beta ?? 0.1 }),
     // batch counts pairs per step (each pair is two rows).
-    ...epochTrainingConfig(raw, { epochs: defaults.epochs, maxLength: 384, lr: defaults.lr }),
+    ...epochTraining({ epochs: defaults.epochs, maxLength: 384, lr: defaults.lr }),
   };
 }
+
+const SETTINGS = settingsSchema(pairSettings({ lr: 5e-6, epochs: 1 }));
 
 /** log ref(response | prompt) of every encoded row, by one generator over the reference's weights. */
 export async function referenceLogProbs(ctx: StageContext, reference: LoadedModel, rows: readonly Encoded[]): Promise<Float32Array> {
@@ -139,9 +142,8 @@ export const dpoStage: Stage<DpoConfig> = {
   produces: 'model',
   inputs: { policy: { types: ['model'] }, reference: { types: ['model'] } },
 
-  parse(raw) {
-    return parsePairConfig(raw, { lr: 5e-6, epochs: 1 });
-  },
+  settings: SETTINGS,
+  parse: (raw, where) => withReference(parseSettings('dpo', SETTINGS, raw, where)),
 
   async run(ctx, config, inputs) {
     const train = (await ctx.data()).train;

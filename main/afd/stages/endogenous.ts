@@ -5,14 +5,22 @@
 // demonstrations as a check that it loads and runs; Best-of-N and RL use it like any
 // reward artifact.
 import type { JsonObject } from '../../../db/json.ts';
-import { flag, number } from '../../jobs/config.ts';
+import { flag, number } from '../../schema/fields.ts';
 import { endogenousReward } from '../endogenous.ts';
 import type { RewardDetails } from '../reward-function.ts';
 import { modelDir, one, writeArtifactDetails, type Stage } from '../stage.ts';
-import { checkOnDemonstrations, ref } from './common.ts';
+import { checkOnDemonstrations, parseSettings, ref, settingsSchema } from './common.ts';
 
 export type EndogenousConfig = JsonObject & { model: string; alpha: number; gamma: number; perToken: boolean };
 
+
+const SETTINGS = settingsSchema({
+  model: ref('sft'),
+  // The paper's operator: the model read at the temperature it samples at, undiscounted.
+  alpha: number(1e-3, 1e3, { default: 1 }),
+  gamma: number(0, 1, { default: 1 }),
+  perToken: flag({ default: false }),
+});
 
 export const endogenousStage: Stage<EndogenousConfig> = {
   kind: 'reward:endogenous',
@@ -20,15 +28,8 @@ export const endogenousStage: Stage<EndogenousConfig> = {
   produces: 'reward',
   inputs: { model: { types: ['model'] } },
 
-  parse(raw) {
-    return {
-      model: ref(raw, 'model', 'sft'),
-      // The paper's operator: the model read at the temperature it samples at, undiscounted.
-      alpha: number(raw, 'alpha', 1, 1e-3, 1e3),
-      gamma: number(raw, 'gamma', 1, 0, 1),
-      perToken: flag(raw, 'perToken', false),
-    };
-  },
+  settings: SETTINGS,
+  parse: (raw, where) => parseSettings('reward:endogenous', SETTINGS, raw, where),
 
   async run(ctx, config, inputs) {
     const model = modelDir(one(inputs, 'model'));

@@ -23,7 +23,9 @@ import type { ResultRow, ResultsTable } from '../contract.ts';
 import { artifactDetails, many, one, writeArtifactDetails, type Artifact, type Stage, type StageContext } from '../stage.ts';
 import { readSelection } from './bon.ts';
 import { readSamples, type Sample, type SampleSet } from './sample.ts';
-import { ref, refs } from './common.ts';
+import Type from 'typebox';
+import { described, text } from '../../schema/fields.ts';
+import { parseSettings, ref, refList, refs, settingsSchema } from './common.ts';
 
 export const EVALUATION_FILE = 'evaluation.json';
 
@@ -120,6 +122,16 @@ function row(method: string, stage: string, set: SampleSet, gold: number[][], pi
   return out;
 }
 
+const SETTINGS = settingsSchema({
+  judge: ref('judge'),
+  reference: ref(),
+  candidates: refs(),
+  labels: described(Type.Record(Type.String(), text(), { default: {} }), 'a mapping from stage ids to method names'),
+  // Absent unless set, so that evaluations stored before these options still match their definition.
+  lengthFit: Type.Optional(ref()),
+  shortest: Type.Optional(ref()),
+});
+
 export const evalStage: Stage<EvalConfig> = {
   kind: 'eval',
   summary: 'gold-judge evaluation: reward with intervals, win rate against a reference, length, distinct-2',
@@ -129,15 +141,10 @@ export const evalStage: Stage<EvalConfig> = {
     lengthFit: { types: ['samples'], optional: true }, shortest: { types: ['selection'], optional: true },
   },
 
-  parse(raw) {
-    const labels = raw.labels ?? {};
-    if (typeof labels !== 'object' || labels === null || Array.isArray(labels) || Object.values(labels).some((v) => typeof v !== 'string')) throw new Error('labels must map stage ids to method names.');
-    return {
-      judge: ref(raw, 'judge', 'judge'), reference: ref(raw, 'reference'), candidates: refs(raw, 'candidates'), labels: labels as Record<string, string>,
-      // Absent unless set, so that evaluations stored before these options still match their definition.
-      ...(raw.lengthFit === undefined ? {} : { lengthFit: ref(raw, 'lengthFit') }),
-      ...(raw.shortest === undefined ? {} : { shortest: ref(raw, 'shortest') }),
-    };
+  settings: SETTINGS,
+  parse(raw, where) {
+    const c = parseSettings('eval', SETTINGS, raw, where);
+    return { ...c, candidates: refList(c.candidates), labels: { ...c.labels } };
   },
 
   async run(ctx, config, inputs) {

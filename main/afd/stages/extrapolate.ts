@@ -4,10 +4,10 @@
 // are the SFT model's.
 import { join } from 'node:path';
 import type { JsonObject } from '../../../db/json.ts';
-import { number } from '../../jobs/config.ts';
+import { number } from '../../schema/fields.ts';
 import { loadModel, saveModel, type LoadedModel } from '../lm.ts';
 import { modelDir, one, writeArtifactDetails, type Stage } from '../stage.ts';
-import { ref } from './common.ts';
+import { parseSettings, ref, settingsSchema } from './common.ts';
 
 export type ExtrapolateConfig = JsonObject & { sft: string; base: string; alpha: number };
 
@@ -30,15 +30,16 @@ export function extrapolateWeights(sft: LoadedModel, base: LoadedModel, alpha: n
   return out;
 }
 
+const SETTINGS = settingsSchema({ sft: ref('sft'), base: ref('pi0'), alpha: number(-100, 100, { default: 0.5 }) });
+
 export const extrapolateStage: Stage<ExtrapolateConfig> = {
   kind: 'extrapolate',
   summary: 'parameter extrapolation past SFT: theta_SFT + alpha (theta_SFT - theta_0), no training',
   produces: 'model',
   inputs: { sft: { types: ['model'] }, base: { types: ['model'] } },
 
-  parse(raw) {
-    return { sft: ref(raw, 'sft', 'sft'), base: ref(raw, 'base', 'pi0'), alpha: number(raw, 'alpha', 0.5, -100, 100) };
-  },
+  settings: SETTINGS,
+  parse: (raw, where) => parseSettings('extrapolate', SETTINGS, raw, where),
 
   async run(ctx, config, inputs) {
     const sft = await loadModel(modelDir(one(inputs, 'sft')));

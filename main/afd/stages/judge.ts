@@ -9,11 +9,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { JsonObject } from '../../../db/json.ts';
-import { flag, integer } from '../../jobs/config.ts';
+import Type from 'typebox';
+import { flag, integer } from '../../schema/fields.ts';
+import { parseSettings, settingsSchema, withAdaptation } from './common.ts';
 import { loadModel } from '../lm.ts';
 import { saveScorer, scorerReward } from '../scorer.ts';
 import { modelDir, one, writeArtifactDetails, type Stage, type StageContext } from '../stage.ts';
-import { pairAccuracy, preferencePrompts, scorerDataset, scorerSteps, scorerTrainConfig, trainScorer, type ScorerTrainConfig } from './reward.ts';
+import { pairAccuracy, preferencePrompts, SCORER_TRAIN_SETTINGS, scorerDataset, scorerSteps, trainScorer, type ScorerTrainConfig } from './reward.ts';
 
 export type JudgeConfig = ScorerTrainConfig & { folds: number; allPrompts?: true };
 
@@ -44,6 +46,8 @@ interface FoldResult {
   pairs: number;
 }
 
+const SETTINGS = settingsSchema({ ...SCORER_TRAIN_SETTINGS, folds: integer(2, 20, { default: 2 }), allPrompts: Type.Optional(flag({ description: 'default false' })) });
+
 export const judgeStage: Stage<JudgeConfig> = {
   kind: 'judge',
   summary: 'gold judge: Bradley-Terry on the chosen vs rejected pairs of all prompts, with a K-fold cross-validated accuracy',
@@ -53,7 +57,11 @@ export const judgeStage: Stage<JudgeConfig> = {
   // allPrompts: every dialogue of the source, even when the experiment's maxTrain/maxEval
   // give the methods fewer (a judge never trains the methods, so it may see them all).
   // Absent when false, so that judges stored before the option still match their definition.
-  parse: (raw) => ({ ...scorerTrainConfig(raw), folds: integer(raw, 'folds', 2, 2, 20), ...(flag(raw, 'allPrompts', false) ? { allPrompts: true as const } : {}) }),
+  settings: SETTINGS,
+  parse(raw, where) {
+    const { allPrompts, ...c } = withAdaptation(parseSettings('judge', SETTINGS, raw, where));
+    return { ...c, ...(allPrompts === true ? { allPrompts } : {}) };
+  },
 
   async run(ctx, config, inputs) {
     const data = await ctx.data();

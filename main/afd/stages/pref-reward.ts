@@ -1,8 +1,11 @@
 // Stage `pref-reward` (DESIGN.md §2.7): the preference reward-model baseline, Bradley-Terry
 // on the chosen vs rejected responses of the train prompts. It needs data with `rejected`,
 // which AfD methods never read; the training and report are reward.ts's.
-import { heldOutConfig, preferencePrompts, runScorerStage, type HeldOutConfig } from './reward.ts';
+import { parseSettings, settingsSchema, withAdaptation } from './common.ts';
+import { HELD_OUT_SETTINGS, preferencePrompts, runScorerStage, type HeldOutConfig } from './reward.ts';
 import type { Stage } from '../stage.ts';
+
+const SETTINGS = settingsSchema(HELD_OUT_SETTINGS);
 
 export const prefRewardStage: Stage<HeldOutConfig> = {
   kind: 'pref-reward',
@@ -10,7 +13,8 @@ export const prefRewardStage: Stage<HeldOutConfig> = {
   produces: 'reward',
   inputs: { backbone: { types: ['model'] } },
 
-  parse: (raw) => heldOutConfig(raw),
+  settings: SETTINGS,
+  parse: (raw, where) => withAdaptation(parseSettings('pref-reward', SETTINGS, raw, where)),
 
   async run(ctx, config, inputs) {
     const train = (await ctx.data()).train;

@@ -8,11 +8,11 @@ import type { JsonObject } from '../../../db/json.ts';
 import { gpt2Defaults, gpt2Family, gpt2NextTokenLoss } from '../../../native-models/models/gpt2.ts';
 import { TokenStream } from '../../../native-models/train/lm-data.ts';
 import { Rng } from '../../../native-models/train/rng.ts';
-import { integer, oneOf } from '../../jobs/config.ts';
+import { integer, oneOf } from '../../schema/fields.ts';
 import { loadModel, saveModel, trainableModel, type LoadedModel } from '../lm.ts';
 import { modelDir, one, writeArtifactDetails, type Stage } from '../stage.ts';
 import { createTrainer, trainSteps } from '../training.ts';
-import { mixSeed, ref, trainingConfig, trainingSettings } from './common.ts';
+import { mixSeed, parseSettings, ref, settingsSchema, training, trainingSettings } from './common.ts';
 
 export type PretrainConfig = JsonObject & {
   tokenizer: string;
@@ -30,24 +30,27 @@ export type PretrainConfig = JsonObject & {
 /** The config.json keys worth keeping from the tokenizer's model: its special token ids. */
 const TOKEN_ID_KEYS = ['bos_token_id', 'eos_token_id', 'pad_token_id'];
 
+const SETTINGS = settingsSchema({
+  tokenizer: ref('pi0'),
+  corpus: oneOf(['all', 'train'], { default: 'all' }),
+  layers: integer(1, 256, { default: 6 }),
+  dModel: integer(8, 1 << 16, { default: 384 }),
+  heads: integer(1, 1024, { default: 6 }),
+  seq: integer(8, 1 << 16, { default: 512 }),
+  batch: integer(1, 4096, { default: 8 }),
+  steps: integer(1, 10_000_000, { default: 1000 }),
+  ...training({ lr: 1e-3, weightDecay: 0.1 }),
+});
+
 export const pretrainStage: Stage<PretrainConfig> = {
   kind: 'pretrain',
   summary: "a GPT-2 trained from scratch on the data's transcripts with another model's tokenizer (e.g. a gold judge's larger backbone)",
   produces: 'model',
   inputs: { tokenizer: { types: ['model'] } },
 
-  parse(raw) {
-    const config = {
-      tokenizer: ref(raw, 'tokenizer', 'pi0'),
-      corpus: oneOf(raw, 'corpus', ['all', 'train'] as const, 'all'),
-      layers: integer(raw, 'layers', 6, 1, 256),
-      dModel: integer(raw, 'dModel', 384, 8, 1 << 16),
-      heads: integer(raw, 'heads', 6, 1, 1024),
-      seq: integer(raw, 'seq', 512, 8, 1 << 16),
-      batch: integer(raw, 'batch', 8, 1, 4096),
-      steps: integer(raw, 'steps', 1000, 1, 10_000_000),
-      ...trainingConfig(raw, { lr: 1e-3, weightDecay: 0.1 }),
-    };
+  settings: SETTINGS,
+  parse(raw, where) {
+    const config = parseSettings('pretrain', SETTINGS, raw, where);
     if (config.dModel % config.heads !== 0) throw new Error(`dModel (${config.dModel}) must be a multiple of heads (${config.heads}).`);
     return config;
   },

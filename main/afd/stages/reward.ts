@@ -10,7 +10,7 @@ import { bradleyTerry, pointwiseBce } from '../../../native-models/objectives/lo
 import * as T from '../../../native-models/ir/index.ts';
 import { Rng } from '../../../native-models/train/rng.ts';
 import { stableSplit } from '../../datasets/split.ts';
-import { number, oneOf } from '../../jobs/config.ts';
+import { number, oneOf } from '../../schema/fields.ts';
 import { pearson } from '../../eval/stats.ts';
 import type { Demonstration, Demonstrations } from '../data.ts';
 import { encodePair, loadModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded, type LoadedModel } from '../lm.ts';
@@ -18,7 +18,7 @@ import type { RewardFunction } from '../reward-function.ts';
 import { headOf, hiddenSize, loadScorerReward, saveScorer, scorerScores, withScoreHead, type ScoreHead } from '../scorer.ts';
 import { modelDir, one, writeArtifactDetails, type Artifact, type Stage, type StageContext, type StageInputs, type StageOutcome } from '../stage.ts';
 import { createTrainer, epochBatches, trainSteps, type StageTraining } from '../training.ts';
-import { adaptation, epochTrainingConfig, ref, trainingSettings } from './common.ts';
+import { adaptation, epochTraining, parseSettings, ref, settingsSchema, trainingSettings, withAdaptation } from './common.ts';
 import { readSamples } from './sample.ts';
 
 /** The value of `positive` / `negative` that names the train demonstrations rather than a stage. */
@@ -75,15 +75,13 @@ export type ScorerTrainConfig = JsonObject & { backbone: string; epochs: number;
 export type HeldOutConfig = ScorerTrainConfig & { heldOut: number };
 
 /** The settings every scorer-training stage has: backbone, epochs, batch (items, or pairs with bt), maxLength, adaptation, optimizer. */
-export function scorerTrainConfig(raw: JsonObject): ScorerTrainConfig {
-  return {
-    backbone: ref(raw, 'backbone', 'pi0'),
-    ...epochTrainingConfig(raw, { epochs: 1, maxLength: 256, lr: 1e-4 }),
-  };
-}
+export const SCORER_TRAIN_SETTINGS = {
+  backbone: ref('pi0'),
+  ...epochTraining({ epochs: 1, maxLength: 256, lr: 1e-4 }),
+};
 
-/** scorerTrainConfig plus `heldOut`, the fraction of train prompts kept out (default 0.1). */
-export const heldOutConfig = (raw: JsonObject): HeldOutConfig => ({ ...scorerTrainConfig(raw), heldOut: number(raw, 'heldOut', 0.1, 0, 0.9) });
+/** SCORER_TRAIN_SETTINGS plus `heldOut`, the fraction of train prompts kept out (default 0.1). */
+export const HELD_OUT_SETTINGS = { ...SCORER_TRAIN_SETTINGS, heldOut: number(0, 0.9, { default: 0.1 }) };
 
 export interface TrainedScorer {
   model: LoadedModel;
@@ -267,6 +265,8 @@ function sourceResponses(name: string, artifact: Artifact | undefined, train: re
   return set.byPrompt.map((ks) => ks.map((s) => ({ text: s.text, source: name })));
 }
 
+const SETTINGS = settingsSchema({ positive: ref(), negative: ref(), loss: oneOf(['bce', 'bt'], { default: 'bce' }), ...HELD_OUT_SETTINGS });
+
 export const rewardStage: Stage<RewardConfig> = {
   kind: 'reward',
   summary: 'reward model from demonstrations: a scorer trained to tell a positive source from a negative one on the same prompts',
@@ -274,10 +274,11 @@ export const rewardStage: Stage<RewardConfig> = {
   // `demos` in positive/negative names the demonstrations, not a stage: the driver resolves other values only.
   inputs: { backbone: { types: ['model'] }, positive: { types: ['samples'], optional: true }, negative: { types: ['samples'], optional: true } },
 
-  parse(raw) {
-    const positive = ref(raw, 'positive'), negative = ref(raw, 'negative');
-    if (positive === negative) throw new Error(`The reward's positive and negative sources are both ${positive}; name two different sources.`);
-    return { positive, negative, loss: oneOf(raw, 'loss', ['bce', 'bt'] as const, 'bce'), ...heldOutConfig(raw) };
+  settings: SETTINGS,
+  parse(raw, where) {
+    const c = withAdaptation(parseSettings('reward', SETTINGS, raw, where));
+    if (c.positive === c.negative) throw new Error(`The reward's positive and negative sources are both ${c.positive}; name two different sources.`);
+    return c;
   },
 
   async run(ctx, config, inputs) {

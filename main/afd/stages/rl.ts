@@ -13,12 +13,13 @@ import { policyGradientLoss } from '../../../native-models/objectives/losses.ts'
 import { grpoAdvantages, klEstimate, klPenalizedReward, rlooAdvantages } from '../../../native-models/objectives/rewards.ts';
 import { Rng } from '../../../native-models/train/rng.ts';
 import type { Feeds, Trainer } from '../../../native-models/train/trainer.ts';
-import { integer, number, oneOf } from '../../jobs/config.ts';
+import Type from 'typebox';
+import { integer, number, oneOf, text } from '../../schema/fields.ts';
 import { encodePrompt, responseLogProbs, saveModel, sequenceFeeds, sequenceInputs, shuffled, trainableModel, type Encoded, type LoadedModel, type TrainableModel, TURN_STOPS } from '../lm.ts';
 import { loadRewardFunction, type RewardFunction } from '../reward-function.ts';
 import { modelDir, one, writeArtifactDetails, type Stage, type StageContext, type StageOutcome } from '../stage.ts';
 import { createTrainer, trainSteps, type TrainingSettings } from '../training.ts';
-import { adaptation, adaptationSettings, mixSeed, ref, trainingConfig, trainingSettings } from './common.ts';
+import { adaptation, ADAPTATION, mixSeed, parseSettings, ref, settingsSchema, training, trainingSettings, withReference } from './common.ts';
 import { loadPolicyAndReference } from './dpo.ts';
 
 /** What every on-policy stage (rl, airl) samples and how it turns rewards into a step. */
@@ -36,24 +37,30 @@ export type PolicyConfig = JsonObject & {
 
 export type RlConfig = PolicyConfig & { reward: string };
 
-/** The policy fields of a raw config, with their defaults (shared by rl and airl). */
-export function parsePolicyConfig(raw: JsonObject): PolicyConfig {
-  const policy = ref(raw, 'policy', 'sft');
-  return {
-    policy,
-    reference: ref(raw, 'reference', policy),
-    estimator: oneOf(raw, 'estimator', ['rloo', 'grpo'] as const, 'rloo'),
-    k: integer(raw, 'k', 4, 2, 1024),
-    promptsPerStep: integer(raw, 'promptsPerStep', 8, 1, 4096),
-    steps: integer(raw, 'steps', 100, 1, 1_000_000),
-    beta: number(raw, 'beta', 0.05, 0, 1e6),
-    maxNewTokens: integer(raw, 'maxNewTokens', 64, 1, 1 << 16),
-    // 1 keeps the samples on-policy, which the policy gradient assumes.
-    temperature: number(raw, 'temperature', 1, 0.01, 100),
-    ...adaptationSettings(adaptation(raw)),
-    ...trainingConfig(raw, { lr: 1e-5 }),
-  };
+/** The policy settings, with their defaults (shared by rl and airl); `reference` defaults to the policy. */
+export const POLICY_SETTINGS = {
+  policy: ref('sft'),
+  reference: Type.Optional(text({ description: 'default: the policy' })),
+  estimator: oneOf(['rloo', 'grpo'], { default: 'rloo' }),
+  k: integer(2, 1024, { default: 4 }),
+  promptsPerStep: integer(1, 4096, { default: 8 }),
+  steps: integer(1, 1_000_000, { default: 100 }),
+  beta: number(0, 1e6, { default: 0.05 }),
+  maxNewTokens: integer(1, 1 << 16, { default: 64 }),
+  // 1 keeps the samples on-policy, which the policy gradient assumes.
+  temperature: number(0.01, 100, { default: 1 }),
+  ...ADAPTATION,
+  ...training({ lr: 1e-5 }),
+};
+
+const POLICY = settingsSchema(POLICY_SETTINGS);
+
+/** The policy settings of a raw config alone, with their defaults. */
+export function parsePolicyConfig(raw: JsonObject, where?: string): PolicyConfig {
+  return withReference(parseSettings('rl', POLICY, raw, where));
 }
+
+const SETTINGS = settingsSchema({ ...POLICY_SETTINGS, reward: ref() });
 
 /** The seed of sample k of prompt i at step `step`. */
 export const rolloutSeed = (seed: number, step: number, i: number, k: number): number => mixSeed(seed, step, i, k);
@@ -226,9 +233,8 @@ export const rlStage: Stage<RlConfig> = {
   produces: 'model',
   inputs: { policy: { types: ['model'] }, reference: { types: ['model'] }, reward: { types: ['reward'] } },
 
-  parse(raw) {
-    return { ...parsePolicyConfig(raw), reward: ref(raw, 'reward') };
-  },
+  settings: SETTINGS,
+  parse: (raw, where) => withReference(parseSettings('rl', SETTINGS, raw, where)),
 
   async run(ctx, config, inputs) {
     const { policy, reference } = await loadPolicyAndReference(modelDir(one(inputs, 'policy')), modelDir(one(inputs, 'reference')));

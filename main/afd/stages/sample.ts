@@ -8,10 +8,11 @@ import { join } from 'node:path';
 import type { JsonObject } from '../../../db/json.ts';
 import { writeFileAtomic } from '../../../native-models/runtime/atomic-file.ts';
 import { Generator } from '../../../native-models/generate/generator.ts';
-import { integer, number, oneOf } from '../../jobs/config.ts';
+import Type from 'typebox';
+import { described, integer, number, oneOf } from '../../schema/fields.ts';
 import { encodePrompt, loadModel, TURN_STOPS } from '../lm.ts';
 import { artifactDetails, modelDir, one, writeArtifactDetails, type Artifact, type Stage } from '../stage.ts';
-import { ref } from './common.ts';
+import { parseSettings, ref, settingsSchema } from './common.ts';
 
 export type SampleConfig = JsonObject & {
   model: string;
@@ -64,11 +65,18 @@ export function readSamples(a: Artifact): SampleSet {
   return { model: d.model as string, split: d.split as 'train' | 'eval', n, byPrompt };
 }
 
-function stopList(raw: JsonObject): string[] {
-  const v = raw.stop ?? [...TURN_STOPS];
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === '')) throw new Error(`stop must be a list of non-empty texts, not ${JSON.stringify(v)}.`);
-  return v as string[];
-}
+const SETTINGS = settingsSchema({
+  model: ref('pi0'),
+  split: oneOf(['train', 'eval'], { default: 'train' }),
+  n: integer(1, 1024, { default: 1 }),
+  maxNewTokens: integer(1, 1 << 16, { default: 64 }),
+  temperature: number(0, 100, { default: 1 }),
+  topP: number(0, 1, { default: 1 }),
+  promptsPerChunk: integer(1, 4096, { default: 8 }),
+  maxPromptTokens: integer(1, 1 << 20, { default: 256 }),
+  // Texts of white space are stops too ("\n").
+  stop: described(Type.Array(Type.String({ minLength: 1 }), { default: [...TURN_STOPS] }), 'a list of non-empty texts'),
+});
 
 export const sampleStage: Stage<SampleConfig> = {
   kind: 'sample',
@@ -76,18 +84,10 @@ export const sampleStage: Stage<SampleConfig> = {
   produces: 'samples',
   inputs: { model: { types: ['model'] } },
 
-  parse(raw) {
-    return {
-      model: ref(raw, 'model', 'pi0'),
-      split: oneOf(raw, 'split', ['train', 'eval'] as const, 'train'),
-      n: integer(raw, 'n', 1, 1, 1024),
-      maxNewTokens: integer(raw, 'maxNewTokens', 64, 1, 1 << 16),
-      temperature: number(raw, 'temperature', 1, 0, 100),
-      topP: number(raw, 'topP', 1, 0, 1),
-      promptsPerChunk: integer(raw, 'promptsPerChunk', 8, 1, 4096),
-      maxPromptTokens: integer(raw, 'maxPromptTokens', 256, 1, 1 << 20),
-      stop: stopList(raw),
-    };
+  settings: SETTINGS,
+  parse(raw, where) {
+    const c = parseSettings('sample', SETTINGS, raw, where);
+    return { ...c, stop: [...c.stop] };
   },
 
   async run(ctx, config, inputs) {

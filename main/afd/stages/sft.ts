@@ -4,13 +4,14 @@
 // docs/methods.md): each token's cross-entropy weighted by its own probability.
 import type { JsonObject } from '../../../db/json.ts';
 import { dftLoss, sftLoss } from '../../../native-models/objectives/losses.ts';
-import { oneOf } from '../../jobs/config.ts';
 import { Rng } from '../../../native-models/train/rng.ts';
 import type { Demonstration } from '../data.ts';
 import { encodePair, loadModel, saveModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded, type LoadedModel } from '../lm.ts';
 import { modelDir, one, writeArtifactDetails, type Stage, type StageContext } from '../stage.ts';
 import { createTrainer, epochBatches, trainSteps, type StageTraining } from '../training.ts';
-import { adaptation, epochTrainingConfig, ref, trainingSettings } from './common.ts';
+import Type from 'typebox';
+import { oneOf } from '../../schema/fields.ts';
+import { adaptation, epochTraining, parseSettings, ref, settingsSchema, trainingSettings, withAdaptation } from './common.ts';
 import { join } from 'node:path';
 
 /** The per-token objective: plain negative log-likelihood, or DFT's probability-weighted one. */
@@ -35,21 +36,24 @@ export async function sftTraining(ctx: StageContext, config: SftConfig, model: L
   return { model: tm, loss, trainer, settings, rows, batches, batch: (s) => sequenceFeeds(batches[s].map((i) => rows[i]), model.eosId) };
 }
 
+const SETTINGS = settingsSchema({
+  model: ref('pi0'),
+  ...epochTraining({ epochs: 2, maxLength: 384, lr: 3e-4 }),
+  loss: Type.Optional(oneOf(['nll', 'dft'], { description: 'nll (default) or dft' })),
+});
+
 export const sftStage: Stage<SftConfig> = {
   kind: 'sft',
   summary: 'supervised fine-tuning on the demonstrations (response tokens only)',
   produces: 'model',
   inputs: { model: { types: ['model'] } },
 
-  parse(raw) {
-    const loss = oneOf(raw, 'loss', ['nll', 'dft'] as const, 'nll');
-    return {
-      model: ref(raw, 'model', 'pi0'),
-      ...epochTrainingConfig(raw, { epochs: 2, maxLength: 384, lr: 3e-4 }),
-      // Absent for the default, so that SFT runs stored before the option existed still
-      // match their definition (staleness compares parsed settings).
-      ...(loss === 'dft' ? { loss } : {}),
-    };
+  settings: SETTINGS,
+  parse(raw, where) {
+    const { loss, ...rest } = withAdaptation(parseSettings('sft', SETTINGS, raw, where));
+    // Absent for the default, so that SFT runs stored before the option existed still
+    // match their definition (staleness compares parsed settings).
+    return { ...rest, ...(loss === 'dft' ? { loss } : {}) };
   },
 
   async run(ctx, config, inputs) {

@@ -4,11 +4,13 @@
 // prompts, or are drawn here (seeded per prompt and sample, so a resumed run redraws the
 // same ones). The training loop is dpo.ts's.
 import { Generator } from '../../../native-models/generate/generator.ts';
-import { integer, number } from '../../jobs/config.ts';
+import Type from 'typebox';
+import { described, integer, number, text } from '../../schema/fields.ts';
 import type { Demonstration } from '../data.ts';
 import { encodePrompt, type LoadedModel, TURN_STOPS } from '../lm.ts';
 import { modelDir, one, type Stage, type StageContext, type StageInputs } from '../stage.ts';
-import { loadPolicyAndReference, parsePairConfig, runPairs, type Pair, type PairConfig } from './dpo.ts';
+import { parseSettings, settingsSchema, withReference } from './common.ts';
+import { loadPolicyAndReference, pairSettings, runPairs, type Pair, type PairConfig } from './dpo.ts';
 import { readSamples, sampleSeed } from './sample.ts';
 
 export type SpinConfig = PairConfig & {
@@ -61,23 +63,22 @@ async function ownSamples(ctx: StageContext, config: SpinConfig, inputs: StageIn
   });
 }
 
+const SETTINGS = settingsSchema({
+  ...pairSettings({ lr: 5e-6, epochs: 1 }),
+  samples: Type.Optional(described(text(), 'the id of a samples stage')),
+  n: integer(1, 64, { default: 1 }),
+  maxNewTokens: integer(1, 1 << 16, { default: 64 }),
+  temperature: number(0, 100, { default: 1 }),
+});
+
 export const spinStage: Stage<SpinConfig> = {
   kind: 'spin',
   summary: "SPIN: DPO with the demonstrations as chosen and the policy's own samples as rejected",
   produces: 'model',
   inputs: { policy: { types: ['model'] }, reference: { types: ['model'] }, samples: { types: ['samples'], optional: true } },
 
-  parse(raw) {
-    const samples = raw.samples ?? undefined;
-    if (samples !== undefined && (typeof samples !== 'string' || samples.trim() === '')) throw new Error(`samples must be the id of a samples stage, not ${JSON.stringify(samples)}.`);
-    return {
-      ...parsePairConfig(raw, { lr: 5e-6, epochs: 1 }),
-      ...(samples === undefined ? {} : { samples }),
-      n: integer(raw, 'n', 1, 1, 64),
-      maxNewTokens: integer(raw, 'maxNewTokens', 64, 1, 1 << 16),
-      temperature: number(raw, 'temperature', 1, 0, 100),
-    };
-  },
+  settings: SETTINGS,
+  parse: (raw, where) => withReference(parseSettings('spin', SETTINGS, raw, where)),
 
   async run(ctx, config, inputs) {
     const train = (await ctx.data()).train;
