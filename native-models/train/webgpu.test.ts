@@ -18,7 +18,7 @@ import { test } from 'node:test';
 import ort from 'onnxruntime-node';
 import * as T from '../ir/index.ts';
 import type { ModelFamily } from '../models/family.ts';
-import { gpt2Defaults, gpt2Family } from '../models/gpt2.ts';
+import { gpt2Defaults, gpt2Family, gpt2NextTokenLoss, gpt2Params } from '../models/gpt2.ts';
 import { llamaDefaults, llamaFamily } from '../models/llama.ts';
 import { loraInit, loraParamShapes, loraTraining } from '../models/lora.ts';
 import { endogenousReturn } from '../objectives/endogenous.ts';
@@ -28,7 +28,8 @@ import { deviceFeeds } from '../runtime/device-feeds.ts';
 import { Rng } from './rng.ts';
 import { buildTrainStep, type TrainStepGraphs } from './step.ts';
 import { Trainer, type Feeds } from './trainer.ts';
-import { trainTinyLm } from './tiny-lm.ts';
+import { LossEvaluator } from './evaluator.ts';
+import { gptTrainer, randomLmBatch, tinyLmConfig, trainTinyLm } from './tiny-lm.ts';
 import { withTempDir } from '../../test/support/temp-dir.ts';
 import { webgpuOnlySession, webgpuSkip } from '../../test/support/webgpu.ts';
 
@@ -255,6 +256,25 @@ test('a Llama LoRA fine-tune and a GPT-2 DPO run on webgpu give the CPU losses a
       await gpu.trainer.release();
     }
   }
+});
+
+test('the loss evaluator on webgpu reads the trainer\'s state on the GPU and gives the CPU\'s loss', { skip }, async () => {
+  const values: number[] = [];
+  for (const provider of ['cpu', 'webgpu'] as const) {
+    const c = tinyLmConfig({ nEmbd: 16, nPositions: 8, vocabSize: 32 });
+    const trainer = await gptTrainer(c, { provider, threads: 1 });
+    const evaluator = await LossEvaluator.create(gpt2NextTokenLoss(c).loss, [...gpt2Params(c).values()], { provider, intraOpThreads: 1 });
+    try {
+      const b = randomLmBatch(c, 4, new Rng(5));
+      await trainer.step(b, 1e-2);
+      assert.equal(trainer.stateOnDevice, provider === 'webgpu');
+      values.push(await evaluator.mean([b, randomLmBatch(c, 2, new Rng(6))], trainer.state));
+    } finally {
+      await evaluator.release();
+      await trainer.release();
+    }
+  }
+  assert.ok(Math.abs(values[0] - values[1]) <= REL * values[0], `cpu ${values[0]}, webgpu ${values[1]}`);
 });
 
 test('gradient accumulation on webgpu gives the CPU losses', { skip }, async (t) => {
