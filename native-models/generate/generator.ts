@@ -388,6 +388,7 @@ export class Generator<C = unknown> {
    */
   async release(): Promise<void> {
     this.lazy.clear();
+    this.compaction = undefined;
     if (this.ownSessions) await this.sessions.clear();
   }
 

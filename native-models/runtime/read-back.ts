@@ -51,6 +51,8 @@ export class ReadBack {
       session = new binding.InferenceSession();
       session.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, {
         executionProviders: [this.provider],
+        intraOpNumThreads: 1, // copies: no thread pool to start
+        interOpNumThreads: 1,
         logSeverityLevel: 3,
         extra: { session: { disable_cpu_ep_fallback: '1' } },
       });

@@ -74,7 +74,10 @@ interface StepSessions {
 }
 
 export class Trainer {
-  /** Parameters and optimizer state by name (param, param.m, ...). */
+  /**
+   * Parameters and optimizer state by name (param, param.m, ...). With `stateOnDevice`
+   * they are in the GPU's memory: feed them to sessions, read them with parameters().
+   */
   state = new Map<string, ort.Tensor>();
   /** Number of optimizer steps taken. */
   stepCount = 0;
