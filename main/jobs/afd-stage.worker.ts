@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chooseProvider } from '../../native-models/runtime/providers.ts';
 import { loadDemonstrations, type Demonstrations } from '../afd/data.ts';
+import { checkStageMemory } from '../afd/memory-check.ts';
 import { STAGES } from '../afd/stages/index.ts';
 import type { WorkerRun } from './kind.ts';
 import { stageData, stageInputs, type AfdStageConfig } from './afd-stage.ts';
@@ -15,11 +16,14 @@ export const run: WorkerRun<AfdStageConfig> = async (ctx) => {
   ctx.log(`execution provider: ${choice.provider} (${choice.reason})`);
   ctx.started({ provider: choice.provider });
   let data: Promise<Demonstrations> | undefined;
+  const loadData = (): Promise<Demonstrations> => (data ??= loadDemonstrations(stageData(cfg)));
+  // Sized before it starts: a stage that cannot fit is refused with what to lower, not killed halfway.
+  await checkStageMemory({ id: cfg.id, kind: cfg.stage, settings: cfg.settings, inputs: stageInputs(cfg), provider: choice.provider, data: loadData, log: (text) => ctx.log(text) });
   const outcome = await stage.run(
     {
       seed: cfg.seed, dir: ctx.runDir, checkpoint: ctx.checkpoint, provider: choice.provider, threads: cfg.threads ?? undefined, signal: ctx.signal,
       stopRequested: () => ctx.stopRequested !== null,
-      data: () => (data ??= loadDemonstrations(stageData(cfg))),
+      data: loadData,
       progress: (step, total, unit) => ctx.progress(step, total, unit),
       metric: (step, values) => ctx.metric(step, values),
       log: (text) => ctx.log(text),

@@ -1,0 +1,130 @@
+// A stage sized before it starts: the memory available, the sentence that refuses a stage
+// that cannot fit (and the afd-stage job failing with it before it loads anything), and
+// each stage's estimate for an experiment's view, from its definition alone.
+import assert from 'node:assert/strict';
+import { freemem } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { openDatabase } from '../../db/database.ts';
+import type { JsonObject } from '../../db/json.ts';
+import { StudioFiles } from '../jobs/files.ts';
+import { JobRunner } from '../jobs/runner.ts';
+import { DEFAULT_MODEL_DIR } from '../models/builtin.ts';
+import { withTempDir } from '../../test/support/temp-dir.ts';
+import type { ExperimentDefinition } from './contract.ts';
+import { availableMemory, checkStageMemory, experimentEstimates, folderShape, memoryRefusal, outsideShapes, type MemorySituation } from './memory-check.ts';
+import { stageEstimate, type StageMemoryEstimate } from './memory-estimate.ts';
+import type { Artifact } from './stage.ts';
+import { STAGES } from './stages/index.ts';
+
+const GiB = 2 ** 30;
+const cpu = (hostAvailable: number, alreadyResident = 0): MemorySituation => ({ provider: 'cpu', hostAvailable, deviceAvailable: null, alreadyResident });
+const estimate: StageMemoryEstimate = {
+  bytes: 10 * GiB, phase: 'a training step', lower: ['batch', 'maxLength', 'adaptation: lora instead of full'],
+  parts: [
+    { name: 'weights', bytes: 2 * GiB, why: '' },
+    { name: 'activations', bytes: 6 * GiB, why: '', device: true },
+    { name: 'frozen weights', bytes: 2 * GiB, why: '', device: true },
+  ],
+};
+const pi0: Artifact = { type: 'model', dir: DEFAULT_MODEL_DIR, stage: 'pi0' };
+
+test('available memory is MemAvailable (free plus reclaimable), else free memory', () => {
+  assert.equal(availableMemory(() => 'MemTotal:       24683520 kB\nMemFree:         1000000 kB\nMemAvailable:   22364160 kB\n'), 22364160 * 1024);
+  assert.equal(availableMemory(() => 'MemTotal: 1 kB\n'), freemem());
+  assert.ok(availableMemory(() => {
+    throw new Error('no /proc here');
+  }) > 0);
+  assert.ok(availableMemory() > 0);
+});
+
+test('the refusal says how much, how much is available and which settings lower it, with their values', () => {
+  const settings = { batch: 8, maxLength: 384, adaptation: 'full' };
+  assert.equal(
+    memoryRefusal('sft', estimate, settings, cpu(6 * GiB)),
+    "Stage 'sft' would need about 10.0 GiB (a training step: activations 6.0 GiB, weights 2.0 GiB) at its peak, but 6.0 GiB is available; lower batch (now 8), maxLength (now 384) or adaptation: lora instead of full, or free memory, and run it again.",
+  );
+  assert.equal(memoryRefusal('sft', estimate, settings, cpu(10 * GiB)), null);
+  // What the app's process holds already is not needed again.
+  assert.equal(memoryRefusal('sft', estimate, settings, cpu(9.5 * GiB, GiB)), null);
+  // On a GPU the sessions' parts are checked against the device and the rest against the host.
+  const gpu = (deviceAvailable: number | null): MemorySituation => ({ provider: 'cuda', hostAvailable: 3 * GiB, deviceAvailable, alreadyResident: 0 });
+  assert.equal(memoryRefusal('sft', estimate, settings, gpu(8 * GiB)), null);
+  assert.equal(memoryRefusal('sft', estimate, settings, gpu(null)), null, 'unknown device memory: only the host is checked');
+  assert.equal(
+    memoryRefusal('sft', estimate, settings, gpu(7 * GiB)),
+    "Stage 'sft' would need about 8.0 GiB of GPU memory at its peak (a training step), but 7.0 GiB is free on the GPU; lower batch (now 8), maxLength (now 384) or adaptation: lora instead of full, or run it on the CPU, and run it again.",
+  );
+  assert.match(memoryRefusal('sft', estimate, settings, { ...gpu(8 * GiB), hostAvailable: GiB })!, /^Stage 'sft' would need about 2\.0 GiB of host memory at its peak, but 1\.0 GiB is available/);
+});
+
+test('before a stage starts: its estimate is logged; a stage that cannot fit is refused; a failed estimate never stops it', async () => {
+  const huge = STAGES.sft.parse({ batch: 4096, maxLength: 512 });
+  const run = async (settings: JsonObject, situation: MemorySituation, inputs = { model: pi0 }): Promise<string[]> => {
+    const logs: string[] = [];
+    await checkStageMemory({ id: 'sft', kind: 'sft', settings, inputs, provider: 'cpu', data: () => Promise.reject(new Error('not read')), log: (t) => logs.push(t), situation });
+    return logs;
+  };
+  const fits = await run(STAGES.sft.parse({ batch: 2, maxLength: 64 }), cpu(64 * GiB));
+  assert.match(fits[0], /^memory estimate: \d+ MiB \(saving the model: /);
+  await assert.rejects(run(huge, cpu(64 * GiB)), /^Error: Stage 'sft' would need about \d+\.\d GiB .* but 64\.0 GiB is available; lower batch \(now 4096\), maxLength \(now 512\) or adaptation: lora instead of full, or free memory, and run it again\.$/);
+  process.env.AFD_MEMORY_CHECK = 'off';
+  try {
+    assert.match((await run(huge, cpu(64 * GiB))).at(-1)!, /^Stage 'sft' would need .* \(AFD_MEMORY_CHECK=off: running it anyway\)$/);
+  } finally {
+    delete process.env.AFD_MEMORY_CHECK;
+  }
+  const broken = await run(huge, cpu(GiB), { model: { ...pi0, dir: '/no/such/model' } });
+  assert.match(broken[0], /^memory estimate: not made \(ENOENT/);
+});
+
+test('the afd-stage job refuses a stage that cannot fit before it loads anything', { timeout: 120_000 }, async () => {
+  await withTempDir('memory-job', async (dir) => {
+    const dbFile = join(dir, 'studio.db');
+    const db = await openDatabase(dbFile);
+    const runner = await JobRunner.open({ db, files: StudioFiles.forDatabase(dbFile) });
+    try {
+      // 4096 rows of 512 tokens on the default model: hundreds of GiB of activations.
+      const submitted = runner.submit('afd-stage', {
+        stage: 'sft', id: 'sft', experiment: 'e', settings: { batch: 4096, maxLength: 512 }, inputs: { model: pi0 as unknown as JsonObject },
+        data: { source: 'hh-harmless', evalFraction: 0.2 }, seed: 0, provider: 'cpu', threads: 1,
+      });
+      const run = await runner.settled(submitted.id);
+      assert.equal(run.status, 'failed');
+      assert.match(run.error ?? '', /^Stage 'sft' would need about \d+\.\d GiB \(.*\) at its peak, but .* is available; lower batch \(now 4096\), maxLength \(now 512\) or adaptation: lora instead of full, or free memory, and run it again\.$/);
+    } finally {
+      await runner.close();
+      db.close();
+    }
+  });
+});
+
+test("an experiment's stages are sized from its definition: each model follows from the stages it reads", async () => {
+  const def = {
+    name: 'm', seed: 0, model: 'default', models: { other: '/no/such/folder' }, data: { source: 'hh-harmless', evalFraction: 0.2 }, provider: 'cpu', threads: null,
+    stages: [
+      { id: 'sft', kind: 'sft', adaptation: 'lora', batch: 4 },
+      { id: 'samples', kind: 'sample', model: 'sft', n: 2 },
+      { id: 'rm', kind: 'reward', backbone: 'sft', positive: 'demos', negative: 'samples' },
+      { id: 'ditto', kind: 'ditto', policy: 'sft' },
+      { id: 'other-samples', kind: 'sample', model: 'other' },
+      { id: 'best', kind: 'bon:length', samples: 'samples', ns: [1, 2] },
+    ],
+  } as unknown as ExperimentDefinition;
+  await withTempDir('memory-def', async (dir) => {
+    const db = await openDatabase(':memory:');
+    const outside = await outsideShapes(db, new StudioFiles(dir), def);
+    db.close();
+    assert.deepEqual([...outside.keys()], ['pi0'], 'a folder that is not there is not sized');
+    const e = experimentEstimates(def, outside);
+    const shape = folderShape(DEFAULT_MODEL_DIR);
+    const raw = (id: string): JsonObject => {
+      const { id: _id, kind, ...settings } = def.stages.find((s) => s.id === id)!;
+      return STAGES[kind].parse(settings as JsonObject);
+    };
+    assert.deepEqual(Object.keys(e), ['sft', 'samples', 'rm']);
+    assert.deepEqual(e.sft, stageEstimate('sft', raw('sft'), () => shape));
+    assert.deepEqual(e.samples, stageEstimate('sample', raw('samples'), () => shape), "sft's model has pi_0's shape");
+    assert.equal(e.rm.phase === 'saving the model' || e.rm.phase === 'scoring with the trained scorer', true);
+  });
+});

@@ -1,0 +1,233 @@
+// Whether a stage fits before it starts: its estimate (memory-estimate.ts) from the shapes
+// of the models it reads, against the memory available now, refused with one sentence
+// that names what to lower; and each stage's estimate for an experiment's view, from its
+// definition alone, before any stage ran.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { freemem } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { StudioDatabase } from '../../db/database.ts';
+import type { JsonObject } from '../../db/json.ts';
+import { ModelStore } from '../../db/models.ts';
+import { cachedGgufFolder, isGgufPath } from '../../native-models/checkpoint/gguf/to-hf.ts';
+import { familyOf, type ModelSpec } from '../../native-models/models/index.ts';
+import type { ProviderName } from '../../native-models/runtime/providers.ts';
+import { Tokenizer } from '../../native-models/tokenizer/tokenizer.ts';
+import type { StudioFiles } from '../jobs/files.ts';
+import { DEFAULT_MODEL_DIR } from '../models/builtin.ts';
+import { resolveModelArg } from '../models/known.ts';
+import type { ExperimentDefinition } from './contract.ts';
+import type { Demonstrations } from './data.ts';
+import { CALIBRATION, describeEstimate, formatBytes, pretrainedShape, stageEstimate, type MemoryPart, type PromptFacts, type StageMemoryEstimate } from './memory-estimate.ts';
+import { SCORER_DIR } from './scorer.ts';
+import { modelDir, type Artifact, type StageInputs } from './stage.ts';
+import { STAGES } from './stages/index.ts';
+
+/** The shape of a Hugging Face model folder, from its config.json. */
+export function folderShape(dir: string): ModelSpec {
+  return familyOf(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>);
+}
+
+// ------------------------------------------------------------------- memory now
+
+/** Bytes of memory available now: MemAvailable (free plus what the kernel can reclaim at once), else free memory. */
+export function availableMemory(meminfo: () => string = () => readFileSync('/proc/meminfo', 'utf8')): number {
+  try {
+    const m = /^MemAvailable:\s+(\d+) kB$/m.exec(meminfo());
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // Not Linux: free memory, which leaves out the reclaimable page cache and so errs on the cautious side.
+  }
+  return freemem();
+}
+
+/** Free memory of the CUDA device ONNX Runtime uses (the first visible one), from nvidia-smi; null when it cannot be read. */
+export function cudaFreeMemory(): number | null {
+  const device = (process.env.CUDA_VISIBLE_DEVICES ?? '0').split(',')[0].trim() || '0';
+  try {
+    const out = execFileSync('nvidia-smi', ['--query-gpu=memory.free', '--format=csv,noheader,nounits', '-i', device], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
+    const mib = Number(out.trim().split('\n')[0]);
+    return Number.isFinite(mib) ? mib * 2 ** 20 : null;
+  } catch {
+    return null;
+  }
+}
+
+// ------------------------------------------------------------------- the refusal
+
+/** Where the stage runs and what is free there. `alreadyResident`: what its process holds already (a stage in the app's worker shares the app's process). */
+export interface MemorySituation {
+  provider: ProviderName;
+  hostAvailable: number;
+  /** Free device memory on a GPU provider; null where it cannot be read (then only host memory is checked). */
+  deviceAvailable: number | null;
+  alreadyResident: number;
+}
+
+const sum = (parts: readonly MemoryPart[]): number => parts.reduce((n, p) => n + p.bytes, 0);
+const listed = (xs: readonly string[]): string => (xs.length > 1 ? `${xs.slice(0, -1).join(', ')} or ${xs.at(-1)}` : xs[0]);
+
+/**
+ * Null when the stage fits, else the one sentence that refuses it: how much it needs,
+ * how much is free, and the settings that lower it, with their values now. On a GPU
+ * provider the sessions' parts are checked against the device's free memory and the rest
+ * against host memory.
+ */
+export function memoryRefusal(stageId: string, e: StageMemoryEstimate, settings: JsonObject, where: MemorySituation): string | null {
+  const onDevice = where.provider !== 'cpu';
+  const device = onDevice ? sum(e.parts.filter((p) => p.device === true)) : 0;
+  const host = e.bytes - device - where.alreadyResident;
+  const knobs = listed(e.lower.map((k) => (settings[k] === undefined ? k : `${k} (now ${JSON.stringify(settings[k])})`)));
+  if (host > where.hostAvailable) {
+    const need = onDevice ? `about ${formatBytes(host)} of host memory` : `about ${describeEstimate({ ...e, bytes: host })}`;
+    return `Stage '${stageId}' would need ${need} at its peak, but ${formatBytes(where.hostAvailable)} is available; lower ${knobs}, or free memory, and run it again.`;
+  }
+  if (onDevice && where.deviceAvailable !== null && device > where.deviceAvailable) {
+    return `Stage '${stageId}' would need about ${formatBytes(device)} of GPU memory at its peak (${e.phase}), but ${formatBytes(where.deviceAvailable)} is free on the GPU; lower ${knobs}, or run it on the CPU, and run it again.`;
+  }
+  return null;
+}
+
+// ------------------------------------------------------------------- a stage about to run
+
+/** The model shape an input artifact holds: a model folder, or a trained scorer's backbone. */
+function artifactShape(a: Artifact): ModelSpec | undefined {
+  if (a.type === 'model') return folderShape(modelDir(a));
+  const scorer = join(a.dir, SCORER_DIR);
+  return a.type === 'reward' && existsSync(join(scorer, 'config.json')) ? folderShape(scorer) : undefined;
+}
+
+/** Stages whose batches depend on the train prompts: how many there are and the longest, in the policy's tokens. */
+async function promptFacts(kind: string, inputs: StageInputs, data: () => Promise<Demonstrations>): Promise<PromptFacts | undefined> {
+  if (!['rl', 'airl', 'spin', 'ditto'].includes(kind)) return undefined;
+  const policy = inputs.policy;
+  if (policy === undefined || Array.isArray(policy)) return undefined;
+  const tokenizer = await Tokenizer.fromFolder(modelDir(policy));
+  const prompts = (await data()).train.map((d) => d.prompt);
+  return { count: prompts.length, longest: Math.max(0, ...prompts.map((p) => tokenizer.encode(p, { addSpecialTokens: false }).length)) };
+}
+
+/** The estimate of a stage about to run on these input artifacts and data (null for a stage that is not sized). */
+export async function estimateStageRun(kind: string, settings: JsonObject, inputs: StageInputs, data: () => Promise<Demonstrations>): Promise<StageMemoryEstimate | null> {
+  const shapes = (field: string): ModelSpec | undefined => {
+    const a = inputs[field];
+    return a === undefined || Array.isArray(a) ? undefined : artifactShape(a);
+  };
+  return stageEstimate(kind, settings, shapes, await promptFacts(kind, inputs, data));
+}
+
+/**
+ * Before a stage starts: its estimate, logged, and the refusal when it does not fit
+ * (thrown). AFD_MEMORY_CHECK=off logs the estimate and the refusal but runs the stage.
+ * An estimate that cannot be made is logged and never stops the stage.
+ */
+export async function checkStageMemory(o: {
+  id: string;
+  kind: string;
+  settings: JsonObject;
+  inputs: StageInputs;
+  provider: ProviderName;
+  data: () => Promise<Demonstrations>;
+  log: (text: string) => void;
+  situation?: MemorySituation;
+}): Promise<void> {
+  let e: StageMemoryEstimate | null;
+  try {
+    e = await estimateStageRun(o.kind, o.settings, o.inputs, o.data);
+  } catch (err) {
+    o.log(`memory estimate: not made (${(err as Error).message})`);
+    return;
+  }
+  if (e === null) return;
+  o.log(`memory estimate: ${describeEstimate(e)}`);
+  const where = o.situation ?? {
+    provider: o.provider, hostAvailable: availableMemory(), deviceAvailable: o.provider === 'cuda' ? cudaFreeMemory() : null,
+    // The stage runs in a worker of a process that has paid its fixed cost already.
+    alreadyResident: CALIBRATION.processBytes,
+  };
+  if (o.provider !== 'cpu' && where.deviceAvailable === null) o.log(`memory estimate: the ${o.provider} device's free memory cannot be read here, so only host memory is checked`);
+  const refusal = memoryRefusal(o.id, e, o.settings, where);
+  if (refusal === null) return;
+  if (process.env.AFD_MEMORY_CHECK === 'off') {
+    o.log(`${refusal} (AFD_MEMORY_CHECK=off: running it anyway)`);
+    return;
+  }
+  throw new Error(refusal);
+}
+
+// ------------------------------------------------------------------- an experiment's stages
+
+/** The shape of the model a stage's output holds (a model, or a scorer's backbone), from the shapes of its inputs. */
+function outputShape(kind: string, settings: JsonObject, shapes: (field: string) => ModelSpec | undefined): ModelSpec | undefined {
+  if (kind === 'pretrain') {
+    const tok = shapes('tokenizer');
+    return tok && pretrainedShape(settings, tok);
+  }
+  for (const field of ['model', 'policy', 'sft', 'backbone']) {
+    const s = shapes(field);
+    if (s) return s;
+  }
+  return undefined;
+}
+
+/**
+ * Each stage's estimate from an experiment's definition, before any stage ran: every
+ * stage's model follows from the stages it reads, back to pi_0 and the named models
+ * (`outside`). Stages whose size depends on the data not read yet (SPIN without a
+ * samples stage, DITTO) and stages that are not sized are left out; rl and airl assume
+ * prompts of CALIBRATION.promptTokens tokens.
+ */
+export function experimentEstimates(def: ExperimentDefinition, outside: ReadonlyMap<string, ModelSpec>): Record<string, StageMemoryEstimate> {
+  const models = new Map(outside);
+  const out: Record<string, StageMemoryEstimate> = {};
+  for (const spec of def.stages) {
+    const stage = STAGES[spec.kind];
+    if (stage === undefined) continue;
+    const { id, kind, ...raw } = spec;
+    let settings: JsonObject;
+    try {
+      settings = stage.parse(raw as JsonObject);
+    } catch {
+      continue;
+    }
+    const shapes = (field: string): ModelSpec | undefined => {
+      const ref = settings[field];
+      return typeof ref === 'string' ? models.get(ref) : undefined;
+    };
+    const e = stageEstimate(kind, settings, shapes);
+    if (e !== null) out[id] = e;
+    const produced = outputShape(kind, settings, shapes);
+    if (produced) models.set(id, produced);
+  }
+  return out;
+}
+
+/** The folder of an experiment's model from outside (`model`, `models`) as it is now, without importing or converting anything; null when not there yet. */
+async function outsideFolder(db: StudioDatabase, files: StudioFiles, m: string): Promise<string | null> {
+  if (m === 'default') return DEFAULT_MODEL_DIR;
+  if (m.startsWith('store:')) {
+    const row = new ModelStore(db).list().find((x) => x.name === m.slice('store:'.length));
+    return row?.path ? files.absolute(row.path) : null;
+  }
+  try {
+    const path = resolve(resolveModelArg(m));
+    return isGgufPath(path) ? await cachedGgufFolder(path) : path;
+  } catch {
+    return null;
+  }
+}
+
+/** The shapes of pi_0 and the named models of a definition, where their folders can be read now. */
+export async function outsideShapes(db: StudioDatabase, files: StudioFiles, def: ExperimentDefinition): Promise<Map<string, ModelSpec>> {
+  const out = new Map<string, ModelSpec>();
+  for (const [name, m] of [['pi0', def.model] as const, ...Object.entries(def.models ?? {})]) {
+    const dir = await outsideFolder(db, files, m);
+    if (dir === null) continue;
+    try {
+      out.set(name, folderShape(dir));
+    } catch {
+      // A folder without a readable config.json: its stages are not sized.
+    }
+  }
+  return out;
+}
