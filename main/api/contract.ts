@@ -207,6 +207,15 @@ export interface ExperimentDetail {
   definition: JsonObject;
   progress: ExperimentProgress;
   runs: RunInfo[];
+  /** Each sized stage's estimated peak memory, and the memory available now (absent when the definition cannot be read). */
+  memory?: { available: number; stages: Record<string, StageMemory> };
+}
+
+/** A stage's estimated peak memory (main/afd/memory-estimate.ts): when the peak comes and its parts. */
+export interface StageMemory {
+  bytes: number;
+  phase: string;
+  parts: { name: string; bytes: number; why: string }[];
 }
 
 /** An experiment exported for TRL: the project's folder, and each stage with the script that runs it there, or why the studio runs it after the import. */

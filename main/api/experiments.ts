@@ -7,6 +7,7 @@ import { ExperimentStore } from '../../db/experiments.ts';
 import type { JsonObject } from '../../db/json.ts';
 import { RunStore } from '../../db/runs.ts';
 import type { ExperimentDefinition, ExperimentProgress, Recipe, ResultsTable } from '../afd/contract.ts';
+import type { StudioFiles } from '../jobs/files.ts';
 import type { JobRunner } from '../jobs/runner.ts';
 import type { ExperimentDetail, ExperimentSummary } from './contract.ts';
 import type { ApiContext, Handlers } from './context.ts';
@@ -30,6 +31,8 @@ export interface Pipeline {
   /** null when this build has no recipes module. */
   recipes: Recipe[] | null;
   results(db: StudioDatabase, files: { runDir(runId: number): string }, experimentId: number): ResultsTable | null;
+  /** Each sized stage's estimated peak memory, from the definition alone, and the memory available now. */
+  memory(db: StudioDatabase, files: StudioFiles, definition: ExperimentDefinition): Promise<NonNullable<ExperimentDetail['memory']>>;
 }
 
 /** Loads the pipeline's modules; a clear sentence if this build lacks them. */
@@ -41,12 +44,13 @@ export async function loadPipeline(): Promise<Pipeline> {
       throw new Error(`The AfD pipeline could not be loaded (main/afd/${file}: ${(err as Error).message}); update or reinstall AfD Studio.`, { cause: err });
     }
   };
-  const [driver, experiment, recipes, results] = await Promise.all([
+  const [driver, experiment, recipes, results, memory] = await Promise.all([
     load<{ ExperimentDriver: { start: Pipeline['start'] }; experimentProgress: Pipeline['progress'] }>('driver.ts'),
     load<{ parseExperiment: Pipeline['parse'] }>('experiment.ts'),
     // Recipes are a convenience: experiments run without them.
     load<{ RECIPES: Recipe[] }>('recipes.ts').catch(() => ({ RECIPES: null })),
     load<{ experimentResults: Pipeline['results'] }>('results.ts'),
+    load<typeof import('../afd/memory-check.ts')>('memory-check.ts'),
   ]);
   return {
     start: (db, runner, definition, opts) => driver.ExperimentDriver.start(db, runner, definition, opts),
@@ -54,6 +58,7 @@ export async function loadPipeline(): Promise<Pipeline> {
     parse: experiment.parseExperiment,
     recipes: recipes.RECIPES,
     results: results.experimentResults,
+    memory: async (db, files, definition) => ({ available: memory.availableMemory(), stages: memory.experimentEstimates(definition, await memory.outsideShapes(db, files, definition)) }),
   };
 }
 
@@ -67,9 +72,16 @@ export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipe
     if (e === undefined) throw new Error(`There is no experiment #${id}; it may have been deleted, so reload the list.`);
     return e;
   };
-  const detail = (pl: Pipeline, id: number): ExperimentDetail => {
+  const detail = async (pl: Pipeline, id: number): Promise<ExperimentDetail> => {
     const e = experiment(id);
-    return { id: e.id, name: e.name, createdAt: e.createdAt, definition: e.definition, progress: pl.progress(ctx.db, id), runs: runs.list({ experimentId: id }).map(runInfo) };
+    const d: ExperimentDetail = { id: e.id, name: e.name, createdAt: e.createdAt, definition: e.definition, progress: pl.progress(ctx.db, id), runs: runs.list({ experimentId: id }).map(runInfo) };
+    try {
+      return { ...d, memory: await pl.memory(ctx.db, ctx.runner.files, pl.parse(e.definition)) };
+    } catch (err) {
+      // An estimate is a help: the detail is shown without it.
+      ctx.log('warn', `Experiment #${id}: its stages' memory could not be estimated (${(err as Error).message}).`);
+      return d;
+    }
   };
   const watch = (driver: Driver): void => {
     const unsubscribe = driver.onProgress((progress) => ctx.emit({ type: 'experiment.progress', progress }));

@@ -302,6 +302,7 @@ test('experiments go through the pipeline: start, progress events, list, stop, r
     progress: (_db, id) => progress(id, state),
     recipes: [{ id: 'r', title: 'Recipe', summary: 's', definition: { name: 'r' } }],
     results: (_db, _files, id) => ({ gold_judge_accuracy: null, rows: [{ method: `m${id}`, gold_mean: 1, gold_ci95: [0, 2], win_rate_vs_sft: 0.5, mean_length: 3 }] }),
+    memory: async (_db, _files, definition) => ({ available: 8e9, stages: { [definition.name]: { bytes: 1e9, phase: 'a training step', parts: [] } } }),
   };
   const s = await openTestStudio({ pipeline: async () => pipeline });
   try {
@@ -310,6 +311,8 @@ test('experiments go through the pipeline: start, progress events, list, stop, r
     const e = await s.service.call('experiments.start', { definition: { name: 'exp' } });
     assert.equal(e.name, 'exp');
     assert.equal(e.progress.stages[0].state, 'running');
+    // Each stage's memory estimate comes with the detail, from the stored definition.
+    assert.deepEqual(e.memory, { available: 8e9, stages: { exp: { bytes: 1e9, phase: 'a training step', parts: [] } } });
     assert.deepEqual((await s.service.call('experiments.list', {})).map((x) => [x.name, x.state]), [['exp', 'running']]);
     const stopped = await s.service.call('experiments.stop', { experimentId: e.id, reason: 'pause' });
     assert.deepEqual(stops, ['pause']);
@@ -328,7 +331,7 @@ test('experiments go through the pipeline: start, progress events, list, stop, r
 
 test("the pipeline's own modules load with the agreed shapes", async () => {
   const pl = await loadPipeline();
-  for (const f of [pl.start, pl.progress, pl.parse, pl.results]) assert.equal(typeof f, 'function');
+  for (const f of [pl.start, pl.progress, pl.parse, pl.results, pl.memory]) assert.equal(typeof f, 'function');
   assert.throws(() => pl.parse({}), (err: Error) => err.message.length > 10);
   assert.ok(pl.recipes === null || Array.isArray(pl.recipes));
 });

@@ -197,6 +197,7 @@ describe('the views in Chromium against a fake studio', { skip: chromiumSkip('re
       id: 7, name: 'quick', createdAt: '2025-01-01T00:00:00Z', definition,
       progress: { experimentId: 7, stages: [{ id: 'sft', kind: 'sft', runId: 70, state: 'running' as const }] },
       runs: [{ id: 70, experimentId: 7, stage: 'afd-stage', status: 'running' as const, config: {}, seed: 0, provider: 'cpu', createdAt: '2025-01-01T00:00:00Z', startedAt: new Date(Date.now() - 65_000).toISOString(), finishedAt: null, error: null, checkpointPath: null, result: null }],
+      memory: { available: 2e9, stages: { sft: { bytes: 2.5e9, phase: 'a training step', parts: [{ name: 'weights', bytes: 1e9, why: 'as read' }, { name: 'activations', bytes: 1.5e9, why: 'counted on the graph' }] } } },
     };
     const { page, errors } = await open('experiments', {
       experiments: [],
@@ -210,6 +211,12 @@ describe('the views in Chromium against a fake studio', { skip: chromiumSkip('re
     const start = (await calls(page)).find((c) => c.method === 'experiments.start');
     assert.deepEqual(start?.params, { definition });
     assert.equal(new URL(page.url()).hash, '#/experiments/7');
+
+    // Each stage's estimated peak memory, marked when it is more than is available, its parts in the tooltip.
+    const memory = page.getByTestId('stage-memory');
+    assert.equal(await memory.textContent(), '2.5 GB');
+    assert.equal(await memory.evaluate((e) => e.classList.contains('over')), true);
+    assert.equal(await memory.getAttribute('title'), 'Estimated peak: 2.5 GB, during a training step, more than the 2.0 GB available now.\nactivations: 1.5 GB (counted on the graph)\nweights: 1.0 GB (as read)');
 
     // Before its first step (the model loading, the step being built) the bar counts the time.
     await page.getByTestId('stages-table').getByText(/^Running for 1 min [5-9] s · progress at its next step$/).waitFor();
