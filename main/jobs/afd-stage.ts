@@ -10,7 +10,8 @@ import type { DataSpec } from '../afd/contract.ts';
 import type { Artifact, StageInputs } from '../afd/stage.ts';
 import { STAGES } from '../afd/stages/index.ts';
 import { readSamples } from '../afd/stages/sample.ts';
-import { integer, oneOf, text } from './config.ts';
+import { integer, nullable, oneOf, text } from '../schema/fields.ts';
+import { anObject, configSchema, parseConfig } from './config.ts';
 import type { JobKind } from './kind.ts';
 
 export type AfdStageConfig = JsonObject & {
@@ -39,6 +40,18 @@ function parentModel(inputs: StageInputs): Artifact | undefined {
   return undefined;
 }
 
+const CONFIG = configSchema({
+  stage: text(),
+  id: text(),
+  experiment: text(),
+  settings: anObject(),
+  inputs: anObject(),
+  data: anObject(),
+  seed: integer(0, 2 ** 32 - 1, { default: 0 }),
+  provider: oneOf(['auto', 'cpu', 'webgpu', 'cuda'], { default: 'auto' }),
+  threads: nullable(integer(1, 1024), { default: null }),
+});
+
 export const afdStageKind: JobKind<AfdStageConfig> = {
   name: 'afd-stage',
   summary: 'one stage of an AfD experiment (SFT, sampling, reward model, Best-of-N, RL, evaluation...)',
@@ -48,26 +61,10 @@ export const afdStageKind: JobKind<AfdStageConfig> = {
   keepsFolder: true,
 
   parseConfig(raw) {
-    const kind = text(raw, 'stage');
-    const stage = STAGES[kind];
-    if (stage === undefined) throw new Error(`stage must be one of ${Object.keys(STAGES).join(', ')}, not ${JSON.stringify(kind)}.`);
-    const obj = (f: string): JsonObject => {
-      const v = raw[f];
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${f} must be an object.`);
-      return v;
-    };
-    const threads = raw.threads ?? null;
-    return {
-      stage: kind,
-      id: text(raw, 'id'),
-      experiment: text(raw, 'experiment'),
-      settings: stage.parse(obj('settings')),
-      inputs: obj('inputs'),
-      data: obj('data'),
-      seed: integer(raw, 'seed', 0, 0, 2 ** 32 - 1),
-      provider: oneOf(raw, 'provider', ['auto', 'cpu', 'webgpu', 'cuda'] as const, 'auto'),
-      threads: threads === null ? null : integer(raw, 'threads', undefined, 1, 1024),
-    };
+    const c = parseConfig('afd-stage', CONFIG, raw);
+    const stage = STAGES[c.stage];
+    if (stage === undefined) throw new Error(`stage must be one of ${Object.keys(STAGES).join(', ')}, not ${JSON.stringify(c.stage)}.`);
+    return { ...c, settings: stage.parse(c.settings as JsonObject), inputs: c.inputs as JsonObject, data: c.data as JsonObject };
   },
 
   device: (config) => (config.provider === 'cpu' || config.provider === 'auto' ? 'cpu' : 'gpu'),

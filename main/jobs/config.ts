@@ -1,44 +1,18 @@
-// Checking job configs: each helper names the field and what it must be, in a sentence.
-import type { Json, JsonObject } from '../../db/json.ts';
+// Job configs: each kind's config is a strict object parsed by its schema (main/schema/),
+// so a misspelt key is refused with the closest known one instead of being ignored. A run
+// stores its parsed config and a resume parses it again, so what a kind's parseConfig
+// returns must parse to itself.
+import Type, { type TObject, type TProperties } from 'typebox';
+import type { JsonObject } from '../../db/json.ts';
+import { described } from '../schema/fields.ts';
+import { parseObject } from '../schema/parse.ts';
 
-export function integer(raw: JsonObject, field: string, fallback: number | undefined, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  const v = raw[field] ?? fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new Error(`${field} must be a whole number from ${min}${max === Number.MAX_SAFE_INTEGER ? ' up' : ` to ${max}`}, not ${show(v)}.`);
-  }
-  return v;
+export const configSchema = <P extends TProperties>(properties: P) => Type.Object(properties, { additionalProperties: false });
+
+/** `raw` parsed by a kind's config schema, defaults filled in; errors are one sentence. */
+export function parseConfig<S extends TObject>(kind: string, schema: S, raw: JsonObject): Type.Static<S> {
+  return parseObject(schema, raw, { where: `the ${kind} job's config`, noun: 'key' });
 }
 
-export function number(raw: JsonObject, field: string, fallback: number | undefined, min: number, max: number): number {
-  const v = raw[field] ?? fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new Error(`${field} must be a number from ${min} to ${max}, not ${show(v)}.`);
-  return v;
-}
-
-export function text(raw: JsonObject, field: string, fallback?: string): string {
-  const v = raw[field] ?? fallback;
-  if (typeof v !== 'string' || v.trim() === '') throw new Error(`${field} must be a non-empty text, not ${show(v)}.`);
-  return v;
-}
-
-export function oneOf<T extends string>(raw: JsonObject, field: string, choices: readonly T[], fallback: T): T {
-  const v = raw[field] ?? fallback;
-  if (typeof v !== 'string' || !(choices as readonly string[]).includes(v)) throw new Error(`${field} must be one of ${choices.join(', ')}, not ${show(v)}.`);
-  return v as T;
-}
-
-export function flag(raw: JsonObject, field: string, fallback: boolean): boolean {
-  const v = raw[field] ?? fallback;
-  if (typeof v !== 'boolean') throw new Error(`${field} must be true or false, not ${show(v)}.`);
-  return v;
-}
-
-export function object(raw: JsonObject, field: string): JsonObject {
-  const v = raw[field] ?? {};
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${field} must be an object, not ${show(v)}.`);
-  return v;
-}
-
-function show(v: Json | undefined): string {
-  return v === undefined ? 'missing' : JSON.stringify(v);
-}
+/** A free-form object (checked by whoever reads it). */
+export const anObject = (o?: { default?: JsonObject }) => described(Type.Record(Type.String(), Type.Unknown(), o?.default === undefined ? {} : { default: o.default }), 'an object');

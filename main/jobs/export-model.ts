@@ -7,7 +7,9 @@
 import { statSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { JsonObject } from '../../db/json.ts';
-import { oneOf, text } from './config.ts';
+import Type from 'typebox';
+import { oneOf, text } from '../schema/fields.ts';
+import { configSchema, parseConfig } from './config.ts';
 import type { JobKind } from './kind.ts';
 
 export const EXPORT_FORMATS = ['hf', 'gguf'] as const;
@@ -25,6 +27,14 @@ export type ExportModelConfig = {
   name: string;
 };
 
+const CONFIG = configSchema({
+  dir: text(),
+  out: text(),
+  format: oneOf([...EXPORT_FORMATS], { default: 'hf' }),
+  type: Type.Optional(oneOf([...EXPORT_TYPES], { description: 'default: f32 for hf, f16 for gguf' })),
+  name: text({ default: 'model' }),
+});
+
 export const exportModelKind: JobKind<ExportModelConfig> = {
   name: 'export-model',
   summary: 'write a model as a Hugging Face folder or a GGUF file',
@@ -33,11 +43,11 @@ export const exportModelKind: JobKind<ExportModelConfig> = {
   pausable: false,
 
   parseConfig(raw: JsonObject): ExportModelConfig {
-    const format = oneOf(raw, 'format', EXPORT_FORMATS, 'hf');
-    const type = oneOf(raw, 'type', EXPORT_TYPES, format === 'gguf' ? 'f16' : 'f32');
+    const c = parseConfig('export-model', CONFIG, raw);
+    const format = c.format, type = c.type ?? (format === 'gguf' ? 'f16' : 'f32');
     if (format === 'gguf' && type === 'bf16') throw new Error('type must be f32, f16 or q8_0 for a GGUF file, not "bf16".');
     if (format === 'hf' && type === 'q8_0') throw new Error('type must be f32, f16 or bf16 for a Hugging Face folder, not "q8_0" (GGUF files take q8_0).');
-    return { dir: resolve(text(raw, 'dir')), out: resolve(text(raw, 'out')), format, type, name: text(raw, 'name', 'model') };
+    return { dir: resolve(c.dir), out: resolve(c.out), format, type, name: c.name };
   },
 
   device: () => 'io',

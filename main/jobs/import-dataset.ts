@@ -10,7 +10,8 @@ import type { DatasetFormat, NewExample } from '../../db/datasets.ts';
 import { DatasetStore } from '../../db/datasets.ts';
 import type { JsonObject } from '../../db/json.ts';
 import { unreadableFile } from '../datasets/import.ts';
-import { number, oneOf, text } from './config.ts';
+import { nullable, number, oneOf, text } from '../schema/fields.ts';
+import { configSchema, parseConfig } from './config.ts';
 import type { JobKind } from './kind.ts';
 
 const FORMATS = ['auto', 'hh', 'jsonl', 'csv'] as const;
@@ -28,6 +29,14 @@ export type ImportDatasetConfig = {
 /** One batch of rows from the worker. */
 export type ImportBatch = { rows: NewExample[] };
 
+const CONFIG = configSchema({
+  file: text(),
+  name: text(),
+  format: oneOf([...FORMATS], { default: 'auto' }),
+  evalFraction: number(0, 1, { default: 0.2 }),
+  chatTemplateModel: nullable(text(), { default: null }),
+});
+
 export const importDatasetKind: JobKind<ImportDatasetConfig, ImportBatch> = {
   name: 'import-dataset',
   summary: 'import a dataset file (HH, JSON Lines or CSV, optionally gzip-compressed)',
@@ -37,13 +46,8 @@ export const importDatasetKind: JobKind<ImportDatasetConfig, ImportBatch> = {
   pausable: false,
 
   parseConfig(raw: JsonObject): ImportDatasetConfig {
-    return {
-      file: resolve(text(raw, 'file')),
-      name: text(raw, 'name').trim(),
-      format: oneOf(raw, 'format', FORMATS, 'auto'),
-      evalFraction: number(raw, 'evalFraction', 0.2, 0, 1),
-      chatTemplateModel: raw.chatTemplateModel === undefined || raw.chatTemplateModel === null ? null : resolve(text(raw, 'chatTemplateModel')),
-    };
+    const c = parseConfig('import-dataset', CONFIG, raw);
+    return { ...c, file: resolve(c.file), name: c.name.trim(), chatTemplateModel: c.chatTemplateModel === null ? null : resolve(c.chatTemplateModel) };
   },
 
   device: () => 'io',

@@ -10,7 +10,9 @@ import { statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { JsonObject } from '../../db/json.ts';
 import { ModelStore } from '../../db/models.ts';
-import { text } from './config.ts';
+import Type from 'typebox';
+import { text } from '../schema/fields.ts';
+import { configSchema, parseConfig } from './config.ts';
 import type { JobKind } from './kind.ts';
 
 /** Where the copy goes inside the run's folder. */
@@ -22,6 +24,8 @@ export type ImportModelConfig = {
   name: string;
 };
 
+const CONFIG = configSchema({ dir: text(), name: Type.Optional(text({ description: "default: the folder's or file's name" })) });
+
 export const importModelKind: JobKind<ImportModelConfig> = {
   name: 'import-model',
   summary: 'check and copy a Hugging Face model folder (safetensors) or a GGUF file into the store',
@@ -30,8 +34,9 @@ export const importModelKind: JobKind<ImportModelConfig> = {
   pausable: false,
 
   parseConfig(raw: JsonObject): ImportModelConfig {
-    const dir = resolve(text(raw, 'dir'));
-    return { dir, name: raw.name === undefined ? basename(dir).replace(/\.gguf$/i, '') : text(raw, 'name').trim() };
+    const c = parseConfig('import-model', CONFIG, raw);
+    const dir = resolve(c.dir);
+    return { dir, name: c.name === undefined ? basename(dir).replace(/\.gguf$/i, '') : c.name.trim() };
   },
 
   device: () => 'io',

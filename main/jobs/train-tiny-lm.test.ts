@@ -40,6 +40,11 @@ test('the config is checked and completed, so the stored config repeats the run'
   assert.throws(() => trainTinyLm.parseConfig({ steps: 3, provider: 'tpu' }), /provider must be one of cpu, webgpu, cuda, not "tpu"\./);
   assert.throws(() => trainTinyLm.parseConfig({ steps: 3, model: { nEmbd: 30, nHead: 4 } }), /model\.nEmbd \(30\) must be a multiple of model\.nHead \(4\)\./);
   assert.equal(trainTinyLm.device(trainTinyLm.parseConfig({ steps: 1, provider: 'webgpu' })), 'gpu');
+  // Strict: a misspelt key is refused, not ignored; a stored (parsed) config parses to itself.
+  assert.throws(() => trainTinyLm.parseConfig({ steps: 3, step: 2 }), { message: "the train-tiny-lm job's config has no key 'step'; did you mean 'steps'?" });
+  assert.throws(() => trainTinyLm.parseConfig({ steps: 3, model: { nLayers: 3 } }), { message: "model has no key 'nLayers'; did you mean 'nLayer'?" });
+  const stored = trainTinyLm.parseConfig({ steps: 30, model: { nLayer: 3 } });
+  assert.deepEqual(trainTinyLm.parseConfig(stored), stored);
 });
 
 test('paused, cancelled and resumed twice, a run ends exactly like an uninterrupted one', async () => {

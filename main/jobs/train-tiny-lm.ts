@@ -5,7 +5,9 @@
 // A demonstration of the runner, and the shape the AfD training stages will take.
 import type { JsonObject } from '../../db/json.ts';
 import { MetricStore } from '../../db/metrics.ts';
-import { integer, number, object, oneOf } from './config.ts';
+import Type from 'typebox';
+import { integer, number, oneOf } from '../schema/fields.ts';
+import { configSchema, parseConfig } from './config.ts';
 import type { JobKind } from './kind.ts';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
@@ -23,6 +25,23 @@ export type TrainTinyConfig = {
   model: { vocabSize: number; nPositions: number; nEmbd: number; nLayer: number; nHead: number };
 };
 
+const CONFIG = configSchema({
+  steps: integer(1),
+  checkpointEvery: Type.Optional(integer(1, undefined, { description: 'default: a tenth of the steps' })),
+  seed: integer(0, 2 ** 32 - 1, { default: 0 }),
+  lr: number(0, 10, { default: 3e-3 }),
+  batch: integer(1, 4096, { default: 4 }),
+  provider: oneOf([...PROVIDERS], { default: 'cpu' }),
+  threads: integer(1, 1024, { default: 1 }),
+  model: Type.Object({
+    vocabSize: integer(2, 1 << 20, { default: 64 }),
+    nPositions: integer(1, 1 << 16, { default: 32 }),
+    nEmbd: integer(1, 1 << 14, { default: 64 }),
+    nLayer: integer(1, 256, { default: 2 }),
+    nHead: integer(1, 256, { default: 4 }),
+  }, { additionalProperties: false, default: {}, must: 'an object' }),
+});
+
 export const trainTinyLm: JobKind<TrainTinyConfig> = {
   name: 'train-tiny-lm',
   summary: 'train the built-in tiny GPT on a synthetic corpus (a demonstration job)',
@@ -31,26 +50,9 @@ export const trainTinyLm: JobKind<TrainTinyConfig> = {
   pausable: true,
 
   parseConfig(raw: JsonObject): TrainTinyConfig {
-    const steps = integer(raw, 'steps', undefined, 1);
-    const m = object(raw, 'model');
-    const model = {
-      vocabSize: integer(m, 'vocabSize', 64, 2, 1 << 20),
-      nPositions: integer(m, 'nPositions', 32, 1, 1 << 16),
-      nEmbd: integer(m, 'nEmbd', 64, 1, 1 << 14),
-      nLayer: integer(m, 'nLayer', 2, 1, 256),
-      nHead: integer(m, 'nHead', 4, 1, 256),
-    };
-    if (model.nEmbd % model.nHead !== 0) throw new Error(`model.nEmbd (${model.nEmbd}) must be a multiple of model.nHead (${model.nHead}).`);
-    return {
-      steps,
-      checkpointEvery: integer(raw, 'checkpointEvery', Math.max(1, Math.ceil(steps / 10)), 1),
-      seed: integer(raw, 'seed', 0, 0, 2 ** 32 - 1),
-      lr: number(raw, 'lr', 3e-3, 0, 10),
-      batch: integer(raw, 'batch', 4, 1, 4096),
-      provider: oneOf(raw, 'provider', PROVIDERS, 'cpu'),
-      threads: integer(raw, 'threads', 1, 1, 1024),
-      model,
-    };
+    const c = parseConfig('train-tiny-lm', CONFIG, raw);
+    if (c.model.nEmbd % c.model.nHead !== 0) throw new Error(`model.nEmbd (${c.model.nEmbd}) must be a multiple of model.nHead (${c.model.nHead}).`);
+    return { ...c, checkpointEvery: c.checkpointEvery ?? Math.max(1, Math.ceil(c.steps / 10)) };
   },
 
   device: (config) => (config.provider === 'cpu' ? 'cpu' : 'gpu'),

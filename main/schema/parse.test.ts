@@ -58,5 +58,7 @@ test('suggestions only for close keys', () => {
   assert.equal(suggestion('epoch', ['epochs', 'batch']), "did you mean 'epochs'?");
   assert.equal(suggestion('lr', ['n', 'loss']), 'the known ones are n, loss.');
   assert.equal(suggestion('maxlength', ['maxLength']), "did you mean 'maxLength'?");
+  assert.equal(suggestion('nmae', ['dir', 'name']), "did you mean 'name'?");
+  assert.equal(suggestion('x', ['n']), 'the known ones are n.');
   assert.equal(suggestion('x', []), 'it takes none.');
 });

@@ -42,13 +42,14 @@ export function parseObject<S extends TObject>(schema: S, raw: unknown, place: P
   throw new SchemaError(sentence(schema, value, path), path);
 }
 
-/** "did you mean 'epochs'?" when a known key is close (a typo, a case slip), else the known keys. */
+/** "did you mean 'epochs'?" when a known key is close (a typo, a case slip, a swap), else the known keys. */
 export function suggestion(key: string, known: readonly string[]): string {
   if (known.length === 0) return 'it takes none.';
   const lower = known.map((k) => k.toLowerCase());
   const near = closest(key.toLowerCase(), lower);
   const d = distance(key.toLowerCase(), near);
-  return d <= Math.max(1, Math.floor(Math.max(key.length, near.length) / 3)) ? `did you mean '${known[lower.indexOf(near)]}'?` : `the known ones are ${known.join(', ')}.`;
+  // Close: at most half the longer name's letters differ (a swap counts 2), and never more than 3.
+  return d <= Math.min(3, Math.floor(Math.max(key.length, near.length) / 2)) ? `did you mean '${known[lower.indexOf(near)]}'?` : `the known ones are ${known.join(', ')}.`;
 }
 
 /** "<field> must be <what>, not <value>." for the deepest field along `path` that says what it must be. */

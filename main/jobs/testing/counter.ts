@@ -2,7 +2,8 @@
 // (`blockMs` of it spent blocking the thread, as session.run does), with a checkpoint
 // every `checkpointEvery` steps; it can fail, or kill its own thread, at a given step.
 import type { JsonObject } from '../../../db/json.ts';
-import { integer, oneOf } from '../config.ts';
+import { flag, integer, oneOf } from '../../schema/fields.ts';
+import { configSchema, parseConfig } from '../config.ts';
 import type { JobKind } from '../kind.ts';
 
 export type CounterConfig = {
@@ -24,23 +25,25 @@ export type CounterWrite = { step: number };
 
 export const counterWrites = new Map<number, number[]>();
 
+const CONFIG = configSchema({
+  steps: integer(1),
+  delayMs: integer(0, undefined, { default: 5 }),
+  blockMs: integer(0, undefined, { default: 0 }),
+  checkpointEvery: integer(1, undefined, { default: 5 }),
+  device: oneOf(['cpu', 'gpu', 'io'], { default: 'cpu' }),
+  failAt: integer(0, undefined, { default: 0 }),
+  exitAt: integer(0, undefined, { default: 0 }),
+  writes: flag({ default: false }),
+  refuseWriteAt: integer(0, undefined, { default: 0 }),
+});
+
 export const counterKind: JobKind<CounterConfig, CounterWrite> = {
   name: 'counter',
   summary: 'counts (for tests)',
   worker: new URL('./counter.worker.ts', import.meta.url),
   resume: 'checkpoint',
   pausable: true,
-  parseConfig: (raw: JsonObject): CounterConfig => ({
-    steps: integer(raw, 'steps', undefined, 1),
-    delayMs: integer(raw, 'delayMs', 5),
-    blockMs: integer(raw, 'blockMs', 0),
-    checkpointEvery: integer(raw, 'checkpointEvery', 5, 1),
-    device: oneOf(raw, 'device', ['cpu', 'gpu', 'io'] as const, 'cpu'),
-    failAt: integer(raw, 'failAt', 0),
-    exitAt: integer(raw, 'exitAt', 0),
-    writes: raw.writes === true,
-    refuseWriteAt: integer(raw, 'refuseWriteAt', 0),
-  }),
+  parseConfig: (raw: JsonObject): CounterConfig => parseConfig('counter', CONFIG, raw),
   device: (c) => c.device,
   finish: (_ctx, _config, result) => ({ ...result, finishedBy: 'counter' }),
   apply({ run }, config, payload) {
