@@ -30,6 +30,7 @@ import { Rng } from '../native-models/train/rng.ts';
 import { Generator } from '../native-models/generate/generator.ts';
 import type { GenerationWeights } from '../native-models/generate/graphs.ts';
 import { mapHfModel } from '../native-models/checkpoint/index.ts';
+import { torchArgs, type TorchOptions } from './train.ts';
 
 export type GenerateBenchModel = 'default' | 'gpt2-small' | 'small';
 
@@ -71,6 +72,10 @@ export interface GenerateBenchOptions {
   provider?: ProviderName;
   seed?: number;
   vsTorch?: boolean;
+  /** Where transformers runs (default the CPU); the cold processes always run on the CPU. */
+  torchDevice?: TorchOptions['device'];
+  /** Also time transformers with bf16 weights, alone after the fp32 rounds of each batch (torch_bf16_* fields). */
+  torchBf16?: boolean;
   python?: string;
   log?: (s: string) => void;
 }
@@ -105,6 +110,11 @@ export interface GenerateBenchRun {
   decode_ratio?: number;
   /** Fraction of rows whose greedy tokens equal transformers' (random weights have near ties). */
   greedy_rows_equal?: number;
+  /** transformers with bf16 weights, timed alone after the fp32 rounds. */
+  torch_bf16_t1_ms?: number;
+  torch_bf16_tn_ms?: number;
+  torch_bf16_prefill_tokens_per_s?: number;
+  torch_bf16_decode_tokens_per_s?: number;
 }
 
 /** One side's cold processes (see coldStart). */
@@ -149,6 +159,9 @@ export interface GenerateBenchResult {
   torch_version?: string;
   transformers_version?: string;
   torch_attn_implementation?: string;
+  /** Where transformers ran: cpu or cuda, and the GPU's name. */
+  torch_device?: string;
+  torch_gpu?: string;
   /** OMP_WAIT_POLICY of the reference's processes (see torchEnv). */
   torch_omp_wait_policy?: string;
 }
@@ -208,6 +221,7 @@ export async function runGenerateBench(o: GenerateBenchOptions): Promise<Generat
     const temp = o.vsTorch ? mkdtempSync(join(tmpdir(), 'afd-bench-generate-')) : undefined;
     log(`${name}: building and compiling the generation graph (${params.toLocaleString('en')} parameters)...`);
     const gen = await Generator.create(family, c, weights, { provider, threads: o.threads });
+    result.provider = gen.provider;
     if (gen.maxPositions !== undefined && L + N > gen.maxPositions) throw new Error(`promptLength + newTokens (${L + N}) exceeds the ${gen.maxPositions} positions of the ${name} model.`);
     try {
       let hfDir = dir;
@@ -218,8 +232,13 @@ export async function runGenerateBench(o: GenerateBenchOptions): Promise<Generat
           hfDir = temp;
         }
       }
-      const torch = temp && hfDir ? await TorchGenerate.start(hfDir, join(temp, 'prompts.json'), o.threads, o.python) : undefined;
-      if (torch) Object.assign(result, { torch_version: torch.versions.torch_version, transformers_version: torch.versions.transformers_version, torch_attn_implementation: torch.versions.attn_implementation });
+      const start = (dtype: TorchOptions['dtype']) => TorchGenerate.start(hfDir!, join(temp!, 'prompts.json'), o.threads, o.python, { device: o.torchDevice, dtype });
+      const torch = temp && hfDir ? await start('float32') : undefined;
+      const torchBf16 = torch && o.torchBf16 ? await start('bfloat16') : undefined;
+      if (torch) {
+        const v = torch.versions;
+        Object.assign(result, { torch_version: v.torch_version, transformers_version: v.transformers_version, torch_attn_implementation: v.attn_implementation, torch_device: v.device ?? 'cpu', ...(v.gpu ? { torch_gpu: v.gpu } : {}) });
+      }
       try {
         for (const B of batches) {
           log(`${name}, batch ${B}${torch ? ', alternating with transformers' : ''}...`);
@@ -272,12 +291,28 @@ export async function runGenerateBench(o: GenerateBenchOptions): Promise<Generat
               greedy_rows_equal: tokens.filter((t, i) => t.join() === ref!.tokens[i].join()).length / B,
             });
           }
+          if (torchBf16) {
+            // The same protocol on its own: a warm-up, then the fastest of `repeats` t1 and tN.
+            await torchBf16.generate(B, 2);
+            const t1s: number[] = [], tns: number[] = [];
+            for (let r = 0; r < repeats; r++) {
+              t1s.push((await torchBf16.generate(B, 1)).ms);
+              tns.push((await torchBf16.generate(B, N)).ms);
+            }
+            const bt1 = Math.min(...t1s), btn = Math.min(...tns);
+            Object.assign(run, {
+              torch_bf16_t1_ms: bt1, torch_bf16_tn_ms: btn,
+              torch_bf16_prefill_tokens_per_s: (B * L) / (bt1 / 1000),
+              torch_bf16_decode_tokens_per_s: (B * (N - 1)) / ((btn - bt1) / 1000),
+            });
+          }
           log(`  batch ${B}: prefill ${run.prefill_tokens_per_s.toFixed(0)} tok/s, decode ${run.decode_tokens_per_s.toFixed(1)} tok/s` +
             (run.torch_decode_tokens_per_s !== undefined ? ` (transformers ${run.torch_prefill_tokens_per_s!.toFixed(0)}, ${run.torch_decode_tokens_per_s.toFixed(1)})` : ''));
           result.runs.push(run);
         }
       } finally {
         torch?.close();
+        torchBf16?.close();
       }
     } finally {
       await gen.release();
@@ -473,10 +508,10 @@ class TorchGenerate {
   private stderr = '';
   private exited?: Error;
 
-  private constructor(private readonly child: ChildProcessWithoutNullStreams, readonly versions: { torch_version: string; transformers_version: string; attn_implementation?: string }) {}
+  private constructor(private readonly child: ChildProcessWithoutNullStreams, readonly versions: { torch_version: string; transformers_version: string; attn_implementation?: string; device?: string; gpu?: string }) {}
 
-  static async start(dir: string, promptsFile: string, threads: number, python = process.env.PYTHON ?? 'python3'): Promise<TorchGenerate> {
-    const child = spawn(python, [TORCH_SCRIPT, '--interleave', '--model', dir, '--prompts', promptsFile, '--threads', String(threads)], { env: torchEnv() });
+  static async start(dir: string, promptsFile: string, threads: number, python = process.env.PYTHON ?? 'python3', torch: TorchOptions = {}): Promise<TorchGenerate> {
+    const child = spawn(python, [TORCH_SCRIPT, '--interleave', '--model', dir, '--prompts', promptsFile, '--threads', String(threads), ...torchArgs(torch)], { env: torchEnv() });
     const t = new TorchGenerate(child, { torch_version: '', transformers_version: '' });
     let buffer = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {

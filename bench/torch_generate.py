@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Reference side of `afd bench generate`: times transformers' generate (KV cache,
-greedy, fp32, CPU) on a Hugging Face model folder (the same weights as the TypeScript
-side), on the same prompts, and prints ONE JSON line to stdout.
+greedy, fp32 on the CPU unless told otherwise: --device, --dtype, see bench/torch_device.py)
+on a Hugging Face model folder (the same weights as the TypeScript side), on the same
+prompts, and prints ONE JSON line to stdout.
 
 A benchmark oracle only; the product never needs Python.
 
 Usage:
     python3 bench/torch_generate.py --model DIR --prompts prompts.json
         [--batches 1,16] [--new-tokens 32] [--repeats 3] [--threads 2]
+        [--device cpu|cuda|auto] [--dtype float32|bfloat16]
     python3 bench/torch_generate.py --interleave --model DIR --prompts prompts.json [--threads 2]
+        [--device cpu|cuda|auto] [--dtype float32|bfloat16]
     python3 bench/torch_generate.py --cold --model DIR --prompt TEXT [--chat]
         [--new-tokens 1] [--threads 2]
 
@@ -42,6 +45,7 @@ import json
 import platform
 import resource
 import sys
+from torch_device import add_device_args, device_info, resolve_device, synchronize
 
 
 def parse_args(argv):
@@ -56,6 +60,7 @@ def parse_args(argv):
     p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    add_device_args(p)
     a = p.parse_args(argv)
     try:
         a.batches = [int(x) for x in a.batches.split(",") if x]
@@ -91,7 +96,7 @@ def main(argv):
         return 2
 
     torch.set_num_threads(args.threads)
-    torch.set_float32_matmul_precision("highest")
+    device = resolve_device(torch, args)
     if args.cold:
         return cold(args, torch, AutoModelForCausalLM)
     with open(args.prompts) as f:
@@ -100,7 +105,7 @@ def main(argv):
         print("prompts.json needs at least max(batches) prompts, all of one length", file=sys.stderr)
         return 2
 
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=getattr(torch, args.dtype)).to(device)
     model.eval()
     # No EOS: every row generates exactly N tokens, as on the TypeScript side.
     gc = model.generation_config
@@ -122,6 +127,7 @@ def main(argv):
     def timed(ids, n):
         t0 = time.perf_counter()
         out = generate(ids, n)
+        synchronize(torch, device)
         return (time.perf_counter() - t0) * 1000, out
 
     versions = {
@@ -129,6 +135,7 @@ def main(argv):
         "transformers_version": transformers.__version__,
         "threads": torch.get_num_threads(),
         "attn_implementation": getattr(model.config, "_attn_implementation", None),
+        **device_info(torch, device, args.dtype),
     }
     if args.interleave:
         print(json.dumps({"ready": True, **versions}), flush=True)
@@ -137,14 +144,14 @@ def main(argv):
             if not 1 <= b <= len(prompts) or n < 1:
                 print(f"asked for {n} tokens on {b} prompts, of the {len(prompts)} in {args.prompts}", file=sys.stderr)
                 return 2
-            ids = torch.tensor(prompts[:b], dtype=torch.long)
+            ids = torch.tensor(prompts[:b], dtype=torch.long, device=device)
             ms, out = timed(ids, n)
             print(json.dumps({"ms": ms, "tokens": out[:, ids.shape[1]:].tolist()}), flush=True)
         return 0
 
     runs = []
     for b in args.batches:
-        ids = torch.tensor(prompts[:b], dtype=torch.long)
+        ids = torch.tensor(prompts[:b], dtype=torch.long, device=device)
         L, N = ids.shape[1], args.new_tokens
         generate(ids, 2)  # warm-up
         t1s, tns, out = [], [], None
@@ -165,8 +172,7 @@ def main(argv):
         })
     print(json.dumps({
         **versions,
-        "dtype": "float32",
-        "device": "cpu",
+        **device_info(torch, device, args.dtype),
         "machine": platform.machine(),
         "runs": runs,
     }))

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Reference side of `afd bench train`: trains a nanoGPT-style decoder with PyTorch
-eager, fp32, on the CPU, and prints ONE JSON line to stdout.
+eager, fp32 on the CPU unless told otherwise (--device, --dtype: bench/torch_device.py),
+and prints ONE JSON line to stdout.
 
 This script is a benchmark oracle only; it is not part of the product. The
 TypeScript engine builds exactly the same model (see bench/README.md), so the
@@ -10,7 +11,7 @@ Usage:
     python3 bench/torch_gpt_train.py [--vocab 8192] [--d-model 512] [--layers 8]
         [--heads 8] [--seq 256] [--batch 8] [--steps 10] [--warmup 3]
         [--threads 2] [--seed 0] [--lr 3e-4] [--attention sdpa|manual] [--interleave]
-        [--init FILE]
+        [--init FILE] [--device cpu|cuda|auto] [--dtype float32|bfloat16]
 
 With --interleave the timed steps are driven from stdin, so that `afd bench train
 --vs-torch` can alternate them with its own steps in the same minutes of machine time:
@@ -31,11 +32,12 @@ import math
 import platform
 import resource
 import sys
+from torch_device import add_device_args, autocast, device_info, resolve_device
 from torch_steps import run_steps
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description="PyTorch eager fp32 CPU training reference for afd bench train")
+    p = argparse.ArgumentParser(description="PyTorch eager training reference for afd bench train")
     p.add_argument("--vocab", type=int, default=8192)
     p.add_argument("--d-model", type=int, default=512)
     p.add_argument("--layers", type=int, default=8)
@@ -56,6 +58,7 @@ def parse_args(argv):
         help="sdpa: F.scaled_dot_product_attention(is_causal=True) (default, as nanoGPT); "
         "manual: explicit masked softmax (nanoGPT's slow path)",
     )
+    add_device_args(p)
     a = p.parse_args(argv)
     for name in ("vocab", "d_model", "layers", "heads", "seq", "batch", "steps", "threads"):
         if getattr(a, name) < 1:
@@ -111,8 +114,8 @@ def main(argv):
         return 2
 
     torch.set_num_threads(args.threads)
-    # fp32 means fp32: no TF32 / bf16 downcast inside matmuls (this is the default).
-    torch.set_float32_matmul_precision("highest")
+    # fp32 means fp32: no TF32 / bf16 downcast inside matmuls (resolve_device sees to it).
+    device = resolve_device(torch, args)
     torch.manual_seed(args.seed)
 
     V, D, L, H, T, B = args.vocab, args.d_model, args.layers, args.heads, args.seq, args.batch
@@ -190,7 +193,7 @@ def main(argv):
 
         def forward(self, idx, targets):
             b, t = idx.size()
-            pos = torch.arange(0, t, dtype=torch.long)
+            pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
             x = self.wte(idx) + self.wpe(pos)
             for blk in self.h:
                 x = blk(x)
@@ -198,7 +201,8 @@ def main(argv):
             logits = F.linear(x, self.wte.weight)  # tied output head: x @ wte^T
             return F.cross_entropy(logits.view(-1, V), targets.view(-1))
 
-    model = GPT()
+    # Built on the CPU (the same random draws on every device), then moved.
+    model = GPT().to(device)
     model.train()
 
     params = sum(p.numel() for p in model.parameters())
@@ -219,10 +223,12 @@ def main(argv):
         g = torch.Generator().manual_seed(args.seed)
         idx = torch.randint(0, V, (B, T), generator=g, dtype=torch.long)
         targets = torch.randint(0, V, (B, T), generator=g, dtype=torch.long)
+    idx, targets = idx.to(device), targets.to(device)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = model(idx, targets)
+        with autocast(torch, device, args.dtype):
+            loss = model(idx, targets)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -261,8 +267,7 @@ def main(argv):
         "threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
         "attention": attention,
-        "dtype": "float32",
-        "device": "cpu",
+        **device_info(torch, device, args.dtype),
         "machine": platform.machine(),
         "config": {
             "vocab": V,

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Reference side of `afd bench train --model M --lora R --vs-torch`: LoRA supervised
-fine-tuning of a Hugging Face causal LM with PyTorch eager and peft, fp32, on the CPU.
+fine-tuning of a Hugging Face causal LM with PyTorch eager and peft, fp32 on the CPU unless
+told otherwise (--device, --dtype: bench/torch_device.py).
 
 This script is a benchmark oracle only; it is not part of the product. It trains what
 the SFT stage trains (see bench/README.md): LoRA adapters (rank, alpha, no dropout) on the
@@ -11,6 +12,7 @@ rate.
 Usage (driven by `afd bench train`, which writes the --init file):
     python3 bench/torch_lora_train.py --model DIR --init FILE --rank 8 --alpha 16
         [--lr 3e-4] [--weight-decay 0] [--clip 1] [--warmup 2] [--threads 2] [--interleave]
+        [--device cpu|cuda|auto] [--dtype float32|bfloat16]
 
 --init FILE is a safetensors file with the batch (int64 `tokens` and `targets` [B, T],
 float32 `mask` [B, T], 1 where the target is a response token) and the adapters' initial
@@ -29,6 +31,7 @@ import json
 import platform
 import resource
 import sys
+from torch_device import add_device_args, autocast, device_info, resolve_device
 from torch_steps import run_steps
 
 
@@ -45,6 +48,7 @@ def parse_args(argv):
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--interleave", action="store_true")
+    add_device_args(p)
     a = p.parse_args(argv)
     if a.rank < 1 or a.threads < 1 or a.steps < 1 or a.warmup < 0:
         p.error("--rank, --threads and --steps must be >= 1, --warmup >= 0")
@@ -69,7 +73,7 @@ def main(argv):
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(args.threads)
-    torch.set_float32_matmul_precision("highest")
+    device = resolve_device(torch, args)
 
     init = load_file(args.init)
     tokens, targets, mask = init.pop("tokens").long(), init.pop("targets").long(), init.pop("mask").float()
@@ -97,6 +101,8 @@ def main(argv):
             trained[key] = module
     if sorted(trained) != adapted:
         raise SystemExit(f"peft adapted {len(trained)} modules, {args.init} has adapters for {len(adapted)}")
+    model.to(device)
+    tokens, targets, mask = tokens.to(device), targets.to(device), mask.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=args.weight_decay)
     # The mean over response tokens: padding and prompt targets are ignored.
@@ -105,8 +111,9 @@ def main(argv):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        logits = model(input_ids=tokens).logits
-        loss = F.cross_entropy(logits.view(B * T, -1), labels.view(-1), ignore_index=-100)
+        with autocast(torch, device, args.dtype):
+            logits = model(input_ids=tokens).logits
+            loss = F.cross_entropy(logits.view(B * T, -1), labels.view(-1), ignore_index=-100)
         loss.backward()
         if args.clip > 0:
             torch.nn.utils.clip_grad_norm_(params, args.clip)
@@ -133,6 +140,7 @@ def main(argv):
         "threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
         "peft_version": peft.__version__,
+        **device_info(torch, device, args.dtype),
         "machine": platform.machine(),
     }))
     return 0

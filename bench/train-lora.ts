@@ -22,7 +22,7 @@ import { measureGemmPeak } from '../native-models/runtime/gemm-peak.ts';
 import { fromFloat32, tensorOf, writeSafetensors, type NamedTensor } from '../native-models/runtime/safetensors.ts';
 import { Rng } from '../native-models/train/rng.ts';
 import type { Feeds } from '../native-models/train/trainer.ts';
-import { compareWithReference, interleaveSteps, TorchReference, type ReferenceComparison, type StepBenchConfig } from './train.ts';
+import { compareWithReference, interleaveSteps, timeBf16Reference, torchArgs, TorchReference, type Bf16Comparison, type ReferenceComparison, type StepBenchConfig, type TorchOptions } from './train.ts';
 
 /** `seq`: every row is this long (no padding); `lr`: constant (the stage's schedule is a host function; the step graph is the same). */
 export interface LoraBenchConfig extends StepBenchConfig {
@@ -69,7 +69,7 @@ export interface LoraBenchResult {
   config: LoraBenchConfig;
 }
 
-export type LoraBenchComparison = LoraBenchResult & Partial<ReferenceComparison> & { peft_version?: string; torch_attention?: string; torch_omp_wait_policy?: string };
+export type LoraBenchComparison = LoraBenchResult & Partial<ReferenceComparison> & Partial<Bf16Comparison> & { peft_version?: string; torch_attention?: string; torch_omp_wait_policy?: string };
 
 const llamaConfig = (model: LoadedModel): LlamaConfig => {
   if (model.family.name !== 'llama') throw new Error(`${model.dir}: the LoRA benchmark takes a Llama-family model (llama, qwen2), not ${model.family.name}.`);
@@ -128,7 +128,14 @@ function benchContext(c: LoraBenchConfig, dir: string): StageContext {
 const stageConfig = (c: LoraBenchConfig) =>
   sftStage.parse({ adaptation: 'lora', loraRank: c.rank, loraAlpha: c.alpha, batch: c.batch, maxLength: c.seq + 1, epochs: 1, lr: c.lr });
 
-export async function runLoraBench(c: LoraBenchConfig, log: (s: string) => void = () => {}, startReference?: (init: LoraInit) => Promise<TorchReference>): Promise<LoraBenchComparison> {
+/**
+ * `startReference`: the fp32 reference, whose steps alternate with ours; `startBf16`: the
+ * reference in bf16, timed alone after the comparison. Both start from our adapters and batch.
+ */
+export async function runLoraBench(
+  c: LoraBenchConfig, log: (s: string) => void = () => {},
+  startReference?: (init: LoraInit) => Promise<TorchReference>, startBf16?: (init: LoraInit) => Promise<TorchReference>,
+): Promise<LoraBenchComparison> {
   log(`loading ${c.model}...`);
   const model = await loadModel(c.model);
   const lc = llamaConfig(model);
@@ -142,13 +149,17 @@ export async function runLoraBench(c: LoraBenchConfig, log: (s: string) => void 
     const batch = await t.batch(0);
     const dims = batch.tokens.dims;
     if (dims[0] !== c.batch || dims[1] !== c.seq) throw new Error(`the benchmark's batch is [${dims}], not [${c.batch}, ${c.seq}]`);
-    if (startReference) {
-      log('starting the PyTorch + peft reference (its steps alternate with ours)...');
-      const adapters = new Map(t.model.trainable.map((p) => {
+    // What a reference starts from: our batch and our adapters' initial values.
+    const init: LoraInit = {
+      batch,
+      adapters: new Map(t.model.trainable.map((p) => {
         const name = (p.attrs as { name: string }).name;
         return [name, fromFloat32(t.model.init.get(name)!, p.shape as number[])];
-      }));
-      reference = await startReference({ batch, adapters });
+      })),
+    };
+    if (startReference) {
+      log('starting the PyTorch + peft reference (its steps alternate with ours)...');
+      reference = await startReference(init);
     }
     const readyRssMb = process.memoryUsage.rss() / 2 ** 20;
     const losses: number[] = [], times: number[] = [], torchTimes: number[] = [];
@@ -211,6 +222,10 @@ export async function runLoraBench(c: LoraBenchConfig, log: (s: string) => void 
       if (extra.attention) result.torch_attention = extra.attention;
       result.torch_omp_wait_policy = torchWaitPolicy();
     }
+    if (startBf16) {
+      log('timing the PyTorch + peft reference alone in bf16...');
+      Object.assign(result, await timeBf16Reference(() => startBf16(init), c.steps, losses));
+    }
     return result;
   } catch (e) {
     reference?.kill();
@@ -239,9 +254,9 @@ export const torchWaitPolicy = (): string => process.env.OMP_WAIT_POLICY ?? 'PAS
  * the stage's optimizer settings. Started after our step is built (it needs our adapters'
  * initial values) and before our first step, so that both sides' steps interleave.
  */
-export function startLoraReference(c: LoraBenchConfig, python?: string): (init: LoraInit) => Promise<TorchReference> {
+export function startLoraReference(c: LoraBenchConfig, python?: string, torch: TorchOptions = {}): (init: LoraInit) => Promise<TorchReference> {
   const config = stageConfig(c);
-  const args = ['--model', c.model, '--rank', c.rank, '--alpha', c.alpha, '--lr', c.lr, '--weight-decay', config.weightDecay as number, '--clip', config.clipNorm as number, '--warmup', c.warmup, '--threads', c.threads].map(String);
+  const args = [...['--model', c.model, '--rank', c.rank, '--alpha', c.alpha, '--lr', c.lr, '--weight-decay', config.weightDecay as number, '--clip', config.clipNorm as number, '--warmup', c.warmup, '--threads', c.threads].map(String), ...torchArgs(torch)];
   const env = { ...process.env, OMP_WAIT_POLICY: torchWaitPolicy() };
   return (init) => TorchReference.launch('torch_lora_train.py', args, (file) => writeLoraInit(file, init), python, env);
 }

@@ -92,7 +92,11 @@ export interface TrainBenchResult {
   torch_loss_max_diff?: number;
 }
 
-export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => void = () => {}, torch?: TorchReference): Promise<TrainBenchResult> {
+/**
+ * `torch`: the fp32 reference, started (and warmed up) by the caller, whose steps alternate
+ * with ours; `bf16`: starts the reference in bf16, timed alone after the comparison.
+ */
+export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => void = () => {}, torch?: TorchReference, bf16?: () => Promise<TorchReference>): Promise<TrainBenchResult & Partial<Bf16Comparison>> {
   const cfg = modelConfig(c);
   log(`building and compiling the training step (${parameterCount(cfg).toLocaleString('en')} parameters)...`);
   const trainer = await gptTrainer(cfg, { provider: c.provider, threads: c.threads, seed: c.seed });
@@ -131,7 +135,7 @@ export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => voi
   const stateMb = (4 * params * 4) / 2 ** 20;
   const { loss, params: leaves } = gpt2NextTokenLoss(cfg);
   const activationsMb = T.savedActivationBytes(loss, T.grad(loss, [...leaves.values()]), { B: c.batch, T: c.seq }) / 2 ** 20;
-  const result: TrainBenchResult = {
+  const result: TrainBenchResult & Partial<Bf16Comparison> = {
     tokens_per_s: (c.batch * c.seq) / (stepMs / 1000),
     step_ms: stepMs,
     mfu: achieved / peak,
@@ -150,7 +154,54 @@ export async function runTrainBench(c: TrainBenchConfig, log: (s: string) => voi
     config: c,
   };
   if (torch) Object.assign(result, compareWithReference(await torch.finish(), { times, losses }, { times: torchTimes, losses: torchLosses }, new Rng(c.seed + 2)));
+  if (bf16) {
+    log('timing the PyTorch reference alone in bf16...');
+    Object.assign(result, await timeBf16Reference(bf16, c.steps, losses));
+  }
   return result;
+}
+
+/** Where the PyTorch reference runs and in what precision (bench/torch_device.py). */
+export interface TorchOptions {
+  /** Default 'cpu'; 'auto' is cuda when PyTorch sees a GPU. */
+  device?: 'cpu' | 'cuda' | 'auto';
+  /** Default 'float32'; bfloat16 trains under autocast and generates with bf16 weights. */
+  dtype?: 'float32' | 'bfloat16';
+}
+
+/** The references' command-line options for `o`. */
+export const torchArgs = (o: TorchOptions): string[] => ['--device', o.device ?? 'cpu', '--dtype', o.dtype ?? 'float32'];
+
+/** The reference in bf16, timed alone (reported apart from the fp32 comparison, which it is not part of). */
+export interface Bf16Comparison {
+  torch_bf16_tokens_per_s: number;
+  torch_bf16_step_ms: number;
+  torch_bf16_losses: number[];
+  /** The largest |our fp32 loss - its bf16 loss| over the steps both ran: bf16's rounding, about 1e-2. */
+  torch_bf16_loss_max_diff: number;
+  torch_bf16_peak_gpu_mb?: number;
+}
+
+/**
+ * Starts the reference (`start`, in bf16), runs its warm-up and `steps` timed steps on
+ * their own, and compares its losses with `ours` (all our steps, warm-up included).
+ */
+export async function timeBf16Reference(start: () => Promise<TorchReference>, steps: number, ours: readonly number[]): Promise<Bf16Comparison> {
+  const ref = await start();
+  const losses = [...ref.warmupLosses];
+  try {
+    for (let i = 0; i < steps; i++) losses.push((await ref.step()).loss);
+  } catch (e) {
+    ref.kill();
+    throw e;
+  }
+  const s = await ref.finish();
+  const common = Math.min(losses.length, ours.length);
+  return {
+    torch_bf16_tokens_per_s: s.tokens_per_s, torch_bf16_step_ms: s.step_ms, torch_bf16_losses: losses,
+    torch_bf16_loss_max_diff: Math.max(...losses.slice(0, common).map((l, i) => Math.abs(l - ours[i]))),
+    ...(s.peak_gpu_mb !== undefined ? { torch_bf16_peak_gpu_mb: s.peak_gpu_mb } : {}),
+  };
 }
 
 /**
@@ -173,6 +224,10 @@ export interface ReferenceComparison {
   torch_step_ms: number;
   torch_peak_rss_mb: number;
   torch_version: string;
+  /** Where the reference ran: cpu or cuda, with the GPU's name and its memory peak there. */
+  torch_device: string;
+  torch_gpu?: string;
+  torch_peak_gpu_mb?: number;
   ratio: number;
   ratio_paired_median: number;
   ratio_interval: [number, number];
@@ -190,6 +245,7 @@ export function compareWithReference(
   const paired = ours.times.map((ms, i) => theirs.times[i] / ms);
   return {
     torch_tokens_per_s: t.tokens_per_s, torch_step_ms: t.step_ms, torch_peak_rss_mb: t.peak_rss_mb, torch_version: t.torch_version,
+    torch_device: t.device ?? 'cpu', ...(t.gpu !== undefined ? { torch_gpu: t.gpu } : {}), ...(t.peak_gpu_mb !== undefined ? { torch_peak_gpu_mb: t.peak_gpu_mb } : {}),
     ratio: sum(theirs.times) / sum(ours.times),
     ratio_paired_median: median(paired),
     ratio_interval: geometricMeanInterval(paired, rng),
@@ -228,6 +284,9 @@ export interface TorchSummary {
   step_ms: number;
   peak_rss_mb: number;
   torch_version: string;
+  device?: string;
+  gpu?: string;
+  peak_gpu_mb?: number;
 }
 
 /**
@@ -268,8 +327,8 @@ export class TorchReference {
   }
 
   /** Starts the reference and waits until it has warmed up; throws a sentence when PyTorch is missing. */
-  static start(c: TrainBenchConfig, python = process.env.PYTHON ?? 'python3'): Promise<TorchReference> {
-    const args = ['--vocab', c.vocab, '--d-model', c.dModel, '--layers', c.layers, '--heads', c.heads, '--seq', c.seq, '--batch', c.batch, '--warmup', c.warmup, '--threads', c.threads, '--seed', c.seed, '--lr', c.lr].map(String);
+  static start(c: TrainBenchConfig, python = process.env.PYTHON ?? 'python3', torch: TorchOptions = {}): Promise<TorchReference> {
+    const args = [...['--vocab', c.vocab, '--d-model', c.dModel, '--layers', c.layers, '--heads', c.heads, '--seq', c.seq, '--batch', c.batch, '--warmup', c.warmup, '--threads', c.threads, '--seed', c.seed, '--lr', c.lr].map(String), ...torchArgs(torch)];
     return TorchReference.launch('torch_gpt_train.py', args, (file) => writeBenchInit(file, c), python);
   }
 

@@ -6,8 +6,9 @@ import { parseArgs } from 'node:util';
 import { defaultLoraBench, runLoraBench, startLoraReference } from '../../bench/train-lora.ts';
 import { modelFolder } from '../../native-models/checkpoint/gguf/to-hf.ts';
 import { resolveModelArg } from '../models/known.ts';
+import { TORCH_OPTIONS, torchDevice } from './bench.ts';
 
-const USAGE = 'usage: afd bench train --model smollm2|DIR|FILE.gguf --lora RANK [--json] [--vs-torch] [--alpha 16] [--seq 256] [--batch 8] [--steps 8] [--warmup 2] [--threads N] [--lr 3e-4] [--seed 0] [--provider cpu|webgpu|cuda]';
+const USAGE = 'usage: afd bench train --model smollm2|DIR|FILE.gguf --lora RANK [--json] [--vs-torch [--torch-device cpu|cuda|auto] [--torch-bf16]] [--alpha 16] [--seq 256] [--batch 8] [--steps 8] [--warmup 2] [--threads N] [--lr 3e-4] [--seed 0] [--provider cpu|webgpu|cuda]';
 
 export async function benchTrainLora(argv: string[]): Promise<number> {
   const num = { type: 'string' } as const;
@@ -16,6 +17,7 @@ export async function benchTrainLora(argv: string[]): Promise<number> {
     options: {
       model: num, lora: num, alpha: num, seq: num, batch: num, steps: num, warmup: num, threads: num, lr: num, seed: num,
       provider: { type: 'string' }, json: { type: 'boolean', default: false }, 'vs-torch': { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
+      ...TORCH_OPTIONS,
     },
   });
   if (values.help) {
@@ -51,7 +53,9 @@ export async function benchTrainLora(argv: string[]): Promise<number> {
     steps: int('steps', values.steps, d.steps), warmup: int('warmup', values.warmup, d.warmup, 0), threads: int('threads', values.threads, d.threads),
     lr: positive('lr', values.lr, d.lr), seed: int('seed', values.seed, d.seed, 0),
   };
-  const result = await runLoraBench(c, log, values['vs-torch'] ? startLoraReference(c) : undefined);
+  const device = torchDevice(values);
+  const result = await runLoraBench(c, log, values['vs-torch'] ? startLoraReference(c, undefined, { device }) : undefined,
+    values['torch-bf16'] ? startLoraReference(c, undefined, { device, dtype: 'bfloat16' }) : undefined);
   console.log(JSON.stringify(result));
   return 0;
 }

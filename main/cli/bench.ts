@@ -2,7 +2,7 @@
 
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { defaultTrainBench, runTrainBench, TorchReference } from '../../bench/train.ts';
+import { defaultTrainBench, runTrainBench, TorchReference, type TorchOptions } from '../../bench/train.ts';
 import { modelFolder } from '../../native-models/checkpoint/gguf/to-hf.ts';
 import { resolveModelArg } from '../models/known.ts';
 
@@ -16,10 +16,11 @@ export async function benchTrain(argv: string[]): Promise<number> {
     options: {
       vocab: num, 'd-model': num, layers: num, heads: num, seq: num, batch: num, steps: num, warmup: num, threads: num, lr: num, seed: num,
       provider: { type: 'string' }, json: { type: 'boolean', default: false }, 'vs-torch': { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
+      ...TORCH_OPTIONS,
     },
   });
   if (values.help) {
-    console.log('usage: afd bench train [--json] [--vs-torch] [--vocab 8192] [--d-model 512] [--layers 8] [--heads 8] [--seq 256] [--batch 8] [--steps 10] [--warmup 3] [--threads N] [--provider cpu|webgpu|cuda]\n       afd bench train --model smollm2|DIR --lora RANK [--vs-torch] ... (LoRA SFT; --model --help for its options)');
+    console.log('usage: afd bench train [--json] [--vs-torch [--torch-device cpu|cuda|auto] [--torch-bf16]] [--vocab 8192] [--d-model 512] [--layers 8] [--heads 8] [--seq 256] [--batch 8] [--steps 10] [--warmup 3] [--threads N] [--provider cpu|webgpu|cuda]\n       afd bench train --model smollm2|DIR --lora RANK [--vs-torch] ... (LoRA SFT; --model --help for its options)');
     return 0;
   }
   const int = (name: string, v: string | undefined, fallback: number): number => {
@@ -41,20 +42,32 @@ export async function benchTrain(argv: string[]): Promise<number> {
   if (c.steps < 1) throw new Error('--steps must be at least 1');
   const log = values.json ? () => {} : (s: string) => console.error(s);
   // The reference starts (and warms up) first, so that a missing PyTorch fails before the long run.
+  const device = torchDevice(values);
   let torch: TorchReference | undefined;
   if (values['vs-torch']) {
     log('starting the PyTorch eager reference (its steps alternate with ours)...');
-    torch = await TorchReference.start(c);
+    torch = await TorchReference.start(c, undefined, { device });
   }
   let result;
   try {
-    result = await runTrainBench(c, log, torch);
+    result = await runTrainBench(c, log, torch, torch && values['torch-bf16'] ? () => TorchReference.start(c, undefined, { device, dtype: 'bfloat16' }) : undefined);
   } catch (e) {
     torch?.kill();
     throw e;
   }
   console.log(JSON.stringify(result));
   return 0;
+}
+
+/** Where the --vs-torch reference runs: every benchmark takes these options. */
+export const TORCH_OPTIONS = { 'torch-device': { type: 'string' }, 'torch-bf16': { type: 'boolean', default: false } } as const;
+
+/** --torch-device as the references take it (checked), and that --torch-bf16 goes with --vs-torch. */
+export function torchDevice(values: { 'torch-device'?: string; 'torch-bf16'?: boolean; 'vs-torch'?: boolean }): TorchOptions['device'] {
+  const device = values['torch-device'] ?? 'cpu';
+  if (!['cpu', 'cuda', 'auto'].includes(device)) throw new Error(`--torch-device must be cpu, cuda or auto, not '${device}'`);
+  if ((values['torch-device'] !== undefined || values['torch-bf16']) && !values['vs-torch']) throw new Error('--torch-device and --torch-bf16 say where the PyTorch reference runs: give them with --vs-torch');
+  return device as TorchOptions['device'];
 }
 
 /** `afd bench generate`: prefill and decode throughput at batch 1 and 16 (see bench/README.md). */
@@ -65,10 +78,11 @@ export async function benchGenerate(argv: string[]): Promise<number> {
     options: {
       models: { type: 'string' }, model: { type: 'string' }, 'cold-repeats': { type: 'string' }, 'skip-cold': { type: 'boolean', default: false }, batches: { type: 'string' }, 'prompt-length': { type: 'string' }, 'new-tokens': { type: 'string' }, repeats: { type: 'string' }, threads: { type: 'string' },
       provider: { type: 'string' }, json: { type: 'boolean', default: false }, 'vs-torch': { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
+      ...TORCH_OPTIONS,
     },
   });
   if (values.help) {
-    console.log('usage: afd bench generate [--json] [--vs-torch] [--model DIR|FILE.gguf|smollm2 | --models default,gpt2-small,small] [--cold-repeats 3] [--skip-cold] [--batches 1,16] [--prompt-length 64] [--new-tokens 32] [--repeats 3] [--threads N] [--provider cpu|webgpu|cuda]');
+    console.log('usage: afd bench generate [--json] [--vs-torch [--torch-device cpu|cuda|auto] [--torch-bf16]] [--model DIR|FILE.gguf|smollm2 | --models default,gpt2-small,small] [--cold-repeats 3] [--skip-cold] [--batches 1,16] [--prompt-length 64] [--new-tokens 32] [--repeats 3] [--threads N] [--provider cpu|webgpu|cuda]');
     return 0;
   }
   const list = (v: string | undefined) => v?.split(',').map((x) => x.trim()).filter(Boolean);
@@ -91,7 +105,7 @@ export async function benchGenerate(argv: string[]): Promise<number> {
     models: models as ('default' | 'gpt2-small' | 'small')[] | undefined, batches, promptLength: int('prompt-length', values['prompt-length']), newTokens: int('new-tokens', values['new-tokens']),
     repeats: int('repeats', values.repeats), threads: int('threads', values.threads) ?? availableParallelism(), provider: values.provider as 'cpu' | 'webgpu' | 'cuda' | undefined,
     modelDir, modelArg: values.model, cold: !values['skip-cold'], coldRepeats: int('cold-repeats', values['cold-repeats']),
-    vsTorch: values['vs-torch'], log,
+    vsTorch: values['vs-torch'], torchDevice: torchDevice(values), torchBf16: values['torch-bf16'], log,
   });
   console.log(JSON.stringify(result));
   return 0;
