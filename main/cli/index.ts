@@ -15,6 +15,7 @@ const commands: Record<string, Command> = {
   pretrain: { summary: 'build the embedded default model: a BPE tokenizer and a small GPT-2 trained on the HH transcripts', run: async (a) => (await import('./pretrain.ts')).pretrainCommand(a) },
   'bench generate': { summary: 'generation throughput (prefill and decode, batch 1 and 16), with --vs-torch against transformers, as JSON', run: async (a) => (await import('./bench.ts')).benchGenerate(a) },
   'bench train': { summary: 'training throughput of the engine (and PyTorch with --vs-torch), as JSON', run: async (a) => (await import('./bench.ts')).benchTrain(a) },
+  'bench gpu': { summary: 'the prepared GPU check: training, LoRA and generation against PyTorch on the same machine, as one JSON (scripts/gpu-check.sh)', run: async (a) => (await import('./bench-gpu.ts')).benchGpu(a) },
   'datasets import': { summary: 'import a dataset file (HH, JSON Lines, CSV; .gz too) as a job, with progress', run: async (a) => (await import('./datasets.ts')).datasetsImport(a) },
   'datasets list': { summary: 'the datasets in the store, with their example counts', run: async (a) => (await import('./datasets.ts')).datasetsList(a) },
   'datasets show': { summary: "a dataset's examples, searchable and paged", run: async (a) => (await import('./datasets.ts')).datasetsShow(a) },
