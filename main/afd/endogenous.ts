@@ -7,8 +7,8 @@ import ort from 'onnxruntime-node';
 import { frozenParams } from '../../native-models/generate/graphs.ts';
 import * as T from '../../native-models/ir/index.ts';
 import { endogenousReturn, type EndogenousOptions } from '../../native-models/objectives/endogenous.ts';
-import { SessionCache } from '../../native-models/runtime/session.ts';
 import { encodePair, loadModel, type Encoded, type LoadedModel } from './lm.ts';
+import { graphSession } from './graph-session.ts';
 import type { RewardFunction, RewardRuntime, Scored } from './reward-function.ts';
 
 export interface EndogenousSettings extends EndogenousOptions {
@@ -54,9 +54,7 @@ export async function endogenousRewardOf(model: LoadedModel, s: EndogenousSettin
   const action = T.input('action', 'float32', ['B', 'T']), value = T.input('value', 'float32', ['B', 'T']);
   const { logits } = model.family.forward(model.config, frozen.params, { tokens });
   const reward = endogenousReturn(logits, targets, action, value, s);
-  const graph = T.emitOnnx({ outputs: { reward }, initializers: frozen.initializers, inputs: [tokens, targets, action, value], name: `afd-endogenous-${model.family.name}` });
-  const sessions = new SessionCache();
-  const session = await sessions.get(graph.bytes, { provider: runtime.provider, intraOpThreads: runtime.threads });
+  const session = await graphSession({ outputs: { reward }, initializers: frozen.initializers, inputs: [tokens, targets, action, value], name: `afd-endogenous-${model.family.name}` }, { provider: runtime.provider, intraOpThreads: runtime.threads });
   const V = model.family.vocabSize(model.config);
   return {
     describe,
@@ -77,7 +75,7 @@ export async function endogenousRewardOf(model: LoadedModel, s: EndogenousSettin
       }
       return out;
     },
-    release: () => sessions.clear(),
+    release: () => session.release(),
   };
 }
 

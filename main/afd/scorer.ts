@@ -9,10 +9,10 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { frozenParams } from '../../native-models/generate/graphs.ts';
 import * as T from '../../native-models/ir/index.ts';
-import { SessionCache } from '../../native-models/runtime/session.ts';
 import { fromFloat32, readSafetensors, toFloat32, writeSafetensors } from '../../native-models/runtime/safetensors.ts';
 import type { Rng } from '../../native-models/train/rng.ts';
 import { encodePair, lastHidden, loadModel, saveModel, sequenceFeeds, type LoadedModel, type TrainableModel } from './lm.ts';
+import { graphSession } from './graph-session.ts';
 import type { RewardFunction, RewardRuntime, Scored } from './reward-function.ts';
 
 export const SCORE_WEIGHT = 'score.weight';
@@ -141,9 +141,7 @@ export async function scorerReward(model: LoadedModel, backbone: ReadonlyMap<str
   }
   const tokens = T.input('tokens', 'int64', ['B', 'T']), last = T.input('last', 'int64', ['B']);
   const scores = scorerScores(model, { params }, { tokens, last });
-  const graph = T.emitOnnx({ outputs: { scores }, initializers, inputs: [tokens, last], name: `afd-scorer-${model.family.name}` });
-  const sessions = new SessionCache();
-  const session = await sessions.get(graph.bytes, { provider: runtime.provider, intraOpThreads: runtime.threads });
+  const session = await graphSession({ outputs: { scores }, initializers, inputs: [tokens, last], name: `afd-scorer-${model.family.name}` }, { provider: runtime.provider, intraOpThreads: runtime.threads });
   const length = Math.min(maxLength, model.maxLength);
   return {
     describe,
@@ -167,7 +165,7 @@ export async function scorerReward(model: LoadedModel, backbone: ReadonlyMap<str
       }
       return out;
     },
-    release: () => sessions.clear(),
+    release: () => session.release(),
   };
 }
 

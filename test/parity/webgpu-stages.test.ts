@@ -13,7 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Demonstration } from '../../main/afd/data.ts';
+import { endogenousRewardOf } from '../../main/afd/endogenous.ts';
 import { loadModel } from '../../main/afd/lm.ts';
+import { hiddenSize, scorerReward } from '../../main/afd/scorer.ts';
 import { lengthReward } from '../../main/afd/reward-function.ts';
 import { dpoStage, pairTraining } from '../../main/afd/stages/dpo.ts';
 import { rewardStage, scorerDataset, scorerTraining, type ScorerLoss } from '../../main/afd/stages/reward.ts';
@@ -133,4 +135,29 @@ test('RL (GRPO on Llama LoRA: sampling, scoring and the update) runs on webgpu; 
   // The first step samples from the same weights with the same seeds; later steps sample
   // from weights that differ by rounding, which may pick other tokens.
   t.diagnostic(assertClose(cpu.slice(0, 1), gpu.slice(0, 1), 'rl grpo, step 1'));
+});
+
+test("the pipeline's own scoring graphs (a scorer, the endogenous reward) run wholly on webgpu with the CPU's scores", { skip }, async (t) => {
+  // graphSession writes them for WebGPU and creates their sessions with CPU fallback
+  // disabled, so creating them is the test that no node falls back.
+  const items = world.demos.slice(0, 6).map((d, i) => ({ prompt: d.prompt, response: world.demos[(i + 2) % world.demos.length].response }));
+  for (const dir of [world.gpt2, world.llama]) {
+    const model = await loadModel(dir);
+    const D = hiddenSize(model);
+    const head = { weight: Float32Array.from({ length: D }, (_, i) => Math.sin(i + 1) / Math.sqrt(D)), bias: 0.1 };
+    const scores = async (provider: 'cpu' | 'webgpu') => {
+      const runtime = { provider, threads: 1 };
+      const rewards = [await scorerReward(model, model.weights, head, 32, runtime), await endogenousRewardOf(model, { alpha: 1, gamma: 1, perToken: false }, runtime, 'endogenous')];
+      try {
+        return await Promise.all(rewards.map((r) => r.score(items)));
+      } finally {
+        for (const r of rewards) await r.release();
+      }
+    };
+    const [cpu, gpu] = [await scores('cpu'), await scores('webgpu')];
+    for (const [k, what] of ['scorer', 'endogenous reward'].entries()) {
+      cpu[k].forEach((x, i) => assert.ok(Math.abs(x - gpu[k][i]) <= 1e-3 * Math.max(1, Math.abs(x)), `${model.family.name} ${what} item ${i}: cpu ${x} vs webgpu ${gpu[k][i]}`));
+    }
+    t.diagnostic(`${model.family.name}: scorer and endogenous reward on webgpu give the CPU's ${items.length} scores`);
+  }
 });

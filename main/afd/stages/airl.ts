@@ -15,7 +15,7 @@ import * as T from '../../../native-models/ir/index.ts';
 import { softplus } from '../../../native-models/objectives/functions.ts';
 import { airlReward, type AirlShape } from '../../../native-models/objectives/rewards.ts';
 import { learningRate, type Schedule } from '../../../native-models/optim/schedule.ts';
-import { SessionCache } from '../../../native-models/runtime/session.ts';
+import { graphSession, type GraphSession } from '../graph-session.ts';
 import { Rng } from '../../../native-models/train/rng.ts';
 import type { Feeds, Trainer } from '../../../native-models/train/trainer.ts';
 import Type from 'typebox';
@@ -52,8 +52,7 @@ class Discriminator {
   private constructor(
     readonly model: TrainableModel,
     readonly trainer: Trainer,
-    private readonly sessions: SessionCache,
-    private readonly session: ort.InferenceSession,
+    private readonly session: GraphSession,
     private readonly paramNames: string[],
   ) {}
 
@@ -68,11 +67,9 @@ class Discriminator {
     const trainer = await createTrainer(ctx, tm, loss, settings);
     try {
       // Parameters are inputs here (fed from the trainer's state); LoRA's frozen weights are initializers.
-      const graph = T.emitOnnx({ outputs: { scores }, initializers: tm.frozen, name: 'afd-discriminator-scores' });
-      const sessions = new SessionCache();
       const external = tm.external ? { externalDataDir: tm.external.dir, externalDataIdentity: tm.external.identity } : {};
-      const session = await sessions.get(graph.bytes, { provider: ctx.provider, intraOpThreads: ctx.threads, ...external });
-      return new Discriminator(tm, trainer, sessions, session, graph.inputNames.filter((n) => n !== 'tokens' && n !== 'last'));
+      const session = await graphSession({ outputs: { scores }, initializers: tm.frozen, name: 'afd-discriminator-scores' }, { provider: ctx.provider, intraOpThreads: ctx.threads, ...external });
+      return new Discriminator(tm, trainer, session, session.inputNames.filter((n) => n !== 'tokens' && n !== 'last'));
     } catch (e) {
       await trainer.release();
       throw e;
@@ -101,7 +98,7 @@ class Discriminator {
   }
 
   async release(): Promise<void> {
-    await this.sessions.clear();
+    await this.session.release();
     await this.trainer.release();
   }
 }
