@@ -7,12 +7,14 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { openDatabase } from '../../db/database.ts';
 import type { JsonObject } from '../../db/json.ts';
+import { Tokenizer } from '../../native-models/tokenizer/tokenizer.ts';
 import { StudioFiles } from '../jobs/files.ts';
 import { JobRunner } from '../jobs/runner.ts';
 import { DEFAULT_MODEL_DIR } from '../models/builtin.ts';
 import { withTempDir } from '../../test/support/temp-dir.ts';
 import type { ExperimentDefinition } from './contract.ts';
-import { availableMemory, checkStageMemory, experimentEstimates, folderShape, memoryRefusal, outsideShapes, type MemorySituation } from './memory-check.ts';
+import { demonstrations } from './data.ts';
+import { availableMemory, checkStageMemory, estimateStageRun, experimentEstimates, folderShape, memoryRefusal, outsideShapes, type MemorySituation } from './memory-check.ts';
 import { stageEstimate, type StageMemoryEstimate } from './memory-estimate.ts';
 import type { Artifact } from './stage.ts';
 import { STAGES } from './stages/index.ts';
@@ -76,6 +78,18 @@ test('before a stage starts: its estimate is logged; a stage that cannot fit is 
   }
   const broken = await run(huge, cpu(GiB), { model: { ...pi0, dir: '/no/such/model' } });
   assert.match(broken[0], /^memory estimate: not made \(ENOENT/);
+});
+
+test('a stage that samples every train prompt is sized from the data: how many prompts, the longest in its tokens', async () => {
+  const prompts = ['Human: hello\n\nAssistant:', 'Human: a much longer question about the weather and the sea\n\nAssistant:', 'Human: why?\n\nAssistant:'];
+  const data = async () => demonstrations(prompts.map((prompt) => ({ prompt, response: ' ok' })), []);
+  const settings = STAGES.ditto.parse({ n: 2, maxNewTokens: 8 });
+  const e = await estimateStageRun('ditto', settings, { policy: pi0, reference: pi0 }, data);
+  const tokenizer = await Tokenizer.fromFolder(DEFAULT_MODEL_DIR);
+  const longest = Math.max(...prompts.map((p) => tokenizer.encode(p, { addSpecialTokens: false }).length));
+  assert.ok(longest > 10);
+  assert.deepEqual(e, stageEstimate('ditto', settings, () => folderShape(DEFAULT_MODEL_DIR), { count: 3, longest }));
+  assert.equal(e?.phase, 'sampling from the policy');
 });
 
 test('the afd-stage job refuses a stage that cannot fit before it loads anything', { timeout: 120_000 }, async () => {

@@ -97,9 +97,10 @@ function artifactShape(a: Artifact): ModelSpec | undefined {
   return a.type === 'reward' && existsSync(join(scorer, 'config.json')) ? folderShape(scorer) : undefined;
 }
 
-/** Stages whose batches depend on the train prompts: how many there are and the longest, in the policy's tokens. */
-async function promptFacts(kind: string, inputs: StageInputs, data: () => Promise<Demonstrations>): Promise<PromptFacts | undefined> {
-  if (!['rl', 'airl', 'spin', 'ditto'].includes(kind)) return undefined;
+/** For stages that sample from the train prompts (rl, airl, ditto, spin without a samples stage): how many there are and the longest, in the policy's tokens. */
+async function promptFacts(kind: string, settings: JsonObject, inputs: StageInputs, data: () => Promise<Demonstrations>): Promise<PromptFacts | undefined> {
+  const samples = kind === 'rl' || kind === 'airl' || kind === 'ditto' || (kind === 'spin' && typeof settings.samples !== 'string');
+  if (!samples) return undefined;
   const policy = inputs.policy;
   if (policy === undefined || Array.isArray(policy)) return undefined;
   const tokenizer = await Tokenizer.fromFolder(modelDir(policy));
@@ -113,7 +114,7 @@ export async function estimateStageRun(kind: string, settings: JsonObject, input
     const a = inputs[field];
     return a === undefined || Array.isArray(a) ? undefined : artifactShape(a);
   };
-  return stageEstimate(kind, settings, shapes, await promptFacts(kind, inputs, data));
+  return stageEstimate(kind, settings, shapes, await promptFacts(kind, settings, inputs, data));
 }
 
 /**
