@@ -43,6 +43,7 @@ import { loraParamShapes, loraTargets, type LoraSpec, type ModelSpec } from '../
 import { pointwiseBce, sftLoss } from '../../native-models/objectives/losses.ts';
 import { sequenceInputs, type Adaptation } from './lm.ts';
 import { headParams, hiddenSize, scorerScores } from './scorer.ts';
+import { DRAW_ROWS } from './stages/spin.ts';
 
 const MiB = 2 ** 20;
 
@@ -320,10 +321,10 @@ export function stageEstimate(kind: string, settings: JsonObject, shapes: InputS
       const e = training(model, 'lm', 2 * num(settings, 'batch'), num(settings, 'maxLength'));
       const lower = ['batch', 'maxLength', ...orLora];
       if (kind === 'dpo' || (kind === 'spin' && typeof settings.samples === 'string')) return { ...e, lower };
-      // SPIN without a samples stage and DITTO draw n samples of every train prompt, in one batch.
+      // SPIN without a samples stage and DITTO draw n samples of every train prompt, DRAW_ROWS rows at a time.
       if (prompts === undefined) return null;
       const newTokens = num(settings, 'maxNewTokens');
-      const sampling = { model, rows: prompts.count * num(settings, 'n'), promptTokens: Math.min(prompts.longest, positionsOf(model) - newTokens), newTokens };
+      const sampling = { model, rows: Math.min(DRAW_ROWS, prompts.count * num(settings, 'n')), promptTokens: Math.min(prompts.longest, positionsOf(model) - newTokens), newTokens };
       const draw = estimate('sampling from the policy', [processPart(), weightsPart(model), ...samplerParts(sampling, 'policy', { weights: kind === 'ditto', scores: false })]);
       // DITTO keeps its trainer while it samples; SPIN samples first, then trains.
       const peak = kind === 'ditto' ? estimate(draw.phase, [...e.parts, ...draw.parts.slice(1)]) : draw.bytes > e.bytes ? draw : e;
@@ -334,7 +335,8 @@ export function stageEstimate(kind: string, settings: JsonObject, shapes: InputS
       const model = shapes('policy');
       if (!model) return null;
       const newTokens = num(settings, 'maxNewTokens');
-      const promptTokens = Math.min(prompts?.longest ?? CALIBRATION.promptTokens, positionsOf(model) - newTokens);
+      const cap = typeof settings.maxPromptTokens === 'number' ? settings.maxPromptTokens : Infinity;
+      const promptTokens = Math.min(prompts?.longest ?? CALIBRATION.promptTokens, cap, positionsOf(model) - newTokens);
       const rows = num(settings, 'promptsPerStep') * num(settings, 'k');
       const e = training(model, 'lm', rows, promptTokens + newTokens);
       const reward = kind === 'rl' ? shapes('reward') ?? model : model;
@@ -349,7 +351,7 @@ export function stageEstimate(kind: string, settings: JsonObject, shapes: InputS
         weightsPart(reward, kind === 'rl' ? 'reward weights' : 'discriminator weights', kind === 'rl' ? "the reward model's weights" : "the discriminator's weights"),
         generationSession(reward, kind === 'rl' ? 'reward session' : 'discriminator session'),
       ];
-      return { ...estimate(e.phase, parts), lower: ['promptsPerStep', 'k', 'maxNewTokens', ...orLora] };
+      return { ...estimate(e.phase, parts), lower: ['promptsPerStep', 'k', 'maxNewTokens', 'maxPromptTokens', ...orLora] };
     }
     case 'pretrain': {
       const tok = shapes('tokenizer');

@@ -7,7 +7,7 @@ import { loadModel } from '../lm.ts';
 import type { RewardFunction } from '../reward-function.ts';
 import { writeArtifactDetails, type StageContext } from '../stage.ts';
 import { buildToyModel, hasMarker, toyDemonstrations, modelMarkerRate } from '../toy.ts';
-import { rlStage, runRl, stepPrompts } from './rl.ts';
+import { PolicyUpdate, rlStage, runRl, stepPrompts } from './rl.ts';
 import { pi0, runStage } from './testing.ts';
 
 let root = '';
@@ -56,6 +56,30 @@ test('rl parses its defaults: policy sft, reference = policy, rloo, k 4, 8 promp
   assert.equal(rlStage.parse({ reward: 'rm', policy: 'x' }).reference, 'x');
   assert.throws(() => rlStage.parse({}), /reward/);
   assert.throws(() => rlStage.parse({ reward: 'rm', k: 1 }), /k must be/);
+});
+
+test('maxPromptTokens keeps only the last tokens of each rollout prompt (absent: the whole prompt)', async () => {
+  assert.equal(rlStage.parse({ reward: 'rm' }).maxPromptTokens, undefined, 'absent unless set, so stored stages keep their settings');
+  const model = await loadModel(join(root, 'pi0'));
+  const ctx = { seed: 5, dir: root, checkpoint: null, provider: 'cpu', threads: 1, signal: new AbortController().signal, stopRequested: () => false, data: async () => data, progress: () => {}, metric: () => {}, log: () => {}, checkpointed: async () => {} } satisfies StageContext;
+  const prompts = data.train.map((d) => d.prompt);
+  const starts = async (raw: Record<string, number | string>): Promise<number[]> => {
+    const pu = await PolicyUpdate.create(ctx, rlStage.parse({ policy: 'pi0', reward: 'marker', maxNewTokens: 4, promptsPerStep: 4, k: 2, ...raw }), model, model, prompts);
+    try {
+      const r = await pu.rollout(0);
+      // Each row is the prompt's kept tokens, then the response: the prompt's last tokens stay.
+      r.rows.forEach((row, j) => {
+        const whole = model.tokenizer.encode(prompts[r.prompt[j]], { addSpecialTokens: false });
+        assert.deepEqual(row.ids.slice(0, row.start), whole.slice(whole.length - row.start));
+      });
+      return r.rows.map((row) => row.start);
+    } finally {
+      await pu.release();
+    }
+  };
+  const whole = await starts({}), cut = await starts({ maxPromptTokens: 6 });
+  assert.ok(Math.max(...whole) > 6, `the toy prompts are longer than the cut (${Math.max(...whole)} tokens)`);
+  assert.deepEqual(cut, whole.map((n) => Math.min(n, 6)));
 });
 
 test('the prompts of consecutive steps go through every prompt once per pass, in a seeded order', () => {

@@ -32,6 +32,8 @@ export type PolicyConfig = JsonObject & {
   steps: number;
   beta: number;
   maxNewTokens: number;
+  /** Keep at most this many of each prompt's last tokens (absent: all that fit with the response). */
+  maxPromptTokens?: number;
   temperature: number;
 };
 
@@ -47,6 +49,9 @@ export const POLICY_SETTINGS = {
   steps: integer(1, 1_000_000, { default: 100 }),
   beta: number(0, 1e6, { default: 0.05 }),
   maxNewTokens: integer(1, 1 << 16, { default: 64 }),
+  // Optional, so that stages stored before it match their definition: without it a long
+  // prompt (835 SmolLM2 tokens in HH-Harmless) makes every row of its step that wide.
+  maxPromptTokens: Type.Optional(integer(1, 1 << 20, { description: "keep at most this many of each prompt's last tokens (default: all that fit)" })),
   // 1 keeps the samples on-policy, which the policy gradient assumes.
   temperature: number(0.01, 100, { default: 1 }),
   ...ADAPTATION,
@@ -135,7 +140,7 @@ export class PolicyUpdate {
     const idx = stepPrompts(this.prompts.length, config.promptsPerStep, step, ctx.seed);
     const prompt: number[] = [], ids: number[][] = [], seeds: number[] = [];
     idx.forEach((i, j) => {
-      const p = encodePrompt(policy, this.prompts[i], config.maxNewTokens);
+      const p = encodePrompt(policy, this.prompts[i], config.maxPromptTokens === undefined ? config.maxNewTokens : Math.max(config.maxNewTokens, policy.maxLength - config.maxPromptTokens));
       // j, not i: a prompt drawn twice in one step gets distinct samples.
       for (let k = 0; k < config.k; k++) {
         prompt.push(i);

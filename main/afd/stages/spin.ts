@@ -30,17 +30,26 @@ export interface DrawSettings {
 }
 
 /** `o.n` samples of each prompt from `policy` (its `weights`), sample k of prompt i seeded seed(i, k). */
+/** Rows drawSamples generates together (the memory estimate sizes a draw by it). */
+export const DRAW_ROWS = 32;
+
 export async function drawSamples(ctx: StageContext, policy: LoadedModel, prompts: readonly string[], o: DrawSettings, seed: (i: number, k: number) => number): Promise<string[][]> {
   const gen = await Generator.create(policy.family, policy.config, policy.weights, { provider: ctx.provider, ...(ctx.threads ? { threads: ctx.threads } : {}) });
   try {
     const rows = prompts.flatMap((p, i) => Array.from({ length: o.n }, (_, k) => ({ i, k, ids: encodePrompt(policy, p, o.maxNewTokens) })));
     const decode = (ids: readonly number[]): string => policy.tokenizer.decode(ids, { skipSpecialTokens: true });
-    const results = await gen.generate(rows.map((r) => r.ids), {
-      maxNewTokens: o.maxNewTokens, temperature: o.temperature, eosTokenIds: [policy.eosId], stopStrings: TURN_STOPS, decode,
-      seed: rows.map((r) => seed(r.i, r.k)),
-    });
     const out: string[][] = prompts.map(() => []);
-    results.forEach((res, j) => out[rows[j].i].push(res.text ?? ''));
+    // DRAW_ROWS rows at a time: all of them at once would hold every row's prefill and
+    // cache together (512 prompts x 2 samples of SmolLM2: hundreds of GiB). Each row has
+    // its own seed, so the chunks draw what one batch would.
+    for (let start = 0; start < rows.length; start += DRAW_ROWS) {
+      const chunk = rows.slice(start, start + DRAW_ROWS);
+      const results = await gen.generate(chunk.map((r) => r.ids), {
+        maxNewTokens: o.maxNewTokens, temperature: o.temperature, eosTokenIds: [policy.eosId], stopStrings: TURN_STOPS, decode,
+        seed: chunk.map((r) => seed(r.i, r.k)),
+      });
+      results.forEach((res, j) => out[chunk[j].i].push(res.text ?? ''));
+    }
     return out;
   } finally {
     await gen.release();
