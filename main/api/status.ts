@@ -4,7 +4,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:f
 import { arch, availableParallelism, freemem, platform, release, totalmem } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { findGpuAdapter } from '../../native-models/runtime/providers.ts';
-import { studioVersion } from '../cli/version.ts';
+import { studioVersion } from '../startup/version.ts';
 import type { ComputeDevice, ProviderSetting, StudioStatus } from './contract.ts';
 import type { ApiContext, Handlers } from './context.ts';
 import type { ProviderProbe } from './generation.ts';

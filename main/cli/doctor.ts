@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { CUDA_DLOPENED, describeMissing, missingLibraries, systemSearch, type LibrarySearch } from '../../native-models/runtime/cuda-libraries.ts';
 import { chooseProvider, cudaLibraryPath, ortInfo, type ProviderAttempt, type ProviderChoice, type ProviderName } from '../../native-models/runtime/providers.ts';
 import { trainTinyLm } from '../../native-models/train/tiny-lm.ts';
-import { studioVersion } from './version.ts';
+import { studioVersion } from '../startup/version.ts';
 
 const PROVIDERS: readonly ProviderName[] = ['cpu', 'webgpu', 'cuda'];
 

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { JobRunner } from '../jobs/runner.ts';
 import { RENDERER_DIST, startServer } from '../server/server.ts';
-import { DB_OPTION, DB_USAGE, openStudio } from './studio.ts';
+import { openStudio } from '../startup/open-studio.ts';
+import { DB_OPTION, DB_USAGE } from './studio.ts';
 
 const USAGE = `usage: afd serve [--port N] [--host 127.0.0.1] ${DB_USAGE}`;
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);

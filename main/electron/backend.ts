@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { AppLogLine, StudioEvent } from '../api/contract.ts';
 import { StudioService } from '../api/service.ts';
 import { SettingsFile } from '../api/settings.ts';
-import { openStudio } from '../cli/studio.ts';
+import { openStudio } from '../startup/open-studio.ts';
 import { JobRunner } from '../jobs/runner.ts';
 
 export interface Backend {

@@ -1,3 +1,4 @@
+// The studio's version, for `afd doctor`, the status bar and diagnostics.
 import { readFileSync } from 'node:fs';
 
 /** The version in package.json. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { defaultDatabasePath } from './studio.ts';
+import { defaultDatabasePath } from './open-studio.ts';
 
 test('the default database lives in the platform folder for application data', () => {
   assert.equal(defaultDatabasePath({ XDG_DATA_HOME: '/data' }, 'linux', '/home/u'), '/data/afd-studio/studio.db');
