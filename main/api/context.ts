@@ -14,6 +14,9 @@ export interface ApiContext {
   emit(event: StudioEvent): void;
   log(level: LogLevel, text: string): void;
   appLog(limit: number): AppLogLine[];
+  /** How a sentence about a missing item tells the user to find the right one: the
+   *  window reloads its list, the CLI names its list command. */
+  findHint(list: 'runs'): string;
   /** Random numbers in [0, 1) (blind order, pair choice); tests make it deterministic. */
   random(): number;
 }

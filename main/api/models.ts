@@ -16,7 +16,7 @@ import type { ApiContext, Handlers } from './context.ts';
 import type { GeneratedRow, ModelCacheState } from './generation.ts';
 import { GenerationStopped } from './generation.ts';
 import { runInfo } from './runs.ts';
-import { DEFAULT_MODEL_DIR, isBuiltinModel } from '../models/builtin.ts';
+import { DEFAULT_MODEL_DIR, ensureBuiltinModel, isBuiltinModel } from '../models/builtin.ts';
 
 /** A store model as the API shows it; `folder` (its files) tells where a GGUF import came from. */
 export function modelInfo(m: Model, folder: string | null = null): ModelInfo {
@@ -197,7 +197,12 @@ export function modelHandlers(ctx: ApiContext, streams: GenerationStreams): Hand
   const models = new ModelStore(ctx.db);
   const folderOf = (m: Model): string | null => (isBuiltinModel(m) ? DEFAULT_MODEL_DIR : m.path === null ? null : isAbsolute(m.path) ? m.path : ctx.runner.files.absolute(m.path));
   return {
-    'models.list': () => models.list().map((m) => modelInfo(m, folderOf(m))),
+    'models.list': () => {
+      // Registered where models are listed, not when the service opens: a command that
+      // only reads runs leaves the store's model ids as they were.
+      ensureBuiltinModel(ctx.db);
+      return models.list().map((m) => modelInfo(m, folderOf(m)));
+    },
     'models.import': (p) => {
       if (!isAbsolute(p.dir)) throw new Error(`"${p.dir}" is not an absolute path; choose the model's folder or .gguf file with the picker.`);
       const run = ctx.runner.submit('import-model', p.name === undefined ? { dir: p.dir } : { dir: p.dir, name: p.name });

@@ -38,7 +38,7 @@ export function runHandlers(ctx: ApiContext): Handlers<'runs.list' | 'runs.get' 
   const logs = new RunLogStore(ctx.db);
   const run = (id: number): Run => {
     const r = runs.get(id);
-    if (r === undefined) throw new Error(`There is no run #${id}; it may have been deleted, so reload the list.`);
+    if (r === undefined) throw new Error(`There is no run #${id}; ${ctx.findHint('runs')}.`);
     return r;
   };
   const control = (id: number, action: 'cancel' | 'pause' | 'resume'): RunInfo => {

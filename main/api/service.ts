@@ -14,7 +14,6 @@ import type { Pipeline } from './experiments.ts';
 import { experimentHandlers, loadPipeline } from './experiments.ts';
 import type { GenerationBackend } from './generation.ts';
 import { WorkerGeneration } from './generation.ts';
-import { ensureBuiltinModel } from '../models/builtin.ts';
 import { GenerationStreams, modelHandlers } from './models.ts';
 import { jobEvent, runHandlers } from './runs.ts';
 import { SettingsFile } from './settings.ts';
@@ -31,6 +30,9 @@ export interface ServiceOptions {
   generation?: GenerationBackend;
   /** The AfD pipeline's modules (default: main/afd, loaded on first use). */
   pipeline?: () => Promise<Pipeline>;
+  /** How a missing item's sentence ends (default: '...it may have been deleted, so reload
+   *  the list'); the CLI names its list command instead. */
+  findHint?: (list: 'runs') => string;
   /** Random numbers in [0, 1) for blind voting (default Math.random). */
   random?: () => number;
   /** The desktop app's open dialog (absent under `afd serve`: a browser page types paths). */
@@ -66,9 +68,9 @@ export class StudioService implements StudioApi {
       emit: (e) => this.emit(e),
       log: (level, text) => this.log(level, text),
       appLog: (limit) => this.logLines.slice(-limit),
+      findHint: options.findHint ?? (() => 'it may have been deleted, so reload the list'),
       random: options.random ?? Math.random,
     };
-    ensureBuiltinModel(this.db);
     this.streams = new GenerationStreams(ctx);
     let pipeline: Promise<Pipeline> | undefined;
     const experiments = experimentHandlers(ctx, options.pipeline ?? (() => (pipeline ??= loadPipeline().catch((err: Error) => {

@@ -1,27 +1,26 @@
-// `afd runs list|show|cancel|pause|resume`: the jobs recorded in the store.
+// `afd runs list|show|cancel|pause|resume`: the jobs recorded in the store, through the
+// StudioService's runs.* methods (the same the window and `afd serve` call); --json prints
+// what the method returns.
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { MetricStore } from '../../db/metrics.ts';
-import { RunLogStore } from '../../db/run-logs.ts';
 import type { Run, RunStatus } from '../../db/runs.ts';
-import { RunStore } from '../../db/runs.ts';
+import type { RunInfo } from '../api/contract.ts';
 import { JobRunner } from '../jobs/runner.ts';
 import { followRun, formatDuration, formatNumber } from './follow.ts';
 import { oneLine, onePositional, printJson, table } from './output.ts';
 import type { Studio } from './studio.ts';
-import { DB_OPTION, DB_USAGE, withStudio } from './studio.ts';
+import { DB_OPTION, DB_USAGE, withService } from './studio.ts';
 
-const STATUSES: readonly RunStatus[] = ['queued', 'running', 'paused', 'done', 'failed', 'cancelled', 'interrupted'];
-
-const LIST_USAGE = `usage: afd runs list [--json] [--status ${STATUSES.join('|')}] [${DB_USAGE}]`;
+const LIST_USAGE = `usage: afd runs list [--json] [--status queued|running|paused|done|failed|cancelled|interrupted] [${DB_USAGE}]`;
 export async function runsList(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { ...DB_OPTION, json: { type: 'boolean', default: false }, status: { type: 'string' }, help: { type: 'boolean', default: false } } });
   if (values.help) return usage(LIST_USAGE);
+  // The service refuses a status it does not know, in its own sentence.
   const status = values.status as RunStatus | undefined;
-  if (status !== undefined && !STATUSES.includes(status)) throw new Error(`--status must be one of ${STATUSES.join(', ')}, not '${values.status}'.`);
-  return withStudio(values.db, ({ db }) => {
-    const runs = new RunStore(db).list({ status });
+  return withService(values.db, async ({ service, studio }) => {
+    const runs = await service.call('runs.list', status === undefined ? {} : { status });
     if (values.json) {
       printJson(runs);
       return 0;
@@ -30,7 +29,8 @@ export async function runsList(argv: string[]): Promise<number> {
       console.log(status === undefined ? 'No runs yet; `afd train-tiny --steps 100` starts a small one.' : `No ${status} runs.`);
       return 0;
     }
-    const steps = new MetricStore(db).lastSteps();
+    // The step column: one query for every run's last step, which the API has no method for.
+    const steps = new MetricStore(studio.db).lastSteps();
     console.log(table(['id', 'kind', 'status', 'step', 'created', 'finished', 'error'], runs.map((r) => [
       r.id, r.stage, r.status, stepText(steps.get(r.id), r), short(r.createdAt), short(r.finishedAt), oneLine(r.error, 60),
     ])));
@@ -45,13 +45,13 @@ export async function runsShow(argv: string[]): Promise<number> {
   const id = runId(onePositional(positionals, 'run id', SHOW_USAGE));
   const logCount = values.logs === undefined ? 20 : Number(values.logs);
   if (!Number.isInteger(logCount) || logCount < 0) throw new Error(`--logs must be a whole number, not '${values.logs}'.`);
-  return withStudio(values.db, ({ db, files }) => {
-    const run = findRun(new RunStore(db), id);
-    const metrics = new MetricStore(db).summary(id);
-    const logs = new RunLogStore(db).tail(id, logCount);
-    const checkpoint = run.checkpointPath === null ? null : files.absolute(run.checkpointPath);
+  return withService(values.db, async ({ service, studio }) => {
+    const { run, metrics } = await service.call('runs.get', { runId: id });
+    const logs = logCount === 0 ? [] : await service.call('runs.logs', { runId: id, limit: logCount });
+    const checkpoint = run.checkpointPath === null ? null : studio.files.absolute(run.checkpointPath);
     if (values.json) {
-      // One run: a single object (lists are arrays).
+      // One run: a single object (lists are arrays): runs.get's run with its metrics, the
+      // last --logs lines (runs.logs) and the checkpoint's absolute path.
       printJson({ ...run, checkpointFile: checkpoint, metrics, logs });
       return 0;
     }
@@ -64,10 +64,9 @@ export async function runsShow(argv: string[]): Promise<number> {
     if (run.error !== null) lines.push(`  error: ${run.error}`);
     if (run.result !== null) lines.push(`  result: ${JSON.stringify(run.result)}`);
     if (checkpoint !== null) lines.push(`  checkpoint: ${checkpoint}${existsSync(checkpoint) ? '' : ' (missing)'}`);
-    if (run.status === 'running' && run.control !== null) lines.push(`  asked to ${run.control}`);
     if (metrics.length > 0) {
       lines.push('  metrics:');
-      lines.push(indent(table(['name', 'steps', 'last step', 'last', 'min', 'max'], metrics.map((m) => [m.name, m.count, m.lastStep, formatNumber(m.last), m.min === null ? 'NaN' : formatNumber(m.min), m.max === null ? 'NaN' : formatNumber(m.max)])), 4));
+      lines.push(indent(table(['name', 'steps', 'last step', 'last', 'min', 'max'], metrics.map((m) => [m.name, m.count, m.lastStep, m.last === null ? 'NaN' : formatNumber(m.last), m.min === null ? 'NaN' : formatNumber(m.min), m.max === null ? 'NaN' : formatNumber(m.max)])), 4));
     }
     if (logs.length > 0) {
       lines.push(`  log${logs.length === logCount ? ` (last ${logCount} lines)` : ''}:`);
@@ -95,17 +94,15 @@ async function stopCommand(argv: string[], action: 'cancel' | 'pause', usageText
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...DB_OPTION, help: { type: 'boolean', default: false } } });
   if (values.help) return usage(usageText);
   const id = runId(onePositional(positionals, 'run id', usageText));
-  return withStudio(values.db, async ({ db, files }) => {
-    const runner = new JobRunner({ db, files });
-    let run = action === 'cancel' ? runner.cancel(id) : runner.pause(id);
+  return withService(values.db, async ({ service }) => {
+    let run = await service.call(action === 'cancel' ? 'runs.cancel' : 'runs.pause', { runId: id });
     if (run.status === 'queued' || run.status === 'running') {
       // Another process runs it; its runner stops it at the next step boundary.
       console.error(`Asked run #${id} to ${action}; waiting for the process running it...`);
-      const store = new RunStore(db);
       const deadline = performance.now() + REMOTE_WAIT_MS;
       while ((run.status === 'queued' || run.status === 'running') && performance.now() < deadline) {
         await sleep(200);
-        run = store.get(id) ?? run;
+        run = (await service.call('runs.get', { runId: id })).run;
       }
       if (run.status === 'queued' || run.status === 'running') {
         console.error(`Run #${id} has not stopped yet; it stops at its next step boundary (see \`afd runs show ${id}\`).`);
@@ -122,16 +119,26 @@ export async function runsResume(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...DB_OPTION, help: { type: 'boolean', default: false } } });
   if (values.help) return usage(RESUME_USAGE);
   const id = runId(onePositional(positionals, 'run id', RESUME_USAGE));
-  return withStudio(values.db, (studio) => runInForeground(studio, (runner) => runner.resume(id), `Run #${id}`));
+  return withService(values.db, async ({ service, runner }) => {
+    const run = await service.call('runs.resume', { runId: id });
+    return followInForeground(runner, run.id, `Run #${id}`, ['loss']);
+  });
 }
 
 /** Starts a job with `start`, follows it with a progress line, and reports how it ended:
  *  0 when done, 130 after Ctrl-C, 1 otherwise (a failure throws its sentence). */
 export async function runInForeground(studio: Studio, start: (runner: JobRunner) => Run, label: string, metrics: readonly string[] = ['loss']): Promise<number> {
   const runner = new JobRunner({ db: studio.db, files: studio.files });
-  const run = start(runner);
-  const { run: end, interrupted } = await followRun(runner, run.id, { label, metrics });
-  await runner.close();
+  try {
+    return await followInForeground(runner, start(runner).id, label, metrics);
+  } finally {
+    await runner.close();
+  }
+}
+
+/** Follows a run this process's runner runs, and reports how it ended (as runInForeground). */
+async function followInForeground(runner: JobRunner, runId: number, label: string, metrics: readonly string[]): Promise<number> {
+  const { run: end, interrupted } = await followRun(runner, runId, { label, metrics });
   if (end.status === 'failed') throw new Error(end.error ?? `Run #${end.id} failed; see \`afd runs show ${end.id}\`.`);
   if (end.status === 'done') {
     console.log(describeResult(end));
@@ -160,7 +167,7 @@ export function describeResult(run: Run): string {
   return `Run #${run.id} (${run.stage}) is done${took}: ${JSON.stringify(r)}.`;
 }
 
-function stoppedText(run: Run): string {
+function stoppedText(run: RunInfo): string {
   if (run.stage === 'import-dataset' && run.status !== 'paused') {
     return `The import of "${String(run.config.name)}" (run #${run.id}) was ${run.status}; nothing was saved, and \`afd runs resume ${run.id}\` imports it again.`;
   }
@@ -179,13 +186,7 @@ function runId(text: string): number {
   return id;
 }
 
-function findRun(store: RunStore, id: number): Run {
-  const run = store.get(id);
-  if (run === undefined) throw new Error(`There is no run #${id}; check the number with \`afd runs list\`.`);
-  return run;
-}
-
-function stepText(step: number | undefined, run: Run): string {
+function stepText(step: number | undefined, run: RunInfo): string {
   const total = typeof run.config.steps === 'number' ? run.config.steps : null;
   if (step === undefined) return '';
   return total === null ? String(step) : `${step}/${total}`;

@@ -1,5 +1,8 @@
 // The store for a command: the --db option, and the studio open for the length of a
-// command (main/startup/open-studio.ts opens it).
+// command (main/startup/open-studio.ts opens it), alone or behind the StudioService that
+// the window and `afd serve` call.
+import { StudioService } from '../api/service.ts';
+import { JobRunner } from '../jobs/runner.ts';
 import type { Studio } from '../startup/open-studio.ts';
 import { openStudio } from '../startup/open-studio.ts';
 
@@ -17,4 +20,25 @@ export async function withStudio<T>(dbOption: string | undefined, fn: (studio: S
   } finally {
     studio.close();
   }
+}
+
+/** A command's front door: the service over the studio at --db, with its job runner. */
+export interface CommandService {
+  service: StudioService;
+  runner: JobRunner;
+  studio: Studio;
+}
+
+/** Runs `fn` with the StudioService open over the studio, and closes both whatever happens. */
+export function withService<T>(dbOption: string | undefined, fn: (open: CommandService) => Promise<T> | T): Promise<T> {
+  return withStudio(dbOption, async (studio) => {
+    const runner = new JobRunner({ db: studio.db, files: studio.files });
+    const service = new StudioService({ db: studio.db, runner, findHint: (list) => `check the number with \`afd ${list} list\`` });
+    try {
+      return await fn({ service, runner, studio });
+    } finally {
+      await service.close();
+      await runner.close();
+    }
+  });
 }
