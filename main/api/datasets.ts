@@ -63,11 +63,25 @@ export function datasetHandlers(ctx: ApiContext): Handlers<'datasets.list' | 'da
     'datasets.export': async (p) => {
       const d = dataset(p.datasetId);
       const fileName = `${d.name.replace(/[^\w.-]+/g, '_')}${p.split === undefined ? '' : `-${p.split}`}.jsonl`;
-      const content = await text(store.exportJsonl(p.datasetId, p.split === undefined ? {} : { split: p.split }));
-      const lines = content === '' ? 0 : content.split('\n').length - 1;
-      if (p.path === undefined) return { fileName, lines, content, path: null };
-      if (!isAbsolute(p.path)) throw new Error(`"${p.path}" is not an absolute path; choose where to save with the file picker.`);
-      await writeFileAtomic(p.path, new TextEncoder().encode(content));
+      const jsonl = store.exportJsonl(p.datasetId, p.split === undefined ? {} : { split: p.split });
+      if (p.path === undefined) {
+        const content = await text(jsonl);
+        return { fileName, lines: content === '' ? 0 : content.split('\n').length - 1, content, path: null };
+      }
+      if (!isAbsolute(p.path)) {
+        jsonl.destroy();
+        throw new Error(`"${p.path}" is not an absolute path; choose where to save with the file picker.`);
+      }
+      // Streamed into the file (whole or not at all), so that a dataset larger than memory
+      // exports all the same; one example a line.
+      let lines = 0;
+      await writeFileAtomic(p.path, (async function* () {
+        for await (const chunk of jsonl) {
+          const part = chunk as string;
+          for (let i = part.indexOf('\n'); i !== -1; i = part.indexOf('\n', i + 1)) lines++;
+          yield Buffer.from(part);
+        }
+      })());
       ctx.log('info', `Exported dataset "${d.name}" (${lines} examples) to ${p.path}.`);
       return { fileName, lines, content: null, path: p.path };
     },

@@ -1,12 +1,14 @@
-// `afd datasets import|list|show|export`: the datasets in the store.
+// `afd datasets import|list|show|export`: the datasets in the store. list, show and
+// export --out call the StudioService's datasets.* methods (the same the window and
+// `afd serve` call); --json prints what the method returns (show: the page's examples).
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DatasetSummary } from '../../db/datasets.ts';
 import { DatasetStore } from '../../db/datasets.ts';
-import { writeFileAtomic } from '../../native-models/runtime/atomic-file.ts';
+import type { StudioService } from '../api/service.ts';
 import { oneLine, onePositional, printJson, table, wholeNumber } from './output.ts';
 import { runInForeground } from './runs.ts';
-import { DB_OPTION, DB_USAGE, withStudio } from './studio.ts';
+import { DB_OPTION, DB_USAGE, withService, withStudio } from './studio.ts';
 
 const FORMATS = ['hh', 'jsonl', 'csv'] as const;
 
@@ -33,8 +35,8 @@ const LIST_USAGE = `usage: afd datasets list [--json] [${DB_USAGE}]`;
 export async function datasetsList(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { ...DB_OPTION, json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } });
   if (values.help) return usage(LIST_USAGE);
-  return withStudio(values.db, ({ db }) => {
-    const list = new DatasetStore(db).list();
+  return withService(values.db, async ({ service }) => {
+    const list = await service.call('datasets.list', {});
     if (values.json) printJson(list);
     else if (list.length === 0) console.log('No datasets yet; import one with `afd datasets import FILE --name NAME`.');
     else console.log(table(['name', 'examples', 'train', 'eval', 'duplicates', 'format', 'created', 'source'], list.map((d) => [d.name, d.examples, d.train, d.eval, d.sourceDuplicates, d.sourceFormat, d.createdAt.slice(0, 19).replace('T', ' '), d.sourceFile])));
@@ -58,10 +60,9 @@ export async function datasetsShow(argv: string[]): Promise<number> {
   const offset = wholeNumber('offset', values.offset, 0);
   if (values.split !== undefined && values.split !== 'train' && values.split !== 'eval') throw new Error(`--split must be train or eval, not '${values.split}'.`);
   const split = values.split as 'train' | 'eval' | undefined;
-  return withStudio(values.db, ({ db }) => {
-    const store = new DatasetStore(db);
-    const d = findDataset(store, name);
-    const page = store.searchExamples(d.id, { text: values.search, split, limit, offset });
+  return withService(values.db, async ({ service }) => {
+    const d = await findDataset(service, name);
+    const page = await service.call('datasets.examples', { datasetId: d.id, limit, offset, ...(values.search === undefined ? {} : { text: values.search }), ...(split === undefined ? {} : { split }) });
     if (values.json) {
       printJson(page.items);
       return 0;
@@ -97,28 +98,28 @@ export async function datasetsExport(argv: string[]): Promise<number> {
   const name = onePositional(positionals, 'dataset name', EXPORT_USAGE);
   if (values.split !== undefined && values.split !== 'train' && values.split !== 'eval') throw new Error(`--split must be train or eval, not '${values.split}'.`);
   const split = values.split as 'train' | 'eval' | undefined;
-  return withStudio(values.db, async ({ db }) => {
-    const store = new DatasetStore(db);
-    const d = findDataset(store, name);
-    const lines = store.exportJsonl(d.id, { split });
+  return withService(values.db, async ({ service, studio }) => {
+    const d = await findDataset(service, name);
     if (values.out === undefined) {
-      await toStdout(lines);
+      // Streamed from the store with backpressure: the API's export without a path returns
+      // the whole file as one string (the window downloads it), too much for a pipe.
+      await toStdout(new DatasetStore(studio.db).exportJsonl(d.id, { split }));
       return 0;
     }
     const out = resolve(values.out);
     // Written whole or not at all: an interrupted export leaves no half file.
-    await writeFileAtomic(out, (async function* () {
-      for await (const chunk of lines) yield Buffer.from(chunk as string);
-    })());
-    console.error(`Exported ${split === undefined ? d.examples : d[split]} examples of "${d.name}" to ${out}.`);
+    const { lines } = await service.call('datasets.export', { datasetId: d.id, path: out, ...(split === undefined ? {} : { split }) });
+    console.error(`Exported ${lines} examples of "${d.name}" to ${out}.`);
     return 0;
   });
 }
 
-function findDataset(store: DatasetStore, name: string): DatasetSummary {
-  const d = store.getByName(name);
+/** The dataset a command names (the API knows datasets by id). */
+async function findDataset(service: StudioService, name: string): Promise<DatasetSummary> {
+  const list = await service.call('datasets.list', {});
+  const d = list.find((x) => x.name === name);
   if (d === undefined) {
-    const names = store.list().map((x) => x.name);
+    const names = list.map((x) => x.name);
     throw new Error(`There is no dataset named "${name}"; ${names.length === 0 ? 'the store has none yet' : `the store has ${names.slice(0, 5).map((n) => `"${n}"`).join(', ')}${names.length > 5 ? '...' : ''}`}.`);
   }
   return d;

@@ -3,7 +3,7 @@
 // missing run is refused in the service's sentence.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -86,4 +86,27 @@ test('a missing run and a bad status are refused in the service\'s sentences', a
   const bad = await afd('runs', 'list', '--status', 'finished');
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^afd runs list: [^\n]*status[^\n]*finished[^\n]*\n$/);
+});
+
+test('afd datasets list/show --json and export print what datasets.list/examples/export return', async () => {
+  const file = join(dir, 'fruit.jsonl');
+  writeFileSync(file, ['apples', 'pears', 'apple pie'].map((w) => `${JSON.stringify({ prompt: `Tell me about ${w}`, response: `${w} are nice` })}\n`).join(''));
+  assert.equal((await afd('datasets', 'import', file, '--name', 'fruit', '--eval-fraction', '0')).code, 0);
+  const listed = await afd('datasets', 'list', '--json');
+  const shown = await afd('datasets', 'show', 'fruit', '--json', '--search', 'apple', '--limit', '5', '--offset', '1');
+  const out = join(dir, 'fruit-out.jsonl');
+  const exported = await afd('datasets', 'export', 'fruit', '--out', out, '--split', 'train');
+  const piped = await afd('datasets', 'export', 'fruit');
+  await withWindowService(async (service) => {
+    const datasets = await service.call('datasets.list', {});
+    assert.deepEqual(JSON.parse(listed.stdout), datasets);
+    const [fruit] = datasets;
+    assert.equal(fruit.examples, 3);
+    // One page of examples: the page's items (lists are arrays).
+    assert.deepEqual(JSON.parse(shown.stdout), (await service.call('datasets.examples', { datasetId: fruit.id, text: 'apple', limit: 5, offset: 1 })).items);
+    const whole = await service.call('datasets.export', { datasetId: fruit.id, split: 'train' });
+    assert.equal(exported.stderr, `Exported ${whole.lines} examples of "fruit" to ${out}.\n`);
+    assert.equal(readFileSync(out, 'utf8'), whole.content);
+    assert.equal(piped.stdout, (await service.call('datasets.export', { datasetId: fruit.id })).content);
+  });
 });
