@@ -110,3 +110,23 @@ test('afd datasets list/show --json and export print what datasets.list/examples
     assert.equal(piped.stdout, (await service.call('datasets.export', { datasetId: fruit.id })).content);
   });
 });
+
+test('afd models import and export to GGUF start their jobs through models.import and models.export', async () => {
+  const { exportHfModel } = await import('../../native-models/checkpoint/index.ts');
+  const { gpt2Defaults, gpt2Family } = await import('../../native-models/models/gpt2.ts');
+  const { Rng } = await import('../../native-models/train/rng.ts');
+  const config = gpt2Defaults({ vocabSize: 30, nPositions: 8, nEmbd: 8, nLayer: 2, nHead: 2 });
+  const src = join(dir, 'hf-mini');
+  await exportHfModel(src, { family: gpt2Family, config, weights: gpt2Family.init(config, new Rng(1)) });
+  const imported = await afd('models', 'import', src, '--name', 'mini');
+  assert.equal(imported.code, 0, imported.stderr);
+  // The export's type is checked by the service's validator, before any job starts.
+  const bad = await afd('models', 'export', 'mini', '--format', 'gguf', '--type', 'q4', '--out', join(dir, 'mini.gguf'));
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^afd models export: The request "models\.export" was refused: "type" must be one of [^\n]*"q4"\.\n$/);
+  await withWindowService(async (service) => {
+    const [run] = (await service.call('runs.list', {})).filter((r) => r.stage === 'import-model');
+    assert.deepEqual([run.status, run.config.dir, run.config.name], ['done', src, 'mini']);
+    assert.ok((await service.call('models.list', {})).some((m) => m.name === 'mini' && m.family === 'gpt2'));
+  });
+});

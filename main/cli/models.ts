@@ -1,17 +1,19 @@
 // `afd models list|import|export`: the models in the store. Import checks a Hugging Face
 // folder completely and copies it into the store (as a job, with progress); export
-// writes a stored model out as a Hugging Face folder, whole or not at all.
+// writes a stored model out as a Hugging Face folder, whole or not at all. Import and
+// export to GGUF call the StudioService's models.import and models.export (the same the
+// window and `afd serve` call) and follow the job they start.
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { JsonObject } from '../../db/json.ts';
 import type { Model } from '../../db/models.ts';
 import { ModelStore } from '../../db/models.ts';
+import type { MODEL_EXPORT_TYPES } from '../api/contract.ts';
 import type { StudioFiles } from '../jobs/files.ts';
 import { onePositional, printJson, table } from './output.ts';
-import { runInForeground } from './runs.ts';
-import { DB_OPTION, DB_USAGE, withStudio } from './studio.ts';
+import { followInForeground } from './runs.ts';
+import { DB_OPTION, DB_USAGE, withService, withStudio } from './studio.ts';
 
 const LIST_USAGE = `usage: afd models list [--json] [${DB_USAGE}]`;
 export async function modelsList(argv: string[]): Promise<number> {
@@ -31,9 +33,10 @@ export async function modelsImport(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...DB_OPTION, name: { type: 'string' }, help: { type: 'boolean', default: false } } });
   if (values.help) return usage(IMPORT_USAGE);
   const dir = resolve(onePositional(positionals, 'model folder or .gguf file', IMPORT_USAGE));
-  const config: JsonObject = { dir };
-  if (values.name !== undefined) config.name = values.name;
-  return withStudio(values.db, (studio) => runInForeground(studio, (runner) => runner.submit('import-model', config), `Importing ${basename(dir)}`, []));
+  return withService(values.db, async ({ service, runner }) => {
+    const run = await service.call('models.import', values.name === undefined ? { dir } : { dir, name: values.name });
+    return followInForeground(runner, run.id, `Importing ${basename(dir)}`, []);
+  });
 }
 
 const EXPORT_USAGE = `usage: afd models export NAME|ID --out FOLDER [--dtype F32|F16|BF16] [${DB_USAGE}]
@@ -50,16 +53,20 @@ export async function modelsExport(argv: string[]): Promise<number> {
   const dtype = values.dtype?.toUpperCase();
   if (dtype !== undefined && dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') throw new Error(`--dtype must be F32, F16 or BF16, not '${values.dtype}'.`);
   const out = resolve(values.out);
-  return withStudio(values.db, async (studio) => {
-    const { db, files } = studio;
+  if (format === 'gguf') {
+    // A job, as the studio runs it: progress, and nothing left behind on failure.
+    return withService(values.db, async ({ service, runner, studio }) => {
+      const model = findModel(new ModelStore(studio.db), which);
+      const type = (values.type ?? 'f16') as (typeof MODEL_EXPORT_TYPES)[number]; // the service refuses another
+      const run = await service.call('models.export', { modelId: model.id, format, type, out });
+      return followInForeground(runner, run.id, `Exporting ${model.name}`, []);
+    });
+  }
+  // A Hugging Face folder is copied (or converted) here, with no job.
+  return withStudio(values.db, async ({ db, files }) => {
     const model = findModel(new ModelStore(db), which);
     const source = modelFolder(files, model);
     if (source === null) throw new Error(`Model #${model.id} ("${model.name}") has no files in the store to export.`);
-    if (format === 'gguf') {
-      // A job (the export-model kind, as the studio runs it): progress, and nothing left behind on failure.
-      const config: JsonObject = { dir: source, out, format, type: values.type ?? 'f16', name: model.name };
-      return runInForeground(studio, (runner) => runner.submit('export-model', config), `Exporting ${model.name}`, []);
-    }
     if (!(await emptyOrAbsent(out))) throw new Error(`Cannot export to ${out}: it exists and is not an empty folder; choose a new folder.`);
     if (dtype === undefined) await copyFolderAtomic(source, out);
     else {

@@ -137,7 +137,7 @@ export async function runInForeground(studio: Studio, start: (runner: JobRunner)
 }
 
 /** Follows a run this process's runner runs, and reports how it ended (as runInForeground). */
-async function followInForeground(runner: JobRunner, runId: number, label: string, metrics: readonly string[]): Promise<number> {
+export async function followInForeground(runner: JobRunner, runId: number, label: string, metrics: readonly string[]): Promise<number> {
   const { run: end, interrupted } = await followRun(runner, runId, { label, metrics });
   if (end.status === 'failed') throw new Error(end.error ?? `Run #${end.id} failed; see \`afd runs show ${end.id}\`.`);
   if (end.status === 'done') {
