@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { describeMissing, findsLibrary, missingLibraries, systemSearch, type LibrarySearch } from './cuda-libraries.ts';
 import { providerStandIn, standInAbsence } from './cuda-stand-in.ts';
+import { cudaFailure } from './providers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'afd-cuda-libs-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,4 +39,13 @@ test('dlopen\'s places: LD_LIBRARY_PATH, the ldconfig cache, the default folders
   assert.equal(findsLibrary('libcudnn.so.9', search({}, '\tlibcudnn.so.9.1 (libc6,x86-64) => /x\n', ['/usr/lib/libcudnn.so.9'])), true);
   assert.equal(findsLibrary('libcudnn.so.9', search({}, '\tlibcudnn.so.9.1 (libc6,x86-64) => /x\n', [])), false);
   assert.throws(() => missingLibraries('/x.so', [], { ...search({}, '', []), ldd: () => null }), /ldd could not read \/x\.so/);
+});
+
+test('the provider choice says which libraries an installed CUDA provider lacks, beside ONNX Runtime\'s own error', { skip: standInAbsence() }, () => {
+  const { lib, stubs } = providerStandIn(dir, [...MISSING, PRESENT], MISSING);
+  const search: LibrarySearch = { ...systemSearch, env: { ...process.env, LD_LIBRARY_PATH: stubs } };
+  const reason = cudaFailure('libcublas.so.99: cannot open shared object file', lib, search);
+  assert.match(reason, /^the CUDA provider is installed but could not run a test session \(libcublas\.so\.99: cannot open shared object file\); the CUDA provider needs libraries the loader cannot find: libcublas\.so\.99, libcudart\.so\.99 \(the CUDA 13 runtime\)/);
+  // Where ldd cannot read the library, ONNX Runtime's error is all it says.
+  assert.equal(cudaFailure('boom', lib, { ...search, ldd: () => null }), 'the CUDA provider is installed but could not run a test session (boom)');
 });

@@ -6,6 +6,7 @@ import onnxProto from 'onnx-proto';
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { CUDA_DLOPENED, describeMissing, missingLibraries, systemSearch, type LibrarySearch } from './cuda-libraries.ts';
 
 export type ProviderName = 'cuda' | 'webgpu' | 'cpu';
 export type ProviderAttempt = { provider: ProviderName; ok: boolean; reason: string };
@@ -69,11 +70,27 @@ async function attemptProvider(provider: ProviderName, isForced: boolean): Promi
   }
   const problem = await probe(provider);
   if (problem) {
-    const name = { cuda: 'the CUDA provider is installed but', webgpu: 'WebGPU', cpu: 'the CPU provider' }[provider];
+    if (provider === 'cuda') return fail(cudaFailure(problem, cudaLibraryPath()!));
+    const name = { webgpu: 'WebGPU', cpu: 'the CPU provider' }[provider];
     return fail(`${name} could not run a test session (${problem})`);
   }
   const ran = { cuda: 'the CUDA provider ran a test session', webgpu: `WebGPU ran a test session${where}`, cpu: 'the CPU provider ran a test session' }[provider];
   return { provider, ok: true, reason: ran };
+}
+
+/**
+ * Why an installed CUDA provider could not run: ONNX Runtime's error names only the first
+ * library it missed, so the libraries `lib` cannot load are named too (cuda-libraries.ts,
+ * what `afd doctor` says), where they can be found out.
+ */
+export function cudaFailure(problem: string, lib: string, search: LibrarySearch = systemSearch): string {
+  let missing: string[] = [];
+  try {
+    missing = process.platform === 'linux' ? missingLibraries(lib, CUDA_DLOPENED, search) : [];
+  } catch {
+    // No ldd: ONNX Runtime's own error is all there is to say.
+  }
+  return `the CUDA provider is installed but could not run a test session (${problem})${missing.length > 0 ? `; ${describeMissing(missing)}` : ''}`;
 }
 
 const CUDA_LIBRARY: Partial<Record<NodeJS.Platform, string>> = {
