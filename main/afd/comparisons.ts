@@ -2,13 +2,13 @@
 // judges disagree, and a few evaluation prompts with several methods' answers side by side.
 // Both read what the eval stages stored (evaluation.json and gold-scores.json) and the
 // samples; neither scores anything again.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pearson } from '../eval/stats.ts';
 import type { ExperimentDefinition, ResultRow } from './contract.ts';
 import { readSelection } from './stages/bon.ts';
-import { GOLD_SCORES_FILE, readEvaluation } from './stages/eval.ts';
+import { GOLD_SCORES_FILE, readEvaluation, readGoldScores } from './stages/eval.ts';
 import { readSamples } from './stages/sample.ts';
 
 /** A row's verdict under one judge: its paired gain's interval above 0, below 0, or across it. */
@@ -108,17 +108,17 @@ export function sideBySideMarkdown(items: readonly { prompt: string; answers: re
  * `folders`: each finished stage's folder by stage id. Returns the files written.
  */
 export async function writeComparisons(def: ExperimentDefinition, folders: ReadonlyMap<string, string>, out: string): Promise<string[]> {
-  const evals = def.stages.filter((s) => s.kind === 'eval' && folders.has(s.id) && existsSync(join(folders.get(s.id)!, GOLD_SCORES_FILE)));
+  // Each finished evaluation read once: its table and every gold score it computed.
+  const evals = def.stages.filter((s) => s.kind === 'eval' && folders.has(s.id) && existsSync(join(folders.get(s.id)!, GOLD_SCORES_FILE))).map((s) => {
+    const a = { type: 'evaluation' as const, dir: folders.get(s.id)!, stage: s.id };
+    return { evaluation: readEvaluation(a), gold: readGoldScores(a) };
+  });
   const written: string[] = [];
-  const judged = (id: string, samples: string): JudgedEvaluation => {
-    const e = readEvaluation({ type: 'evaluation', dir: folders.get(id)!, stage: id });
-    const gold = (JSON.parse(readFileSync(join(folders.get(id)!, GOLD_SCORES_FILE), 'utf8')) as Record<string, number[][]>)[samples];
-    return { judge: e.judge, accuracy: e.gold_judge_accuracy, rows: e.rows, gold };
-  };
+  const judged = (e: (typeof evals)[number], samples: string): JudgedEvaluation => ({ judge: e.evaluation.judge, accuracy: e.evaluation.gold_judge_accuracy, rows: e.evaluation.rows, gold: e.gold[samples] });
   const headline = evals.at(-1);
-  const shared = headline === undefined ? undefined : (readEvaluation({ type: 'evaluation', dir: folders.get(headline.id)!, stage: headline.id }).length_fit?.source ?? 'sft-eval');
-  if (headline !== undefined && shared !== undefined && evals.length > 1) {
-    const parts = evals.slice(0, -1).map((e) => judgeAgreementMarkdown(judgeAgreement(judged(headline.id, shared), judged(e.id, shared))));
+  if (headline !== undefined && evals.length > 1) {
+    const shared = headline.evaluation.length_fit?.source ?? 'sft-eval';
+    const parts = evals.slice(0, -1).map((e) => judgeAgreementMarkdown(judgeAgreement(judged(headline, shared), judged(e, shared))));
     await writeFile(join(out, 'judges.md'), parts.join('\n'));
     written.push('judges.md');
   }
@@ -127,7 +127,7 @@ export async function writeComparisons(def: ExperimentDefinition, folders: Reado
     const initSet = readSamples({ type: 'samples', dir: init, stage: 'init-eval' }), sftSet = readSamples({ type: 'samples', dir: sft, stage: 'sft-eval' });
     const sel = readSelection({ type: 'selection', dir: bon, stage: 'bon-sft-vs-init' });
     const n = Math.max(...sel.ns);
-    const gold = JSON.parse(readFileSync(join(folders.get(headline.id)!, GOLD_SCORES_FILE), 'utf8')) as Record<string, number[][]>;
+    const gold = headline.gold;
     const items = sftSet.byPrompt.slice(0, 6).map((row, i) => {
       const pick = sel.picks[String(n)][i], first = initSet.byPrompt[i][0];
       return {

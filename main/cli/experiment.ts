@@ -178,6 +178,9 @@ export async function report(outcome: ExperimentOutcome, json: boolean, studio: 
   return { code: 0, table };
 }
 
+/** A run's stored timestamp in milliseconds (SQLite's 'YYYY-MM-DD HH:MM:SS' is UTC, as are ISO strings with Z). */
+const runTime = (s: string): number => Date.parse(s.endsWith('Z') ? s : `${s.replace(' ', 'T')}Z`);
+
 /** The folder of every finished stage of the experiment, by stage id. */
 function stageFolders(studio: Studio, experimentId: number): Map<string, string> {
   const runs = new RunStore(studio.db).list({ experimentId, status: 'done' }).filter((r) => r.stage === 'afd-stage' && typeof r.config.id === 'string').sort((a, b) => a.id - b.id);
@@ -186,18 +189,16 @@ function stageFolders(studio: Studio, experimentId: number): Map<string, string>
 
 /** Each finished stage's own running time in seconds (the last run of each stage id). */
 function stageTimes(studio: Studio, experimentId: number): { id: string; seconds: number }[] {
-  const t = (s: string): number => Date.parse(s.endsWith('Z') ? s : `${s.replace(' ', 'T')}Z`);
   const runs = new RunStore(studio.db).list({ experimentId, status: 'done' }).filter((r) => r.stage === 'afd-stage' && r.startedAt !== null && r.finishedAt !== null).sort((a, b) => a.id - b.id);
-  const last = new Map(runs.map((r) => [String(r.config.id), Math.round((t(r.finishedAt!) - t(r.startedAt!)) / 1000)]));
+  const last = new Map(runs.map((r) => [String(r.config.id), Math.round((runTime(r.finishedAt!) - runTime(r.startedAt!)) / 1000)]));
   return [...last].map(([id, seconds]) => ({ id, seconds }));
 }
 
 /** When the experiment's stages ran: first start to last finish (across resumes), and the sum of the stages' own times. */
 function experimentTimes(studio: Studio, experimentId: number): { startedAt: string | null; finishedAt: string | null; wallSeconds: number | null; stageSeconds: number } {
   const runs = new RunStore(studio.db).list({ experimentId }).filter((r) => r.startedAt !== null && r.finishedAt !== null);
-  const t = (s: string): number => Date.parse(s.endsWith('Z') ? s : `${s.replace(' ', 'T')}Z`);
-  const starts = runs.map((r) => t(r.startedAt!)), ends = runs.map((r) => t(r.finishedAt!));
-  const stageSeconds = Math.round(runs.reduce((sum, r) => sum + (t(r.finishedAt!) - t(r.startedAt!)) / 1000, 0));
+  const starts = runs.map((r) => runTime(r.startedAt!)), ends = runs.map((r) => runTime(r.finishedAt!));
+  const stageSeconds = Math.round(runs.reduce((sum, r) => sum + (runTime(r.finishedAt!) - runTime(r.startedAt!)) / 1000, 0));
   if (runs.length === 0) return { startedAt: null, finishedAt: null, wallSeconds: null, stageSeconds };
   const first = Math.min(...starts), last = Math.max(...ends);
   return { startedAt: new Date(first).toISOString(), finishedAt: new Date(last).toISOString(), wallSeconds: Math.round((last - first) / 1000), stageSeconds };

@@ -52,6 +52,9 @@ export interface Evaluation extends ResultsTable {
 /** Every gold score the evaluation computed: scores[stage][i][k] for each samples stage it read. */
 export const GOLD_SCORES_FILE = 'gold-scores.json';
 
+/** An evaluation's gold scores (gold-scores.json): scores[stage][i][k]. */
+export const readGoldScores = (a: Artifact): Record<string, number[][]> => JSON.parse(readFileSync(join(a.dir, GOLD_SCORES_FILE), 'utf8')) as Record<string, number[][]>;
+
 export const readEvaluation = (a: Artifact): Evaluation => JSON.parse(readFileSync(join(a.dir, EVALUATION_FILE), 'utf8')) as Evaluation;
 
 /** Gold scores of every sample of a set, scored once per set however many rows use it. */
