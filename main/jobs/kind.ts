@@ -57,8 +57,10 @@ export interface JobKind<C extends JsonObject = JsonObject, W = unknown> {
   /** How a stopped run goes on: from its checkpoint, or again from the start. */
   readonly resume: 'checkpoint' | 'restart';
   readonly pausable: boolean;
-  /** A finished run's whole folder is its output (read by later runs), so start-up
-   *  cleaning keeps it; otherwise only the files rows reference are kept. */
+  /** A run's whole folder is its output (read by later runs) and, until it finishes, the
+   *  state a resume continues from (a stage's finished phases: the judge's folds, DITTO's
+   *  samples), so start-up cleaning keeps it whatever the run's status; otherwise only the
+   *  files rows reference are kept. */
   readonly keepsFolder?: boolean;
   /** Checks a config and fills in every default, so the stored config repeats the run;
    *  throws a sentence naming what is wrong. */

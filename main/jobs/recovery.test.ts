@@ -1,5 +1,6 @@
 // Start-up cleaning keeps what later runs read: a finished AfD stage's whole folder is its
-// output (samples, selections, evaluations), while other kinds keep only referenced files.
+// output (samples, selections, evaluations), a paused one's is what its resume continues
+// from, while other kinds keep only referenced files.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,6 +26,28 @@ test('a finished afd-stage run keeps its folder through start-up cleaning; a fin
     await recoverStore(db, files);
     assert.ok(existsSync(join(files.runDir(stage.id), 'samples.jsonl')), 'the stage output stays');
     assert.ok(!existsSync(join(files.runDir(tiny.id), 'samples.jsonl')), 'an unreferenced file of another kind goes');
+    db.close();
+  });
+});
+
+test('a paused or interrupted afd-stage run keeps its finished phases (files beside its checkpoint) through start-up cleaning', async () => {
+  // The judge's fold results sit beside the checkpoint of the phase that was running; sweeping
+  // them once made a resumed judge train its finished folds again.
+  await withTempDir('recovery', async (dir) => {
+    const db = await openDatabase(join(dir, 'studio.db'));
+    const files = new StudioFiles(join(dir, 'files'));
+    const runs = new RunStore(db);
+    for (const status of ['paused', 'interrupted', 'failed'] as const) {
+      const run = runs.insert({ stage: 'afd-stage', config: { id: 'judge' } });
+      const folder = files.runDir(run.id);
+      mkdirSync(join(folder, 'fold-0'), { recursive: true });
+      mkdirSync(join(folder, 'fold-1'), { recursive: true });
+      writeFileSync(join(folder, 'fold-0', 'result.json'), '{"correct":1,"pairs":2}\n');
+      writeFileSync(join(folder, 'fold-1', 'checkpoint.safetensors'), 'x');
+      runs.setStatus(run.id, status, { checkpointPath: files.relative(join(folder, 'fold-1', 'checkpoint.safetensors')) });
+      await recoverStore(db, files);
+      assert.ok(existsSync(join(folder, 'fold-0', 'result.json')), `a ${status} run's finished fold stays`);
+    }
     db.close();
   });
 });

@@ -29,7 +29,7 @@ export async function recoverStore(db: StudioDatabase, files: StudioFiles, optio
     referenced: db.statement<[], string>(
       `SELECT checkpoint_path FROM runs WHERE checkpoint_path IS NOT NULL
        UNION SELECT path FROM models WHERE path IS NOT NULL UNION SELECT path FROM artifacts`,
-    ).pluck().all().filter((p) => !isAbsolute(p)).concat(finishedFolders(runs, kinds)),
+    ).pluck().all().filter((p) => !isAbsolute(p)).concat(keptFolders(runs, kinds)),
     isLiveRun: (id) => {
       const run = runs.get(id);
       return run !== undefined && (run.status === 'queued' || run.status === 'running') && run.owner !== null && isLive(run.owner);
@@ -38,7 +38,8 @@ export async function recoverStore(db: StudioDatabase, files: StudioFiles, optio
   return { interrupted, removedFiles };
 }
 
-/** The folders of finished runs whose kind keeps its whole folder as output. */
-function finishedFolders(runs: RunStore, kinds: KindTable): string[] {
-  return runs.list({ status: 'done' }).filter((r) => kinds[r.stage]?.keepsFolder === true).map((r) => `runs/${r.id}`);
+/** The folders of runs whose kind keeps its whole folder, in any status: a finished run's
+ *  folder is its output, an unfinished one's is the state a resume continues from. */
+function keptFolders(runs: RunStore, kinds: KindTable): string[] {
+  return runs.list().filter((r) => kinds[r.stage]?.keepsFolder === true).map((r) => `runs/${r.id}`);
 }
