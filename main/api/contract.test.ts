@@ -41,6 +41,7 @@ test('bad params are refused with a sentence naming the method and the parameter
   refused('experiments.stop', { experimentId: 1, reason: 'stop' }, /"reason" must be one of "pause", "cancel"/);
   refused('experiments.exportTrl', { experimentId: 1, out: '' }, /"out" is empty; fill it in/);
   refused('experiments.exportTrl', { experimentId: 1, out: '/tmp/p', gpus: 0 }, /"gpus" must be a whole number from 1 to 1024/);
+  refused('experiments.check', {}, /"definition" must be an object, not missing/);
   refused('settings.set', { forcedProvider: 'tpu' }, /"forcedProvider" must be one of/);
   refused('settings.set', { modelCacheBytes: -1 }, /"modelCacheBytes" must be a whole number from 0 to/);
   refused('generation.unload', { all: true }, /"all" is not one of its parameters/);
@@ -51,6 +52,6 @@ test('bad params are refused with a sentence naming the method and the parameter
 });
 
 test('every method has a validator that refuses a non-object', () => {
-  assert.equal(METHODS.length, 41);
+  assert.equal(METHODS.length, 43);
   for (const m of METHODS) refused(m, 'text', /must be an object/);
 });

@@ -224,6 +224,27 @@ export interface TrlExport {
   stages: { id: string; kind: string; exported: boolean; script?: string; why?: string }[];
 }
 
+/** A stage kind as a form is built from it (experiments.stageKinds). */
+export interface StageKind {
+  kind: string;
+  summary: string;
+  produces: string;
+  /** The settings that name earlier stages (or pi0, demos, a model of `models:`), with the outputs each accepts. */
+  inputs: Record<string, { types: string[]; list?: boolean; optional?: boolean }>;
+  /** Its settings' schema as JSON Schema (an object's `properties`: type, minimum, maximum, enum, default, description, and `must`: what a value must be). */
+  settings: JsonObject;
+}
+
+/** A problem of a definition (experiments.check): the sentence experiments.start refuses it with,
+ *  the index of its stage (null: the definition's own keys) and that stage's id, and the
+ *  setting or key it is about (`path`; empty: the stage or the definition as a whole). */
+export interface DefinitionProblem {
+  message: string;
+  stage: number | null;
+  stageId: string | null;
+  path: string[];
+}
+
 /** What the voter sees: two responses, unlabelled. Which model is which stays on the server until the vote. */
 export interface BlindPair {
   pairId: string;
@@ -312,6 +333,10 @@ export interface Methods {
   'experiments.resume': { params: { experimentId: number }; result: ExperimentDetail };
   /** Writes the experiment as a Python project for TRL on accelerate (GPU machines, clusters: afd export trl) into `out`, a new folder's full path. */
   'experiments.exportTrl': { params: { experimentId: number; out: string; gpus?: number }; result: TrlExport };
+  /** Every stage kind with its settings' JSON Schema, for the Experiments view's stage forms. */
+  'experiments.stageKinds': { params: Record<string, never>; result: StageKind[] };
+  /** Checks a definition as experiments.start would, starting nothing: every problem with its stage and setting; none when it would start. */
+  'experiments.check': { params: { definition: JsonObject }; result: DefinitionProblem[] };
 
   'runs.list': { params: { experimentId?: number; status?: RunStatus }; result: RunInfo[] };
   'runs.get': { params: { runId: number }; result: RunDetail };
@@ -670,6 +695,11 @@ export const validators: { [M in Method]: Validator<M> } = {
   'experiments.exportTrl': (raw) => {
     const r = new Reader('experiments.exportTrl', raw, ['experimentId', 'out', 'gpus']);
     return defined({ experimentId: r.int('experimentId', 1), out: r.str('out', { max: 4096 }), gpus: r.optInt('gpus', 1, 1024) });
+  },
+  'experiments.stageKinds': none('experiments.stageKinds'),
+  'experiments.check': (raw) => {
+    const r = new Reader('experiments.check', raw, ['definition']);
+    return { definition: r.object('definition') as JsonObject };
   },
 
   'runs.list': (raw) => {

@@ -9,7 +9,7 @@ import { RunStore } from '../../db/runs.ts';
 import type { ExperimentDefinition, ExperimentProgress, Recipe, ResultsTable } from '../afd/contract.ts';
 import type { StudioFiles } from '../jobs/files.ts';
 import type { JobRunner } from '../jobs/runner.ts';
-import type { ExperimentDetail, ExperimentSummary } from './contract.ts';
+import type { DefinitionProblem, ExperimentDetail, ExperimentSummary, StageKind } from './contract.ts';
 import type { ApiContext, Handlers } from './context.ts';
 import { experimentState, experimentSummary } from './experiment-summary.ts';
 import { runInfo } from './runs.ts';
@@ -28,6 +28,10 @@ export interface Pipeline {
   start(db: StudioDatabase, runner: JobRunner, definition: ExperimentDefinition, opts?: { experimentId?: number }): Driver;
   progress(db: StudioDatabase, experimentId: number): ExperimentProgress;
   parse(raw: unknown): ExperimentDefinition;
+  /** Every problem `parse` would refuse, each with its stage and setting. */
+  check(raw: unknown): DefinitionProblem[];
+  /** Every stage kind, its settings' schema as JSON. */
+  stageKinds: StageKind[];
   /** null when this build has no recipes module. */
   recipes: Recipe[] | null;
   results(db: StudioDatabase, files: { runDir(runId: number): string }, experimentId: number): ResultsTable | null;
@@ -44,9 +48,10 @@ export async function loadPipeline(): Promise<Pipeline> {
       throw new Error(`The AfD pipeline could not be loaded (main/afd/${file}: ${(err as Error).message}); update or reinstall AfD Studio.`, { cause: err });
     }
   };
-  const [driver, experiment, recipes, results, memory] = await Promise.all([
+  const [driver, experiment, stages, recipes, results, memory] = await Promise.all([
     load<{ ExperimentDriver: { start: Pipeline['start'] }; experimentProgress: Pipeline['progress'] }>('driver.ts'),
-    load<{ parseExperiment: Pipeline['parse'] }>('experiment.ts'),
+    load<typeof import('../afd/experiment.ts')>('experiment.ts'),
+    load<typeof import('../afd/stages/index.ts')>('stages/index.ts'),
     // Recipes are a convenience: experiments run without them.
     load<{ RECIPES: Recipe[] }>('recipes.ts').catch(() => ({ RECIPES: null })),
     load<{ experimentResults: Pipeline['results'] }>('results.ts'),
@@ -56,13 +61,16 @@ export async function loadPipeline(): Promise<Pipeline> {
     start: (db, runner, definition, opts) => driver.ExperimentDriver.start(db, runner, definition, opts),
     progress: driver.experimentProgress,
     parse: experiment.parseExperiment,
+    check: (raw) => experiment.checkExperiment(raw).map((e) => ({ message: e.message, stage: e.stage, stageId: e.stageId, path: [...e.path] })),
+    // TypeBox schemas are JSON Schema: as JSON they are the form's description.
+    stageKinds: Object.values(stages.STAGES).map((s) => ({ kind: s.kind, summary: s.summary, produces: s.produces, inputs: JSON.parse(JSON.stringify(s.inputs)) as StageKind['inputs'], settings: JSON.parse(JSON.stringify(s.settings)) as StageKind['settings'] })),
     recipes: recipes.RECIPES,
     results: results.experimentResults,
     memory: async (db, files, definition) => ({ available: memory.availableMemory(), stages: memory.experimentEstimates(definition, await memory.outsideShapes(db, files, definition)) }),
   };
 }
 
-export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipeline>): Handlers<'experiments.recipes' | 'experiments.start' | 'experiments.list' | 'experiments.get' | 'experiments.stop' | 'experiments.resume' | 'experiments.exportTrl' | 'results.get'> & { close(): void } {
+export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipeline>): Handlers<'experiments.recipes' | 'experiments.stageKinds' | 'experiments.check' | 'experiments.start' | 'experiments.list' | 'experiments.get' | 'experiments.stop' | 'experiments.resume' | 'experiments.exportTrl' | 'results.get'> & { close(): void } {
   const experiments = new ExperimentStore(ctx.db);
   const runs = new RunStore(ctx.db);
   const drivers = new Map<number, { driver: Driver; unsubscribe: () => void }>();
@@ -112,6 +120,8 @@ export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipe
       if (recipes === null) throw new Error('This build of AfD Studio has no ready-made recipes; write an experiment definition instead.');
       return recipes;
     },
+    'experiments.stageKinds': async () => (await pipeline()).stageKinds,
+    'experiments.check': async (p) => (await pipeline()).check(p.definition),
     'experiments.start': (p) => launch(p.definition),
     'experiments.list': async (): Promise<ExperimentSummary[]> => {
       const pl = await pipeline();
