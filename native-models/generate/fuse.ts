@@ -9,10 +9,13 @@
 //   FusedMatMul with transB (a batched product that takes [..., in] as it is; ORT packs
 //   its constant weight as it packs Gemm's);
 // - rmsNorm's x (mean(x^2) + eps)^-1/2 w becomes one SimplifiedLayerNormalization (ORT's
-//   RMSNorm kernel).
+//   RMSNorm kernel);
+// - linear's Reshape -> MatMul -> Reshape (no bias: LoRA's x A and (x A) B, when the
+//   adapters are inputs, graphs.ts adapterInputs) becomes one MatMul, which takes
+//   [..., in] as it is (no Reshapes, nor their shape arithmetic).
 //
 // The WebGPU provider has SimplifiedLayerNormalization but no FusedMatMul: for the webgpu
-// target only the norms are fused.
+// target the norms and MatMuls are fused, not the Gemms.
 //
 // The fused ops have no gradient: the pass is for inference graphs only. A pattern that
 // does not match (a composite written differently) is left as it is: the graph stays
@@ -64,6 +67,17 @@ function fuse(v: Value, mapped: (x: Value) => Value, single: (x: Value) => boole
       if (!transA && transB && is(r, 'Reshape') && single(r) && r.inputs[0].rank >= 3) {
         const x = r.inputs[0];
         const out = apply(FusedMatMulTransBOp, [mapped(x), mapped(w)], {});
+        if (out.shape.length === v.shape.length && out.shape.every((d, i) => d === v.shape[i])) return out;
+      }
+    }
+  }
+  // Reshape(MatMul(Reshape(x, [-1, in]), w), [..., out]) -> MatMul(x, w)
+  if (is(v, 'Reshape')) {
+    const m = v.inputs[0];
+    if (is(m, 'MatMul') && single(m)) {
+      const [r, w] = m.inputs;
+      if (is(r, 'Reshape') && single(r) && r.inputs[0].rank >= 3 && r.rank === 2 && w.rank === 2) {
+        const out = apply(m.op, [mapped(r.inputs[0]), mapped(w)], m.attrs);
         if (out.shape.length === v.shape.length && out.shape.every((d, i) => d === v.shape[i])) return out;
       }
     }

@@ -13,13 +13,21 @@
 // GPU's memory instead (device-kv.ts): each run returns the whole extended cache there,
 // and only the last position's logits, what sampling reads, come to the host.
 //
+// The weights are the graphs' initializers, so new weights need a new generator (a
+// session compiles and packs them: seconds on SmolLM2). A LoRA fine-tune's need not:
+// created with `lora`, the generator takes the base weights frozen and the adapters as
+// inputs fed on every run (graphs.ts adapterInputs), and setAdapters changes them between
+// generations (on WebGPU copied to the GPU once, not at every run).
+//
 // session.run blocks the JavaScript thread for a whole run (DESIGN.md §5): call this from
 // a worker. Between steps the loop yields to the event loop, so an AbortSignal fired from
 // a message handler is seen after at most one step.
 
 import ort from 'onnxruntime-node';
 import { randomInt } from 'node:crypto';
+import * as T from '../ir/index.ts';
 import type { ModelFamily } from '../models/family.ts';
+import type { LoraSpec } from '../models/lora.ts';
 import { deviceFeeds, deviceInputsOf, type DeviceInputs } from '../runtime/device-feeds.ts';
 import { chooseProvider, type ProviderName } from '../runtime/providers.ts';
 import { SessionCache } from '../runtime/session.ts';
@@ -27,7 +35,7 @@ import { Rng } from '../train/rng.ts';
 import { checkTokens, leftPad } from './batch.ts';
 import { compactionModel, DeviceKvCache } from './device-kv.ts';
 import { KvStore } from './kv-store.ts';
-import { buildGraph, cacheNames, frozenParams, type FrozenParams, type GenerationWeights, type GraphKind } from './graphs.ts';
+import { adapterInputs, buildGraph, cacheNames, frozenParams, type AdapterInputs, type FrozenParams, type GenerationWeights, type GraphKind } from './graphs.ts';
 import { Sampler, validateSampling, type SamplingParams } from './sampler.ts';
 
 export interface GeneratorOptions {
@@ -41,6 +49,12 @@ export interface GeneratorOptions {
   cacheGrowth?: number;
   /** Let ORT pack the weights of products for its GEMM (default true; see runtime/session.ts). */
   prepacking?: boolean;
+  /**
+   * LoRA adapters fed as graph inputs: `weights` are then the base model's (frozen, packed
+   * once), `adapters` the first values of every adapter of `spec` (models/lora.ts names and
+   * shapes), and setAdapters changes them without compiling anything.
+   */
+  lora?: { spec: LoraSpec; adapters: ReadonlyMap<string, Float32Array> };
 }
 
 export interface TokenEvent {
@@ -165,6 +179,9 @@ export class Generator<C = unknown> {
   private readonly headDim: number;
   private readonly lazy = new Map<GraphKind, Promise<Compiled>>();
   private compaction?: Promise<ort.InferenceSession>;
+  /** The adapters' current values, fed to every run (on WebGPU tensors in the GPU's memory that this generator owns). */
+  private adapterFeeds: Record<string, ort.Tensor> = {};
+  private upload?: Promise<ort.InferenceSession>;
 
   private constructor(
     readonly family: ModelFamily<C>,
@@ -176,6 +193,7 @@ export class Generator<C = unknown> {
     readonly threads: number | undefined,
     private readonly cacheGrowth: number,
     private readonly prepacking: boolean,
+    private readonly adapters?: AdapterInputs,
   ) {
     this.vocabSize = family.vocabSize(config);
     const { layers, kvHeads, headDim } = family.cacheShape(config);
@@ -190,13 +208,62 @@ export class Generator<C = unknown> {
   /**
    * Builds and compiles the generation graph (scoring's are compiled on first use).
    * `weights` in memory are copied into each graph; mapped weights (checkpoint/hf-import.ts
-   * mapHfModel) stay in their files, which ONNX Runtime maps.
+   * mapHfModel) stay in their files, which ONNX Runtime maps. With `lora` they are the base
+   * weights, and the adapters are inputs.
    */
   static async create<C>(family: ModelFamily<C>, config: C, weights: GenerationWeights, opts: GeneratorOptions = {}): Promise<Generator<C>> {
     const provider = opts.provider ?? (await chooseProvider()).provider;
-    const g = new Generator(family, config, frozenParams(family, config, weights), opts.sessions ?? new SessionCache(), !opts.sessions, provider, opts.threads, opts.cacheGrowth ?? 16, opts.prepacking ?? true);
-    await g.session('step');
+    const adapters = opts.lora ? adapterInputs(family, config, opts.lora.spec) : undefined;
+    const g = new Generator(family, config, frozenParams(family, config, weights), opts.sessions ?? new SessionCache(), !opts.sessions, provider, opts.threads, opts.cacheGrowth ?? 16, opts.prepacking ?? true, adapters);
+    try {
+      if (opts.lora) await g.setAdapters(opts.lora.adapters);
+      await g.session('step');
+    } catch (e) {
+      await g.release();
+      throw e;
+    }
     return g;
+  }
+
+  /**
+   * New values for the LoRA adapters (a generator created with `lora`), used from the next
+   * generate or score on: every adapter of the spec, by name. On the CPU the runs read
+   * these arrays themselves, so leave them unchanged while they are set.
+   */
+  async setAdapters(values: ReadonlyMap<string, Float32Array>): Promise<void> {
+    const adapters = this.adapters;
+    if (!adapters) throw new Error('This generator holds its weights as they were given; only one created with the `lora` option takes new adapters (else create a generator from the new weights).');
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [name, leaf] of adapters.params) {
+      const data = values.get(name);
+      const shape = leaf.shape as number[];
+      const n = shape.reduce((a, b) => a * b, 1);
+      if (!data) throw new Error(`The adapters have no tensor ${name}; give all ${adapters.params.size} adapters of the LoRA spec.`);
+      if (data.length !== n) throw new Error(`The adapter ${name} has ${data.length} values, but its shape [${shape.join(', ')}] needs ${n}.`);
+      feeds[name] = new ort.Tensor('float32', data, shape);
+    }
+    const stray = [...values.keys()].find((k) => !adapters.params.has(k));
+    if (stray !== undefined) throw new Error(`${stray} is not one of this generator's LoRA adapters (its spec gives ${[...adapters.params.keys()].slice(0, 2).join(', ')}, ...).`);
+    const next = this.onDevice ? await this.toDevice(feeds) : feeds;
+    this.disposeAdapters();
+    this.adapterFeeds = next;
+  }
+
+  /** Copies of host tensors in the GPU's memory, by one run of an Identity graph whose outputs stay there. */
+  private async toDevice(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    const leaves = [...this.adapters!.params];
+    const onDevice = (name: string): string => `${name}:device`;
+    this.upload ??= this.sessions.get(T.emitOnnx({
+      outputs: Object.fromEntries(leaves.map(([name, v]) => [onDevice(name), v])), inputs: leaves.map(([, v]) => v), name: 'afd-adapters-to-device', target: 'webgpu',
+    }).bytes, { provider: this.provider, intraOpThreads: this.threads, cpuFallback: false, deviceOutputs: leaves.map(([name]) => onDevice(name)) });
+    const out = await (await this.upload).run(feeds);
+    return Object.fromEntries(Object.keys(feeds).map((name) => [name, out[onDevice(name)]]));
+  }
+
+  /** Frees the adapters this generator copied to the GPU. */
+  private disposeAdapters(): void {
+    for (const t of Object.values(this.adapterFeeds)) if (t.location !== 'cpu') t.dispose();
+    this.adapterFeeds = {};
   }
 
   /** Whether the graphs are written for the GPU and the cache stays there (WebGPU). */
@@ -212,7 +279,7 @@ export class Generator<C = unknown> {
   private compiled(kind: GraphKind): Promise<Compiled> {
     let s = this.lazy.get(kind);
     if (!s) {
-      const graph = buildGraph(kind, this.family, this.config, this.frozen, { target: this.onDevice ? 'webgpu' : 'cpu' });
+      const graph = buildGraph(kind, this.family, this.config, this.frozen, { target: this.onDevice ? 'webgpu' : 'cpu', ...(this.adapters ? { adapters: this.adapters } : {}) });
       const external = this.frozen.external;
       const inputs = deviceInputsOf(graph); // not the graph: its bytes may hold the weights
       s = this.sessions.get(graph.bytes, {
@@ -226,9 +293,9 @@ export class Generator<C = unknown> {
     return s;
   }
 
-  /** Runs a compiled graph on the caller's feeds, completed for the device (device-feeds.ts). */
+  /** Runs a compiled graph on the caller's feeds and the adapters, completed for the device (device-feeds.ts). */
   private async run(c: Compiled, feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.OnnxValueMapType> {
-    return c.session.run(deviceFeeds(c.inputs, feeds));
+    return c.session.run(deviceFeeds(c.inputs, { ...feeds, ...this.adapterFeeds }));
   }
 
   /** Drops rows and leading columns of a cache kept on the device (device-kv.ts). */
@@ -387,8 +454,10 @@ export class Generator<C = unknown> {
    * `sessions` is left to its owner (another generator of the same weights shares them).
    */
   async release(): Promise<void> {
+    this.disposeAdapters(); // before the session that made them
     this.lazy.clear();
     this.compaction = undefined;
+    this.upload = undefined;
     if (this.ownSessions) await this.sessions.clear();
   }
 

@@ -18,9 +18,15 @@
 // - SCORE: a whole sequence [B, T] -> log p(token t+1 | tokens <= t) [B, T-1], the
 //   [B, T, V] log-softmax never leaving the graph.
 // - LOGITS: a whole sequence [B, T] -> all logits [B, T, V] (checks and inspection).
+//
+// LoRA adapters can be graph INPUTS instead (`adapterInputs`): the base weights stay
+// initializers (packed once per session), the adapters A and B are fed on every run and
+// the forward adds scale (x A) B as training does (models/layers.ts loraLinear), so a
+// policy whose adapters change every step keeps its sessions.
 
 import * as T from '../ir/index.ts';
 import type { KvCache, ModelFamily } from '../models/family.ts';
+import { loraParamShapes, loraScale, type LoraSpec } from '../models/lora.ts';
 import type { MappedWeights } from '../runtime/safetensors-index.ts';
 import { fuseForInference } from './fuse.ts';
 
@@ -37,6 +43,19 @@ export interface FrozenParams<D extends Float32Array | T.ExternalTensor = Float3
   initializers: Map<T.Value, D>;
   /** For mapped weights: the folder the external data locations are relative to, and what identifies its files. */
   external?: { dir: string; identity: string };
+}
+
+/** LoRA adapters as graph inputs: their leaves (`${prefix}.lora_A` [in, r], `.lora_B` [r, out]) and the forward's scale alpha / r. */
+export interface AdapterInputs {
+  params: Map<string, T.Value>;
+  loraScale: number;
+}
+
+/** The adapters of `spec` as graph inputs, named and shaped as training names them (models/lora.ts). */
+export function adapterInputs<C>(family: ModelFamily<C>, config: C, spec: LoraSpec): AdapterInputs {
+  const params = new Map<string, T.Value>();
+  for (const [name, shape] of loraParamShapes(family, config, spec)) params.set(name, T.param(name, shape));
+  return { params, loraScale: loraScale(spec) };
 }
 
 export interface GenerationGraph extends T.EmittedModel {
@@ -78,13 +97,15 @@ export function frozenParams<C>(family: ModelFamily<C>, config: C, weights: Gene
 
 /**
  * Builds one graph for a target's kernels (default the CPU's); `frozen` from frozenParams
- * (shared across graphs). Its composites are fused into ONNX Runtime's kernels (fuse.ts)
- * unless `fuse` is false.
+ * (shared across graphs), `adapters` from adapterInputs (inputs after the others). Its
+ * composites are fused into ONNX Runtime's kernels (fuse.ts) unless `fuse` is false.
  */
-export function buildGraph<C>(kind: GraphKind, family: ModelFamily<C>, config: C, frozen: FrozenParams, opts: { fuse?: boolean; target?: T.EmitTarget } = {}): GenerationGraph {
+export function buildGraph<C>(kind: GraphKind, family: ModelFamily<C>, config: C, frozen: FrozenParams, opts: { fuse?: boolean; target?: T.EmitTarget; adapters?: AdapterInputs } = {}): GenerationGraph {
   const target = opts.target ?? 'cpu';
   const { layers, kvHeads, headDim } = family.cacheShape(config);
-  const { params } = frozen;
+  const { adapters } = opts;
+  const params = adapters ? new Map([...frozen.params, ...adapters.params]) : frozen.params;
+  const lora = adapters ? { loraScale: adapters.loraScale } : {};
   const outputs: Record<string, T.Value> = {};
   const tokens = T.input('tokens', 'int64', ['B', 'T']);
   const positions = T.input('positions', 'int64', ['B', 'T']);
@@ -98,7 +119,7 @@ export function buildGraph<C>(kind: GraphKind, family: ModelFamily<C>, config: C
       const n = cacheNames(i);
       past.push({ key: T.input(n.pastKey, 'float32', ['B', kvHeads, P, headDim]), value: T.input(n.pastValue, 'float32', ['B', kvHeads, P, headDim]) });
     }
-    const out = family.forward(config, params, { tokens, positions, attentionMask: mask, past, lastLogitsOnly: true });
+    const out = family.forward(config, params, { tokens, positions, attentionMask: mask, past, lastLogitsOnly: true, ...lora });
     outputs.logits = T.reshape(out.logits, ['B', family.vocabSize(config)]); // [B, V]
     const cache = target === 'webgpu' ? out.present : out.added;
     cache.forEach((c, i) => {
@@ -110,7 +131,7 @@ export function buildGraph<C>(kind: GraphKind, family: ModelFamily<C>, config: C
   } else {
     const mask = T.input('attention_mask', 'int64', ['B', 'T']);
     inputs = [tokens, positions, mask];
-    const out = family.forward(config, params, { tokens, positions, attentionMask: mask });
+    const out = family.forward(config, params, { tokens, positions, attentionMask: mask, ...lora });
     if (kind === 'logits') outputs.logits = out.logits; // [B, T, V]
     else {
       const head = T.dimAdd('T', -1);
@@ -118,6 +139,7 @@ export function buildGraph<C>(kind: GraphKind, family: ModelFamily<C>, config: C
       outputs.logprobs = T.tokenLogProb(T.slice(out.logits, 1, 0, head), T.slice(tokens, 1, 1, 'T')); // [B, T-1]
     }
   }
+  if (adapters) inputs.push(...adapters.params.values());
   const emitted = T.emitOnnx({ outputs: opts.fuse === false ? outputs : fuseForInference(outputs, target), initializers: frozen.initializers, inputs, name: `afd-${family.name}-${kind}`, target });
   return { kind, ...emitted };
 }
