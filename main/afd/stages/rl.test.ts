@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { Generator } from '../../../native-models/generate/generator.ts';
 import { loadModel } from '../lm.ts';
 import type { RewardFunction } from '../reward-function.ts';
 import { writeArtifactDetails, type StageContext } from '../stage.ts';
@@ -138,4 +139,29 @@ test('the rl stage loads its reward from a reward artifact (the length heuristic
   assert.equal(m.weights.size, p0.weights.size);
   assert.ok([...m.weights].some(([n, w]) => w.some((x, i) => x !== p0.weights.get(n)![i])), 'the merged adapters changed the weights');
   assert.ok(run.metrics.some((x) => x.values.reward > 0), 'length rewards are positive');
+});
+
+test('under LoRA a rollout samples from the trained adapters (fed to a generator compiled once): its policy log-probabilities are those of the merged weights', async (t) => {
+  const model = await loadModel(join(root, 'pi0'));
+  const ctx = { seed: 5, dir: root, checkpoint: null, provider: 'cpu', threads: 1, signal: new AbortController().signal, stopRequested: () => false, data: async () => data, progress: () => {}, metric: () => {}, log: () => {}, checkpointed: async () => {} } satisfies StageContext;
+  const pu = await PolicyUpdate.create(ctx, rlStage.parse({ policy: 'pi0', reward: 'marker', maxNewTokens: 12, promptsPerStep: 2, k: 2, adaptation: 'lora', loraRank: 4 }), model, model, data.train.map((d) => d.prompt));
+  try {
+    // A reward every sample gets a different value of (the marker is too rare for a few samples): nonzero advantages.
+    const longer: RewardFunction = { describe: 'length', score: async (xs) => xs.map((x) => x.response.length), release: async () => {} };
+    for (let s = 0; s < 3; s++) await pu.trainer.step((await pu.next(s, longer)).feeds, 1e-2);
+    const r = await pu.rollout(3);
+    const merged = await Generator.create(model.family, model.config, pu.weights(), { provider: 'cpu', threads: 1 });
+    try {
+      const own = await merged.score(r.rows.map((x) => x.ids.slice(0, x.start)), r.rows.map((x) => x.ids.slice(x.start)));
+      own.forEach((s, j) => assert.ok(Math.abs(s.sum - r.logpPolicy[j]) <= 1e-5 * Math.max(1, Math.abs(s.sum)), `row ${j}: rollout ${r.logpPolicy[j]}, merged weights ${s.sum}`));
+    } finally {
+      await merged.release();
+    }
+    // The reference is pi_0, the policy's start: stale adapters (B = 0) would give its log-probabilities.
+    const moved = Math.max(...r.logpPolicy.map((lp, j) => Math.abs(lp - r.logpRef[j])));
+    t.diagnostic(`largest |log pi - log ref| of the rollout: ${moved.toFixed(4)}`);
+    assert.ok(moved > 1e-2, `the adapters moved the policy (${moved})`);
+  } finally {
+    await pu.release();
+  }
 });

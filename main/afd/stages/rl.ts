@@ -4,6 +4,9 @@
 // advantages within each prompt's group, and takes one policy-gradient step. Sampling
 // seeds come from (stage seed, step, prompt, k) and the weights a step samples from are
 // the checkpointed ones, so a resumed run repeats an uninterrupted one exactly.
+// Under LoRA the policy's generator is compiled once and each step feeds it the current
+// adapters; under full fine-tuning each step compiles one from the new weights (as
+// inputs they would lose ONNX Runtime's packing of them: docs/benchmarks.md).
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { JsonObject } from '../../../db/json.ts';
@@ -106,6 +109,8 @@ export class PolicyUpdate {
     readonly settings: TrainingSettings,
     private readonly reference: Generator,
     readonly prompts: readonly string[],
+    /** Under LoRA: the policy's generator of the base weights, its adapters set at every rollout. */
+    private readonly sampler?: Generator,
   ) {}
 
   static async create(ctx: StageContext, config: PolicyConfig, policy: LoadedModel, reference: LoadedModel, prompts: readonly string[]): Promise<PolicyUpdate> {
@@ -119,11 +124,16 @@ export class PolicyUpdate {
     const advantages = T.input('advantages', 'float32', ['B']);
     const { logits } = policy.family.forward(policy.config, tm.params, { tokens: x.tokens, ...(tm.loraScale === undefined ? {} : { loraScale: tm.loraScale }) });
     const trainer = await createTrainer(ctx, tm, policyGradientLoss(responseLogProbs(logits, x.targets, x.mask), advantages), settings);
+    const runtime = { provider: ctx.provider, ...(ctx.threads ? { threads: ctx.threads } : {}) };
+    let refGen: Generator | undefined;
     try {
       // The reference never changes: one generator (compiled once) scores every step's samples.
-      const refGen = await Generator.create(reference.family, reference.config, reference.weights, { provider: ctx.provider, ...(ctx.threads ? { threads: ctx.threads } : {}) });
-      return new PolicyUpdate(ctx, config, policy, tm, trainer, settings, refGen, prompts);
+      refGen = await Generator.create(reference.family, reference.config, reference.weights, runtime);
+      const how = adaptation(config);
+      const sampler = how.kind === 'lora' ? await Generator.create(policy.family, policy.config, policy.mapped ?? policy.weights, { ...runtime, lora: { spec: { rank: how.rank, alpha: how.alpha }, adapters: tm.init } }) : undefined;
+      return new PolicyUpdate(ctx, config, policy, tm, trainer, settings, refGen, prompts, sampler);
     } catch (e) {
+      await refGen?.release();
       await trainer.release();
       throw e;
     }
@@ -148,8 +158,9 @@ export class PolicyUpdate {
         seeds.push(rolloutSeed(ctx.seed, step, j, k));
       }
     });
-    // Generation graphs hold the weights as initializers, so each step compiles its own.
-    const gen = await Generator.create(policy.family, policy.config, this.weights(), { provider: ctx.provider, ...(ctx.threads ? { threads: ctx.threads } : {}) });
+    // Generation graphs hold the weights as initializers: without adapters to feed, each step compiles its own.
+    if (this.sampler) await this.sampler.setAdapters(this.trainer.parameters());
+    const gen = this.sampler ?? await Generator.create(policy.family, policy.config, this.weights(), { provider: ctx.provider, ...(ctx.threads ? { threads: ctx.threads } : {}) });
     try {
       const decode = (t: readonly number[]): string => policy.tokenizer.decode(t, { skipSpecialTokens: true });
       const results = await gen.generate(ids, { maxNewTokens: config.maxNewTokens, temperature: config.temperature, eosTokenIds: [policy.eosId], stopStrings: TURN_STOPS, decode, seed: seeds });
@@ -161,7 +172,7 @@ export class PolicyUpdate {
         logpPolicy: own.map((s) => s.sum), logpRef: base.map((s) => s.sum),
       };
     } finally {
-      await gen.release();
+      if (gen !== this.sampler) await gen.release();
     }
   }
 
@@ -197,6 +208,7 @@ export class PolicyUpdate {
   }
 
   async release(): Promise<void> {
+    await this.sampler?.release();
     await this.reference.release();
     await this.trainer.release();
   }
