@@ -7,7 +7,7 @@
 // This file is loaded by the renderer too: no Node imports, only types: the pipeline's
 // contract, and the store's row types that the API returns as they are (one definition,
 // so the two cannot drift apart).
-import type { DataSpec, ExperimentDefinition, ExperimentProgress, Recipe, ResultRow, ResultsTable, StageSpec, StageState } from '../afd/contract.ts';
+import type { DataSpec, ExperimentDefinition, ExperimentProgress, Recipe, ResultRow, ResultsTable, StageSpec, StageState } from '../experiments/contract.ts';
 import type { DatasetFormat, DatasetSummary, Example, ExampleEdit, ExamplePage, ExamplePatch, Split } from '../../db/datasets.ts';
 import type { Json, JsonObject } from '../../db/json.ts';
 import type { LogLevel, LogLine } from '../../db/run-logs.ts';
@@ -211,7 +211,7 @@ export interface ExperimentDetail {
   memory?: { available: number; stages: Record<string, StageMemory> };
 }
 
-/** A stage's estimated peak memory (main/afd/memory-estimate.ts): when the peak comes and its parts. */
+/** A stage's estimated peak memory (main/stages/memory-estimate.ts): when the peak comes and its parts. */
 export interface StageMemory {
   bytes: number;
   phase: string;

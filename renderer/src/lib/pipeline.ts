@@ -1,4 +1,4 @@
-// The experiment composer's draft: a pipeline definition (main/afd/contract.ts) whose stage
+// The experiment composer's draft: a pipeline definition (main/experiments/contract.ts) whose stage
 // settings are edited as JSON text, with the defaults taken from the API's recipes.
 import type { JsonObject, Recipe } from '../../../main/api/contract.ts';
 
