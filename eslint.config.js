@@ -15,9 +15,9 @@ const noImportsFrom = (...groups) => ({ 'no-restricted-imports': ['error', { pat
 const ELECTRON = { regex: '^electron(/|$)', message: 'only main/electron/ may import electron: the rest also runs in plain Node (see docs/ARCHITECTURE.md)' };
 const mainFolder = (f) => ({ regex: `^(\\.\\./)+(main/)?${f}/`, message: `this layer may not import main/${f}/ (see docs/ARCHITECTURE.md)` });
 
-// Of main/, the renderer reads the API contract, the experiments' contract (types) and one
-// rule it shares with the server.
-const MAIN_FOR_RENDERER = { regex: '^(\\.\\./)+main/(?!(api/contract|api/experiment-summary|experiments/contract)\\.ts$)', message: 'the renderer reaches main/ only through main/api/contract.ts, main/experiments/contract.ts and main/api/experiment-summary.ts (see docs/ARCHITECTURE.md)' };
+// Of main/, the renderer reads the API contract, the experiments' contract (types), one
+// rule it shares with the server and the schema layer (Node-free).
+const MAIN_FOR_RENDERER = { regex: '^(\\.\\./)+main/(?!(api/contract|api/experiment-summary|experiments/contract)\\.ts$|schema/)', message: 'the renderer reaches main/ only through main/api/contract.ts, main/experiments/contract.ts, main/api/experiment-summary.ts and main/schema/ (see docs/ARCHITECTURE.md)' };
 const rendererImports = (...groups) => ({ 'no-restricted-imports': ['error', { patterns: [...groups.map(boundary), MAIN_FOR_RENDERER] }] });
 
 // main/'s folders, top layer first. A folder may import the folders in the rows after its

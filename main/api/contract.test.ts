@@ -2,13 +2,13 @@
 // with one sentence that names the method and the parameter.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { METHODS, ValidationError, validate, validators } from './contract.ts';
+import { METHODS, PARAMS, ValidationError, validate, validators } from './contract.ts';
 
 const refused = (method: string, params: unknown, pattern: RegExp): void => {
   assert.throws(() => validate(method, params), (err: Error) => {
     assert.ok(err instanceof ValidationError, `${method}: not a ValidationError: ${err.message}`);
     assert.match(err.message, pattern);
-    assert.match(err.message, /\.$/, 'a sentence ends with a full stop');
+    assert.match(err.message, /[.?]$/, 'a sentence ends with a full stop (a suggestion with a question mark)');
     return true;
   });
 };
@@ -23,34 +23,66 @@ test('good params pass, with absent optional ones left out', () => {
 });
 
 test('bad params are refused with a sentence naming the method and the parameter', () => {
-  refused('datasets.examples', { datasetId: 'x' }, /^The request "datasets\.examples" was refused: "datasetId" must be a whole number from 1 up, not the text "x"\.$/);
-  refused('datasets.examples', { datasetId: 1, limit: 501 }, /"limit" must be a whole number from 1 to 500/);
-  refused('datasets.examples', { datasetId: 1, split: 'test' }, /"split" must be one of "train", "eval"/);
+  refused('datasets.examples', { datasetId: 'x' }, /^The request "datasets\.examples" was refused: datasetId must be a whole number from 1 up, not "x"\.$/);
+  refused('datasets.examples', { datasetId: 1, limit: 501 }, /limit must be a whole number from 1 to 500, not 501/);
+  refused('datasets.examples', { datasetId: 1, split: 'test' }, /split must be one of train, eval, not "test"/);
   refused('datasets.examples', [], /parameters must be an object, not a list/);
-  refused('datasets.list', { extra: 1 }, /"extra" is not one of its parameters \(it takes none\)/);
-  refused('runs.cancel', {}, /"runId" must be a whole number from 1 up, not missing/);
-  refused('datasets.importText', { name: 'a', fileName: '../etc/passwd', content: 'x' }, /"fileName" must be a file name without folders/);
-  refused('datasets.updateExample', { exampleId: 1, patch: {} }, /"patch" changes nothing/);
-  refused('datasets.updateExample', { exampleId: 1, patch: { split: 'dev' } }, /in "patch"/);
-  refused('compare.start', { modelIds: [1], prompts: ['a'] }, /"modelIds" must have 2 to 8 items, not 1/);
-  refused('compare.start', { modelIds: [1, 1], prompts: ['a'] }, /same id twice/);
-  refused('compare.start', { modelIds: [1, 2], prompts: ['  '] }, /prompt 1 is empty/);
-  refused('models.generate', { modelId: 1, prompt: 'p', sampling: { temperature: -1 } }, /"temperature" must be a number from 0 to 5/);
+  refused('datasets.list', { extra: 1 }, /it has no parameter 'extra'; it takes none\./);
+  refused('runs.cancel', {}, /runId must be a whole number from 1 up, not missing/);
+  refused('datasets.importText', { name: 'a', fileName: '../etc/passwd', content: 'x' }, /fileName must be a file name without folders/);
+  refused('datasets.updateExample', { exampleId: 1, patch: {} }, /patch changes nothing; give at least one field to change\./);
+  refused('datasets.updateExample', { exampleId: 1, patch: { split: 'dev' } }, /patch\.split must be one of train, eval, not "dev"/);
+  refused('compare.start', { modelIds: [1], prompts: ['a'] }, /modelIds must be a list of 2 to 8 different model ids, not \[1\]/);
+  refused('compare.start', { modelIds: [1, 1], prompts: ['a'] }, /modelIds must be a list of 2 to 8 different model ids, not \[1,1\]/);
+  refused('compare.start', { modelIds: [1, 2], prompts: ['  '] }, /prompts must be a list of 1 to 20 prompts, each a non-empty text of at most 20000 characters, not \["  "\]/);
+  refused('models.generate', { modelId: 1, prompt: 'p', sampling: { temperature: -1 } }, /sampling\.temperature must be a number from 0 to 5, not -1/);
   refused('compare.nextPair', { modelA: 2, modelB: 2 }, /the same model/);
-  refused('compare.vote', { pairId: 'p', vote: 'C' }, /"vote" must be one of "A", "B", "tie", "skip"/);
-  refused('experiments.stop', { experimentId: 1, reason: 'stop' }, /"reason" must be one of "pause", "cancel"/);
-  refused('experiments.exportTrl', { experimentId: 1, out: '' }, /"out" is empty; fill it in/);
-  refused('experiments.exportTrl', { experimentId: 1, out: '/tmp/p', gpus: 0 }, /"gpus" must be a whole number from 1 to 1024/);
-  refused('settings.set', { forcedProvider: 'tpu' }, /"forcedProvider" must be one of/);
-  refused('settings.set', { modelCacheBytes: -1 }, /"modelCacheBytes" must be a whole number from 0 to/);
-  refused('generation.unload', { all: true }, /"all" is not one of its parameters/);
-  refused('models.export', { modelId: 1, format: 'onnx', out: '/tmp/x' }, /"format" must be one of "hf", "gguf"/);
-  refused('models.export', { modelId: 1, format: 'gguf', type: 'q4_k', out: '/tmp/x.gguf' }, /"type" must be one of/);
+  refused('compare.vote', { pairId: 'p', vote: 'C' }, /vote must be one of A, B, tie, skip, not "C"/);
+  refused('experiments.stop', { experimentId: 1, reason: 'stop' }, /reason must be one of pause, cancel, not "stop"/);
+  refused('experiments.exportTrl', { experimentId: 1, out: '' }, /out must be a non-empty text of at most 4096 characters, not ""/);
+  refused('experiments.exportTrl', { experimentId: 1, out: '/tmp/p', gpus: 0 }, /gpus must be a whole number from 1 to 1024/);
+  refused('experiments.check', {}, /definition must be a mapping \(an experiment definition\), not missing/);
+  refused('settings.set', { forcedProvider: 'tpu' }, /forcedProvider must be one of/);
+  refused('settings.set', { modelCacheBytes: -1 }, /modelCacheBytes must be a whole number from 0 to/);
+  refused('generation.unload', { all: true }, /it has no parameter 'all'; it takes none/);
+  refused('models.export', { modelId: 1, format: 'onnx', out: '/tmp/x' }, /format must be one of hf, gguf/);
+  refused('models.export', { modelId: 1, format: 'gguf', type: 'q4_k', out: '/tmp/x.gguf' }, /type must be one of f32, f16, bf16, q8_0, not "q4_k"/);
   refused('nope', {}, /^"nope" is not a method of the studio's API/);
   refused('__proto__', {}, /is not a method/);
 });
 
+test('an unknown parameter is refused with the closest known one, here or in a nested object', () => {
+  refused('datasets.examples', { datasetId: 1, limt: 5 }, /^The request "datasets\.examples" was refused: it has no parameter 'limt'; did you mean 'limit'\?$/);
+  refused('runs.list', { experimentID: 1 }, /it has no parameter 'experimentID'; did you mean 'experimentId'\?$/);
+  refused('models.generate', { modelId: 1, prompt: 'p', sampling: { temprature: 1 } }, /sampling has no key 'temprature'; did you mean 'temperature'\?$/);
+  refused('datasets.updateExample', { exampleId: 1, patch: { colour: 'red' } }, /patch has no key 'colour'; the known ones are prompt, response, chosen, rejected, tags, split\./);
+});
+
+test('a wrong type is refused naming the parameter, its path and the value (a long one cut)', () => {
+  refused('datasets.updateExample', { exampleId: 1, patch: { tags: 'x' } }, /patch\.tags must be a list of at most 100 tags, each of at most 200 characters, not "x"\./);
+  refused('datasets.examples', { datasetId: 1, text: 3 }, /text must be a text of at most 1000 characters, not 3\./);
+  refused('runs.metrics', { runId: 1, names: [] }, /names must be a list of 1 to 100 metric names/);
+  const long = 'x'.repeat(20_001);
+  assert.throws(() => validate('models.generate', { modelId: 1, prompt: long }), (err: ValidationError) => {
+    assert.match(err.message, /prompt must be a non-empty text of at most 20000 characters, not a text of 20001 characters \("x{40}\.\.\."\)\.$/);
+    assert.ok(err.message.length < 250, 'the value is cut, not echoed');
+    assert.deepEqual(err.path, ['prompt']);
+    return true;
+  });
+  assert.throws(() => validate('datasets.updateExample', { exampleId: 1, patch: { split: 'dev' } }), (err: ValidationError) => {
+    assert.deepEqual(err.path, ['patch', 'split']);
+    return true;
+  });
+});
+
+test('a null param counts as absent, unless it may be null; the types come from the schemas', () => {
+  assert.deepEqual(validators['datasets.examples']({ datasetId: 1, limit: null, split: null }), { datasetId: 1 });
+  assert.deepEqual(validators['datasets.updateExample']({ exampleId: 1, patch: { chosen: null } }), { exampleId: 1, patch: { chosen: null } });
+  // The schema's must-sentences and bounds are there for a form to read.
+  assert.equal((PARAMS['datasets.examples'].properties.limit as { maximum?: number }).maximum, 500);
+});
+
 test('every method has a validator that refuses a non-object', () => {
-  assert.equal(METHODS.length, 41);
+  assert.equal(METHODS.length, 43);
   for (const m of METHODS) refused(m, 'text', /must be an object/);
 });

@@ -1,12 +1,16 @@
 // The one typed API between the studio's views and its engine (DESIGN.md §4). The same
 // table serves Electron IPC (window.afd.call), `afd serve` (POST /api/<method>) and tests:
-// a method name, its params, its result, and a validator that turns untrusted input into
-// params or throws one clear sentence. Events (job progress, experiment progress,
-// generation tokens) come separately as a stream of StudioEvent.
+// a method name, the schema of its params (a strict TypeBox object: their TypeScript type
+// is the schema's, so the two cannot drift apart), its result, and a validator that turns
+// untrusted input into params or throws one clear sentence. Events (job progress,
+// experiment progress, generation tokens) come separately as a stream of StudioEvent.
 //
-// This file is loaded by the renderer too: no Node imports, only types: the pipeline's
-// contract, and the store's row types that the API returns as they are (one definition,
-// so the two cannot drift apart).
+// This file is loaded by the renderer too: no Node imports. It imports the schema layer
+// (main/schema/, TypeBox and a string distance: no Node either), and only types from
+// the pipeline's contract and the store, whose row types the API returns as they are.
+import Type, { type TObject, type TProperties, type TSchema } from 'typebox';
+import { described, flag, integer, nullable, number, oneOf, text } from '../schema/fields.ts';
+import { isObject, parseObject, SchemaError, show } from '../schema/parse.ts';
 import type { DataSpec, ExperimentDefinition, ExperimentProgress, Recipe, ResultRow, ResultsTable, StageSpec, StageState } from '../experiments/contract.ts';
 import type { DatasetFormat, DatasetSummary, Example, ExampleEdit, ExamplePage, ExamplePatch, Split } from '../../db/datasets.ts';
 import type { Json, JsonObject } from '../../db/json.ts';
@@ -18,7 +22,8 @@ export type { DatasetFormat, DatasetSummary, Example, ExampleEdit, ExamplePage, 
 
 // ---- shared shapes ----
 
-export type ProviderSetting = 'auto' | 'cpu' | 'webgpu' | 'cuda';
+export const PROVIDER_SETTINGS = ['auto', 'cpu', 'webgpu', 'cuda'] as const;
+export type ProviderSetting = (typeof PROVIDER_SETTINGS)[number];
 
 export interface ComputeDevice {
   /** The provider ONNX Runtime runs on (after the forced setting is applied), or null if none works. */
@@ -138,17 +143,17 @@ export interface ModelInfo {
 export const MODEL_EXPORT_FORMATS = ['hf', 'gguf'] as const;
 export const MODEL_EXPORT_TYPES = ['f32', 'f16', 'bf16', 'q8_0'] as const;
 
-export interface SamplingSettings {
-  /** New tokens at most, 1..2048 (default 128). */
-  maxTokens?: number;
-  /** 0 = greedy; default 0.8. */
-  temperature?: number;
-  topP?: number;
-  topK?: number;
-  seed?: number;
-  /** Format the prompt with the model's chat template (default true when it has one). */
-  chat?: boolean;
-}
+const SAMPLING = Type.Object({
+  maxTokens: Type.Optional(integer(1, 2048, { description: 'New tokens at most (default 128).' })),
+  temperature: Type.Optional(number(0, 5, { description: '0 is greedy (default 0.8).' })),
+  topP: Type.Optional(number(0.000001, 1)),
+  topK: Type.Optional(integer(1, 100_000)),
+  seed: Type.Optional(integer(0, 2 ** 31 - 1)),
+  chat: Type.Optional(flag({ description: "Format the prompt with the model's chat template (default true when it has one)." })),
+}, { additionalProperties: false });
+
+/** How a generation samples; every setting is optional (the defaults are the generator's). */
+export type SamplingSettings = Type.Static<typeof SAMPLING>;
 
 /**
  * What a streamed generation is doing: waiting for the generations before it, reading its
@@ -224,6 +229,27 @@ export interface TrlExport {
   stages: { id: string; kind: string; exported: boolean; script?: string; why?: string }[];
 }
 
+/** A stage kind as a form is built from it (experiments.stageKinds). */
+export interface StageKind {
+  kind: string;
+  summary: string;
+  produces: string;
+  /** The settings that name earlier stages (or pi0, demos, a model of `models:`), with the outputs each accepts. */
+  inputs: Record<string, { types: string[]; list?: boolean; optional?: boolean }>;
+  /** Its settings' schema as JSON Schema (an object's `properties`: type, minimum, maximum, enum, default, description, and `must`: what a value must be). */
+  settings: JsonObject;
+}
+
+/** A problem of a definition (experiments.check): the sentence experiments.start refuses it with,
+ *  the index of its stage (null: the definition's own keys) and that stage's id, and the
+ *  setting or key it is about (`path`; empty: the stage or the definition as a whole). */
+export interface DefinitionProblem {
+  message: string;
+  stage: number | null;
+  stageId: string | null;
+  path: string[];
+}
+
 /** What the voter sees: two responses, unlabelled. Which model is which stays on the server until the vote. */
 export interface BlindPair {
   pairId: string;
@@ -233,7 +259,8 @@ export interface BlindPair {
   b: string;
 }
 
-export type Vote = 'A' | 'B' | 'tie' | 'skip';
+export const VOTES = ['A', 'B', 'tie', 'skip'] as const;
+export type Vote = (typeof VOTES)[number];
 
 export interface VoteResult {
   judgmentId: number;
@@ -265,75 +292,184 @@ export interface AppLogLine {
   text: string;
 }
 
+// ---- params ----
+
+const LIMITS = { text: 1_000_000, path: 4096, name: 200, content: 256 * 1024 * 1024, prompts: 20, models: 8, promptChars: 20_000 } as const;
+
+const params = <P extends TProperties>(properties: P) => Type.Object(properties, { additionalProperties: false });
+const opt = Type.Optional;
+const id = () => integer(1);
+const NONE = params({});
+const SPLITS = ['train', 'eval'] as const satisfies readonly Split[];
+const FORMATS = ['auto', 'hh', 'jsonl', 'csv'] as const satisfies readonly (DatasetFormat | 'auto')[];
+const STATUSES = ['queued', 'running', 'paused', 'done', 'failed', 'cancelled', 'interrupted'] as const satisfies readonly RunStatus[];
+// And the other way: a status the store adds is a compile error here until it is listed.
+const _everyStatus: readonly (typeof STATUSES)[number][] = [] as RunStatus[];
+const path = () => text({ max: LIMITS.path });
+const RUN = params({ runId: id() });
+const DATASET = params({ datasetId: id() });
+const EXAMPLE = params({ exampleId: id() });
+const EXPERIMENT = params({ experimentId: id() });
+const PAIR = params({ modelA: id(), modelB: id() });
+const fileName = described(Type.String({ minLength: 1, maxLength: 255, pattern: '^(?!\\.\\.?$)[^\\\\/]+$' }), 'a file name without folders, of at most 255 characters');
+const importOptions = { format: opt(oneOf(FORMATS)), evalFraction: opt(number(0, 1)), chatModelId: opt(id()) };
+/** A response, chosen or rejected text: null clears it. */
+const clearable = () => opt(nullable(text({ max: LIMITS.text, empty: true })));
+/** The experiment definition, read by the pipeline's parseExperiment with its own sentences. */
+const definition = described(Type.Unsafe<JsonObject>(Type.Record(Type.String(), Type.Unknown())), 'a mapping (an experiment definition)');
+
+/** Every method's params: a strict object (an unknown key is refused, with the closest
+ *  known one), whose type `Params<M>` is. Checks a schema cannot say (two fields that must
+ *  differ, a patch that changes something) are in CHECKS below. */
+export const PARAMS = {
+  'status': NONE,
+  'settings.get': NONE,
+  'settings.set': params({ dataFolder: opt(path()), forcedProvider: opt(oneOf(PROVIDER_SETTINGS)), modelCacheBytes: opt(integer(0, 2 ** 50)) }),
+
+  'datasets.list': NONE,
+  'datasets.examples': params({
+    datasetId: id(),
+    text: opt(text({ max: 1000, empty: true })),
+    split: opt(oneOf(SPLITS)),
+    tag: opt(text({ max: LIMITS.name })),
+    limit: opt(integer(1, 500)),
+    offset: opt(integer(0)),
+  }),
+  'datasets.importFile': params({ path: path(), name: text({ max: LIMITS.name }), ...importOptions }),
+  'datasets.importText': params({ name: text({ max: LIMITS.name }), fileName, content: text({ max: LIMITS.content }), ...importOptions }),
+  'datasets.updateExample': params({
+    exampleId: id(),
+    patch: params({
+      prompt: opt(text({ max: LIMITS.text })),
+      response: clearable(),
+      chosen: clearable(),
+      rejected: clearable(),
+      tags: opt(described(Type.Array(Type.String({ maxLength: LIMITS.name }), { maxItems: 100 }), `a list of at most 100 tags, each of at most ${LIMITS.name} characters`)),
+      split: opt(oneOf(SPLITS)),
+    }),
+  }),
+  'datasets.history': EXAMPLE,
+  'datasets.export': params({ datasetId: id(), split: opt(oneOf(SPLITS)), path: opt(path()) }),
+  'datasets.stats': params({ datasetId: id(), bins: opt(integer(1, 200)) }),
+  'datasets.delete': DATASET,
+
+  'models.list': NONE,
+  'models.import': params({ dir: path(), name: opt(text({ max: LIMITS.name })) }),
+  'models.export': params({ modelId: id(), format: oneOf(MODEL_EXPORT_FORMATS), type: opt(oneOf(MODEL_EXPORT_TYPES)), out: path() }),
+  'models.generate': params({ modelId: id(), prompt: text({ max: LIMITS.promptChars }), sampling: opt(SAMPLING) }),
+  'generation.cancel': params({ streamId: text({ max: 100 }) }),
+  'generation.cache': NONE,
+  'generation.unload': NONE,
+
+  'experiments.recipes': NONE,
+  'experiments.start': params({ definition }),
+  'experiments.list': NONE,
+  'experiments.get': EXPERIMENT,
+  'experiments.stop': params({ experimentId: id(), reason: oneOf(['pause', 'cancel']) }),
+  'experiments.resume': EXPERIMENT,
+  'experiments.exportTrl': params({ experimentId: id(), out: path(), gpus: opt(integer(1, 1024)) }),
+  'experiments.stageKinds': NONE,
+  'experiments.check': params({ definition }),
+
+  'runs.list': params({ experimentId: opt(id()), status: opt(oneOf(STATUSES)) }),
+  'runs.get': RUN,
+  'runs.cancel': RUN,
+  'runs.pause': RUN,
+  'runs.resume': RUN,
+  'runs.logs': params({ runId: id(), limit: opt(integer(1, 10_000)) }),
+  'runs.metrics': params({ runId: id(), names: opt(described(Type.Array(Type.String({ maxLength: LIMITS.name }), { minItems: 1, maxItems: 100 }), `a list of 1 to 100 metric names, each of at most ${LIMITS.name} characters`)) }),
+
+  'compare.start': params({
+    modelIds: described(Type.Array(id(), { minItems: 2, maxItems: LIMITS.models, uniqueItems: true }), `a list of 2 to ${LIMITS.models} different model ids`),
+    prompts: described(Type.Array(text({ max: LIMITS.promptChars }), { minItems: 1, maxItems: LIMITS.prompts }), `a list of 1 to ${LIMITS.prompts} prompts, each a non-empty text of at most ${LIMITS.promptChars} characters`),
+    sampling: opt(SAMPLING),
+  }),
+  'compare.nextPair': PAIR,
+  'compare.vote': params({ pairId: text({ max: 100 }), vote: oneOf(VOTES) }),
+  'compare.tally': PAIR,
+
+  'results.get': EXPERIMENT,
+  'logs.app': params({ limit: opt(integer(1, 10_000)) }),
+  'diagnostics.bundle': NONE,
+  'system.choosePath': params({ kind: oneOf(['file', 'folder']) }),
+} satisfies Record<string, TObject>;
+
+/** The params of a method, as its schema types them. */
+type P<K extends keyof typeof PARAMS> = Type.Static<(typeof PARAMS)[K]>;
+
 // ---- the method table ----
 
 export interface Methods {
-  'status': { params: Record<string, never>; result: StudioStatus };
-  'settings.get': { params: Record<string, never>; result: Settings };
+  'status': { params: P<'status'>; result: StudioStatus };
+  'settings.get': { params: P<'settings.get'>; result: Settings };
   /** Moving the data folder copies the database and its files there; it is used after a restart. */
-  'settings.set': { params: { dataFolder?: string; forcedProvider?: ProviderSetting; modelCacheBytes?: number }; result: SettingsResult };
+  'settings.set': { params: P<'settings.set'>; result: SettingsResult };
 
-  'datasets.list': { params: Record<string, never>; result: DatasetSummary[] };
-  'datasets.examples': { params: { datasetId: number; text?: string; split?: Split; tag?: string; limit?: number; offset?: number }; result: ExamplePage };
+  'datasets.list': { params: P<'datasets.list'>; result: DatasetSummary[] };
+  'datasets.examples': { params: P<'datasets.examples'>; result: ExamplePage };
   /**
    * Imports a file on this machine as a job; follow it with run.* events. `chatModelId`: the
    * model whose chat template turns `{messages}` lines into a prompt and a response (chat
    * templates belong to models); without it such lines are refused, saying so.
    */
-  'datasets.importFile': { params: { path: string; name: string; format?: DatasetFormat | 'auto'; evalFraction?: number; chatModelId?: number }; result: RunInfo };
+  'datasets.importFile': { params: P<'datasets.importFile'>; result: RunInfo };
   /** Imports uploaded text (a browser file picker's contents) as a job. `fileName` gives the format by its extension. */
-  'datasets.importText': { params: { name: string; fileName: string; content: string; format?: DatasetFormat | 'auto'; evalFraction?: number; chatModelId?: number }; result: RunInfo };
-  'datasets.updateExample': { params: { exampleId: number; patch: ExamplePatch }; result: { example: Example; history: ExampleEdit[] } };
-  'datasets.history': { params: { exampleId: number }; result: ExampleEdit[] };
+  'datasets.importText': { params: P<'datasets.importText'>; result: RunInfo };
+  'datasets.updateExample': { params: P<'datasets.updateExample'>; result: { example: Example; history: ExampleEdit[] } };
+  'datasets.history': { params: P<'datasets.history'>; result: ExampleEdit[] };
   /** JSON Lines the importer reads back; written to `path` when given, else returned as text. */
-  'datasets.export': { params: { datasetId: number; split?: Split; path?: string }; result: { fileName: string; lines: number; content: string | null; path: string | null } };
-  'datasets.stats': { params: { datasetId: number; bins?: number }; result: DatasetStats };
-  'datasets.delete': { params: { datasetId: number }; result: { deleted: boolean } };
+  'datasets.export': { params: P<'datasets.export'>; result: { fileName: string; lines: number; content: string | null; path: string | null } };
+  'datasets.stats': { params: P<'datasets.stats'>; result: DatasetStats };
+  'datasets.delete': { params: P<'datasets.delete'>; result: { deleted: boolean } };
 
-  'models.list': { params: Record<string, never>; result: ModelInfo[] };
+  'models.list': { params: P<'models.list'>; result: ModelInfo[] };
   /** Imports a Hugging Face folder or a .gguf file on this machine as a job. */
-  'models.import': { params: { dir: string; name?: string }; result: RunInfo };
+  'models.import': { params: P<'models.import'>; result: RunInfo };
   /** Writes a model as a Hugging Face folder or a GGUF file (`type`: f32, f16, bf16 for folders, q8_0 for GGUF) as a job. */
-  'models.export': { params: { modelId: number; format: (typeof MODEL_EXPORT_FORMATS)[number]; type?: (typeof MODEL_EXPORT_TYPES)[number]; out: string }; result: RunInfo };
+  'models.export': { params: P<'models.export'>; result: RunInfo };
   /** Starts a streamed generation; tokens arrive as 'generation.token' events, the end as 'generation.done'. */
-  'models.generate': { params: { modelId: number; prompt: string; sampling?: SamplingSettings }; result: GenerationStream };
-  'generation.cancel': { params: { streamId: string }; result: { cancelled: boolean } };
+  'models.generate': { params: P<'models.generate'>; result: GenerationStream };
+  'generation.cancel': { params: P<'generation.cancel'>; result: { cancelled: boolean } };
   /** The models kept loaded for generation and their memory budget (Settings' modelCacheBytes). */
-  'generation.cache': { params: Record<string, never>; result: ModelCacheInfo };
+  'generation.cache': { params: P<'generation.cache'>; result: ModelCacheInfo };
   /** Releases every loaded model (one in use when its generation ends); the next generation loads again. */
-  'generation.unload': { params: Record<string, never>; result: ModelCacheInfo };
+  'generation.unload': { params: P<'generation.unload'>; result: ModelCacheInfo };
 
-  'experiments.recipes': { params: Record<string, never>; result: Recipe[] };
+  'experiments.recipes': { params: P<'experiments.recipes'>; result: Recipe[] };
   /** Checks the definition (parseExperiment) and starts it; progress as 'experiment.progress' events. */
-  'experiments.start': { params: { definition: JsonObject }; result: ExperimentDetail };
-  'experiments.list': { params: Record<string, never>; result: ExperimentSummary[] };
-  'experiments.get': { params: { experimentId: number }; result: ExperimentDetail };
-  'experiments.stop': { params: { experimentId: number; reason: 'pause' | 'cancel' }; result: ExperimentProgress };
-  'experiments.resume': { params: { experimentId: number }; result: ExperimentDetail };
+  'experiments.start': { params: P<'experiments.start'>; result: ExperimentDetail };
+  'experiments.list': { params: P<'experiments.list'>; result: ExperimentSummary[] };
+  'experiments.get': { params: P<'experiments.get'>; result: ExperimentDetail };
+  'experiments.stop': { params: P<'experiments.stop'>; result: ExperimentProgress };
+  'experiments.resume': { params: P<'experiments.resume'>; result: ExperimentDetail };
   /** Writes the experiment as a Python project for TRL on accelerate (GPU machines, clusters: afd export trl) into `out`, a new folder's full path. */
-  'experiments.exportTrl': { params: { experimentId: number; out: string; gpus?: number }; result: TrlExport };
+  'experiments.exportTrl': { params: P<'experiments.exportTrl'>; result: TrlExport };
+  /** Every stage kind with its settings' JSON Schema, for the Experiments view's stage forms. */
+  'experiments.stageKinds': { params: P<'experiments.stageKinds'>; result: StageKind[] };
+  /** Checks a definition as experiments.start would, starting nothing: every problem with its stage and setting; none when it would start. */
+  'experiments.check': { params: P<'experiments.check'>; result: DefinitionProblem[] };
 
-  'runs.list': { params: { experimentId?: number; status?: RunStatus }; result: RunInfo[] };
-  'runs.get': { params: { runId: number }; result: RunDetail };
-  'runs.cancel': { params: { runId: number }; result: RunInfo };
-  'runs.pause': { params: { runId: number }; result: RunInfo };
-  'runs.resume': { params: { runId: number }; result: RunInfo };
-  'runs.logs': { params: { runId: number; limit?: number }; result: LogLine[] };
+  'runs.list': { params: P<'runs.list'>; result: RunInfo[] };
+  'runs.get': { params: P<'runs.get'>; result: RunDetail };
+  'runs.cancel': { params: P<'runs.cancel'>; result: RunInfo };
+  'runs.pause': { params: P<'runs.pause'>; result: RunInfo };
+  'runs.resume': { params: P<'runs.resume'>; result: RunInfo };
+  'runs.logs': { params: P<'runs.logs'>; result: LogLine[] };
   /** Every metric of the run when `names` is absent. */
-  'runs.metrics': { params: { runId: number; names?: string[] }; result: MetricSeries[] };
+  'runs.metrics': { params: P<'runs.metrics'>; result: MetricSeries[] };
 
   /** Generates each prompt on each model (2..8 models, 1..20 prompts), streamed; the responses are stored for blind voting. */
-  'compare.start': { params: { modelIds: number[]; prompts: string[]; sampling?: SamplingSettings }; result: { compareId: string; streams: GenerationStream[] } };
+  'compare.start': { params: P<'compare.start'>; result: { compareId: string; streams: GenerationStream[] } };
   /** A random prompt both models answered, the two responses in a random order that is recorded; null when there is none left. */
-  'compare.nextPair': { params: { modelA: number; modelB: number }; result: BlindPair | null };
-  'compare.vote': { params: { pairId: string; vote: Vote }; result: VoteResult };
-  'compare.tally': { params: { modelA: number; modelB: number }; result: Tally };
+  'compare.nextPair': { params: P<'compare.nextPair'>; result: BlindPair | null };
+  'compare.vote': { params: P<'compare.vote'>; result: VoteResult };
+  'compare.tally': { params: P<'compare.tally'>; result: Tally };
 
-  'results.get': { params: { experimentId: number }; result: ResultsTable | null };
-  'logs.app': { params: { limit?: number }; result: AppLogLine[] };
-  'diagnostics.bundle': { params: Record<string, never>; result: { fileName: string; text: string } };
+  'results.get': { params: P<'results.get'>; result: ResultsTable | null };
+  'logs.app': { params: P<'logs.app'>; result: AppLogLine[] };
+  'diagnostics.bundle': { params: P<'diagnostics.bundle'>; result: { fileName: string; text: string } };
   /** The desktop app's open dialog for a file or a folder (null when dismissed); refused over HTTP, where paths are typed. */
-  'system.choosePath': { params: { kind: 'file' | 'folder' }; result: { path: string | null } };
+  'system.choosePath': { params: P<'system.choosePath'>; result: { path: string | null } };
 }
 
 export type Method = keyof Methods;
@@ -387,357 +523,55 @@ export const HTTP = {
 
 // ---- validators ----
 
-/** Params that a validator refused; `message` is a sentence for the user. */
+/** Params that a validator refused; `message` is a sentence for the user, `path` the
+ *  parameter it is about (for a form; empty when it is about the whole request). */
 export class ValidationError extends Error {
   override readonly name = 'ValidationError';
+  constructor(message: string, readonly path: readonly string[] = []) {
+    super(message);
+  }
 }
 
 type Validator<M extends Method> = (raw: unknown) => Params<M>;
 
-const LIMITS = { text: 1_000_000, content: 256 * 1024 * 1024, prompts: 20, models: 8, promptChars: 20_000 } as const;
+const SAME_MODEL = 'modelA and modelB are the same model; choose two different models.';
 
-/** Reads one method's params, naming the method in every refusal. */
-class Reader {
-  readonly method: string;
-  readonly raw: Record<string, unknown>;
-  private readonly allowed: Set<string>;
+/** What a schema cannot say: a sentence when the params are refused, else null. */
+const CHECKS: { [M in Method]?: (p: Params<M>) => string | null } = {
+  'datasets.updateExample': (p) => (Object.keys(p.patch).length === 0 ? 'patch changes nothing; give at least one field to change.' : null),
+  'compare.nextPair': (p) => (p.modelA === p.modelB ? SAME_MODEL : null),
+  'compare.tally': (p) => (p.modelA === p.modelB ? SAME_MODEL : null),
+};
 
-  constructor(method: string, raw: unknown, allowed: readonly string[]) {
-    this.method = method;
+/** Reads one method's params by its schema, naming the method in every refusal. Absent
+ *  params (undefined, null) are no params; a null param counts as absent unless it may be null. */
+function validator<M extends Method>(method: M): Validator<M> {
+  const schema: TSchema = PARAMS[method];
+  const refuse = (what: string, path: readonly string[] = []): never => {
+    throw new ValidationError(`The request "${method}" was refused: ${what}`, path);
+  };
+  return (raw) => {
     if (raw === undefined || raw === null) raw = {};
-    if (typeof raw !== 'object' || Array.isArray(raw)) this.fail(`its parameters must be an object, not ${describe(raw)}`);
-    this.raw = raw as Record<string, unknown>;
-    this.allowed = new Set(allowed);
-    for (const key of Object.keys(this.raw)) {
-      if (!this.allowed.has(key)) this.fail(`"${key}" is not one of its parameters (${allowed.length === 0 ? 'it takes none' : `it takes ${allowed.join(', ')}`})`);
+    if (!isObject(raw)) refuse(`its parameters must be an object, not ${Array.isArray(raw) ? 'a list' : show(raw)}.`);
+    let parsed: Params<M>;
+    try {
+      parsed = parseObject(schema as TObject, raw, { where: 'it', noun: 'parameter' }) as Params<M>;
+    } catch (err) {
+      if (err instanceof SchemaError) refuse(err.message, err.path);
+      throw err;
     }
-  }
-
-  fail(what: string): never {
-    throw new ValidationError(`The request "${this.method}" was refused: ${what}.`);
-  }
-
-  has(key: string): boolean {
-    return this.raw[key] !== undefined;
-  }
-
-  int(key: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-    const v = this.raw[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) this.fail(`"${key}" must be a whole number from ${min}${max === Number.MAX_SAFE_INTEGER ? ' up' : ` to ${max}`}, not ${describe(v)}`);
-    return v;
-  }
-
-  optInt(key: string, min: number, max?: number): number | undefined {
-    return this.has(key) ? this.int(key, min, max) : undefined;
-  }
-
-  num(key: string, min: number, max: number): number {
-    const v = this.raw[key];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) this.fail(`"${key}" must be a number from ${min} to ${max}, not ${describe(v)}`);
-    return v;
-  }
-
-  optNum(key: string, min: number, max: number): number | undefined {
-    return this.has(key) ? this.num(key, min, max) : undefined;
-  }
-
-  str(key: string, opts: { max?: number; nonEmpty?: boolean } = {}): string {
-    const v = this.raw[key];
-    if (typeof v !== 'string') this.fail(`"${key}" must be text, not ${describe(v)}`);
-    if (opts.nonEmpty !== false && v.trim() === '') this.fail(`"${key}" is empty; fill it in`);
-    const max = opts.max ?? LIMITS.text;
-    if (v.length > max) this.fail(`"${key}" is ${v.length} characters long; the most is ${max}`);
-    return v;
-  }
-
-  optStr(key: string, opts: { max?: number; nonEmpty?: boolean } = {}): string | undefined {
-    return this.has(key) ? this.str(key, opts) : undefined;
-  }
-
-  bool(key: string): boolean | undefined {
-    const v = this.raw[key];
-    if (v === undefined) return undefined;
-    if (typeof v !== 'boolean') this.fail(`"${key}" must be true or false, not ${describe(v)}`);
-    return v;
-  }
-
-  oneOf<T extends string>(key: string, values: readonly T[]): T {
-    const v = this.raw[key];
-    if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) this.fail(`"${key}" must be one of ${values.map((x) => `"${x}"`).join(', ')}, not ${describe(v)}`);
-    return v as T;
-  }
-
-  optOneOf<T extends string>(key: string, values: readonly T[]): T | undefined {
-    return this.has(key) ? this.oneOf(key, values) : undefined;
-  }
-
-  /** null allowed (clears the field). */
-  nullableStr(key: string): string | null | undefined {
-    if (this.raw[key] === null) return null;
-    return this.optStr(key, { nonEmpty: false });
-  }
-
-  strings(key: string, opts: { min: number; max: number; itemMax?: number }): string[] {
-    const v = this.raw[key];
-    if (!Array.isArray(v)) this.fail(`"${key}" must be a list of texts, not ${describe(v)}`);
-    if (v.length < opts.min || v.length > opts.max) this.fail(`"${key}" must have ${opts.min === opts.max ? opts.min : `${opts.min} to ${opts.max}`} items, not ${v.length}`);
-    v.forEach((item, i) => {
-      if (typeof item !== 'string') this.fail(`item ${i + 1} of "${key}" must be text, not ${describe(item)}`);
-      if (item.length > (opts.itemMax ?? LIMITS.text)) this.fail(`item ${i + 1} of "${key}" is too long (${item.length} characters; the most is ${opts.itemMax ?? LIMITS.text})`);
-    });
-    return v as string[];
-  }
-
-  ints(key: string, opts: { min: number; max: number }): number[] {
-    const v = this.raw[key];
-    if (!Array.isArray(v)) this.fail(`"${key}" must be a list of ids, not ${describe(v)}`);
-    if (v.length < opts.min || v.length > opts.max) this.fail(`"${key}" must have ${opts.min} to ${opts.max} items, not ${v.length}`);
-    v.forEach((item, i) => {
-      if (typeof item !== 'number' || !Number.isInteger(item) || item < 1) this.fail(`item ${i + 1} of "${key}" must be an id (a whole number from 1 up), not ${describe(item)}`);
-    });
-    if (new Set(v).size !== v.length) this.fail(`"${key}" names the same id twice`);
-    return v as number[];
-  }
-
-  object(key: string): Record<string, unknown> {
-    const v = this.raw[key];
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(`"${key}" must be an object, not ${describe(v)}`);
-    return v as Record<string, unknown>;
-  }
-
-  /** A nested object read with the same rules, its errors naming the outer key. */
-  nested(key: string, allowed: readonly string[]): Reader {
-    return new Reader(`${this.method}" (in "${key}`, this.object(key), allowed);
-  }
+    const problem = (CHECKS[method] as ((p: Params<M>) => string | null) | undefined)?.(parsed);
+    if (problem) refuse(problem);
+    return parsed;
+  };
 }
 
-function describe(v: unknown): string {
-  if (v === undefined) return 'missing';
-  if (v === null) return 'null';
-  if (typeof v === 'string') return v.length > 40 ? `the text "${v.slice(0, 40)}..."` : `the text "${v}"`;
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'an object';
-  return `${typeof v} ${String(v)}`;
-}
+export const validators = Object.fromEntries(Object.keys(PARAMS).map((m) => [m, validator(m as Method)])) as { [M in Method]: Validator<M> };
 
-const none = <M extends Method>(method: M): Validator<M> => (raw) => {
-  new Reader(method, raw, []);
-  return {} as Params<M>;
-};
-
-const byRun = <M extends 'runs.get' | 'runs.cancel' | 'runs.pause' | 'runs.resume'>(method: M): Validator<M> => (raw) => {
-  const r = new Reader(method, raw, ['runId']);
-  return { runId: r.int('runId', 1) } as Params<M>;
-};
-
-const SPLITS = ['train', 'eval'] as const;
-const FORMATS = ['auto', 'hh', 'jsonl', 'csv'] as const;
-const PROVIDERS = ['auto', 'cpu', 'webgpu', 'cuda'] as const;
-const STATUSES = ['queued', 'running', 'paused', 'done', 'failed', 'cancelled', 'interrupted'] as const;
-
-function sampling(r: Reader): SamplingSettings | undefined {
-  if (!r.has('sampling')) return undefined;
-  const s = r.nested('sampling', ['maxTokens', 'temperature', 'topP', 'topK', 'seed', 'chat']);
-  const out: SamplingSettings = {};
-  const maxTokens = s.optInt('maxTokens', 1, 2048);
-  const temperature = s.optNum('temperature', 0, 5);
-  const topP = s.optNum('topP', 0.000001, 1);
-  const topK = s.optInt('topK', 1, 100_000);
-  const seed = s.optInt('seed', 0, 2 ** 31 - 1);
-  const chat = s.bool('chat');
-  if (maxTokens !== undefined) out.maxTokens = maxTokens;
-  if (temperature !== undefined) out.temperature = temperature;
-  if (topP !== undefined) out.topP = topP;
-  if (topK !== undefined) out.topK = topK;
-  if (seed !== undefined) out.seed = seed;
-  if (chat !== undefined) out.chat = chat;
-  return out;
-}
-
-/** Copies only the keys that are present, so optional params stay absent. */
-function defined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
-}
-
-export const validators: { [M in Method]: Validator<M> } = {
-  'status': none('status'),
-  'settings.get': none('settings.get'),
-  'settings.set': (raw) => {
-    const r = new Reader('settings.set', raw, ['dataFolder', 'forcedProvider', 'modelCacheBytes']);
-    return defined({ dataFolder: r.optStr('dataFolder', { max: 4096 }), forcedProvider: r.optOneOf('forcedProvider', PROVIDERS), modelCacheBytes: r.optInt('modelCacheBytes', 0, 2 ** 50) });
-  },
-
-  'datasets.list': none('datasets.list'),
-  'datasets.examples': (raw) => {
-    const r = new Reader('datasets.examples', raw, ['datasetId', 'text', 'split', 'tag', 'limit', 'offset']);
-    return defined({
-      datasetId: r.int('datasetId', 1),
-      text: r.optStr('text', { max: 1000, nonEmpty: false }),
-      split: r.optOneOf('split', SPLITS),
-      tag: r.optStr('tag', { max: 200 }),
-      limit: r.optInt('limit', 1, 500),
-      offset: r.optInt('offset', 0),
-    });
-  },
-  'datasets.importFile': (raw) => {
-    const r = new Reader('datasets.importFile', raw, ['path', 'name', 'format', 'evalFraction', 'chatModelId']);
-    return defined({ path: r.str('path', { max: 4096 }), name: r.str('name', { max: 200 }), format: r.optOneOf('format', FORMATS), evalFraction: r.optNum('evalFraction', 0, 1), chatModelId: r.optInt('chatModelId', 1) });
-  },
-  'datasets.importText': (raw) => {
-    const r = new Reader('datasets.importText', raw, ['name', 'fileName', 'content', 'format', 'evalFraction', 'chatModelId']);
-    const fileName = r.str('fileName', { max: 255 });
-    if (/[\\/]|^\.\.?$/.test(fileName)) r.fail(`"fileName" must be a file name without folders, not "${fileName}"`);
-    return defined({
-      name: r.str('name', { max: 200 }),
-      fileName,
-      content: r.str('content', { max: LIMITS.content }),
-      format: r.optOneOf('format', FORMATS),
-      evalFraction: r.optNum('evalFraction', 0, 1),
-      chatModelId: r.optInt('chatModelId', 1),
-    });
-  },
-  'datasets.updateExample': (raw) => {
-    const r = new Reader('datasets.updateExample', raw, ['exampleId', 'patch']);
-    const exampleId = r.int('exampleId', 1);
-    const p = r.nested('patch', ['prompt', 'response', 'chosen', 'rejected', 'tags', 'split']);
-    const patch: ExamplePatch = defined({
-      prompt: p.optStr('prompt'),
-      response: p.nullableStr('response'),
-      chosen: p.nullableStr('chosen'),
-      rejected: p.nullableStr('rejected'),
-      tags: p.has('tags') ? p.strings('tags', { min: 0, max: 100, itemMax: 200 }) : undefined,
-      split: p.optOneOf('split', SPLITS),
-    });
-    if (Object.keys(patch).length === 0) r.fail('"patch" changes nothing; give at least one field to change');
-    return { exampleId, patch };
-  },
-  'datasets.history': (raw) => {
-    const r = new Reader('datasets.history', raw, ['exampleId']);
-    return { exampleId: r.int('exampleId', 1) };
-  },
-  'datasets.export': (raw) => {
-    const r = new Reader('datasets.export', raw, ['datasetId', 'split', 'path']);
-    return defined({ datasetId: r.int('datasetId', 1), split: r.optOneOf('split', SPLITS), path: r.optStr('path', { max: 4096 }) });
-  },
-  'datasets.stats': (raw) => {
-    const r = new Reader('datasets.stats', raw, ['datasetId', 'bins']);
-    return defined({ datasetId: r.int('datasetId', 1), bins: r.optInt('bins', 1, 200) });
-  },
-  'datasets.delete': (raw) => {
-    const r = new Reader('datasets.delete', raw, ['datasetId']);
-    return { datasetId: r.int('datasetId', 1) };
-  },
-
-  'models.list': none('models.list'),
-  'models.import': (raw) => {
-    const r = new Reader('models.import', raw, ['dir', 'name']);
-    return defined({ dir: r.str('dir', { max: 4096 }), name: r.optStr('name', { max: 200 }) });
-  },
-  'models.export': (raw) => {
-    const r = new Reader('models.export', raw, ['modelId', 'format', 'type', 'out']);
-    return defined({ modelId: r.int('modelId', 1), format: r.oneOf('format', MODEL_EXPORT_FORMATS), type: r.optOneOf('type', MODEL_EXPORT_TYPES), out: r.str('out', { max: 4096 }) });
-  },
-  'models.generate': (raw) => {
-    const r = new Reader('models.generate', raw, ['modelId', 'prompt', 'sampling']);
-    return defined({ modelId: r.int('modelId', 1), prompt: r.str('prompt', { max: LIMITS.promptChars }), sampling: sampling(r) });
-  },
-  'generation.cancel': (raw) => {
-    const r = new Reader('generation.cancel', raw, ['streamId']);
-    return { streamId: r.str('streamId', { max: 100 }) };
-  },
-  'generation.cache': none('generation.cache'),
-  'generation.unload': none('generation.unload'),
-
-  'experiments.recipes': none('experiments.recipes'),
-  'experiments.start': (raw) => {
-    const r = new Reader('experiments.start', raw, ['definition']);
-    // The pipeline's parseExperiment checks the contents with its own sentences.
-    return { definition: r.object('definition') as JsonObject };
-  },
-  'experiments.list': none('experiments.list'),
-  'experiments.get': (raw) => {
-    const r = new Reader('experiments.get', raw, ['experimentId']);
-    return { experimentId: r.int('experimentId', 1) };
-  },
-  'experiments.stop': (raw) => {
-    const r = new Reader('experiments.stop', raw, ['experimentId', 'reason']);
-    return { experimentId: r.int('experimentId', 1), reason: r.oneOf('reason', ['pause', 'cancel'] as const) };
-  },
-  'experiments.resume': (raw) => {
-    const r = new Reader('experiments.resume', raw, ['experimentId']);
-    return { experimentId: r.int('experimentId', 1) };
-  },
-  'experiments.exportTrl': (raw) => {
-    const r = new Reader('experiments.exportTrl', raw, ['experimentId', 'out', 'gpus']);
-    return defined({ experimentId: r.int('experimentId', 1), out: r.str('out', { max: 4096 }), gpus: r.optInt('gpus', 1, 1024) });
-  },
-
-  'runs.list': (raw) => {
-    const r = new Reader('runs.list', raw, ['experimentId', 'status']);
-    return defined({ experimentId: r.optInt('experimentId', 1), status: r.optOneOf('status', STATUSES) });
-  },
-  'runs.get': byRun('runs.get'),
-  'runs.cancel': byRun('runs.cancel'),
-  'runs.pause': byRun('runs.pause'),
-  'runs.resume': byRun('runs.resume'),
-  'runs.logs': (raw) => {
-    const r = new Reader('runs.logs', raw, ['runId', 'limit']);
-    return defined({ runId: r.int('runId', 1), limit: r.optInt('limit', 1, 10_000) });
-  },
-  'runs.metrics': (raw) => {
-    const r = new Reader('runs.metrics', raw, ['runId', 'names']);
-    return defined({ runId: r.int('runId', 1), names: r.has('names') ? r.strings('names', { min: 1, max: 100, itemMax: 200 }) : undefined });
-  },
-
-  'compare.start': (raw) => {
-    const r = new Reader('compare.start', raw, ['modelIds', 'prompts', 'sampling']);
-    return defined({
-      modelIds: r.ints('modelIds', { min: 2, max: LIMITS.models }),
-      prompts: r.strings('prompts', { min: 1, max: LIMITS.prompts, itemMax: LIMITS.promptChars }).map((p, i) => {
-        if (p.trim() === '') r.fail(`prompt ${i + 1} is empty; fill it in or remove it`);
-        return p;
-      }),
-      sampling: sampling(r),
-    });
-  },
-  'compare.nextPair': (raw) => {
-    const r = new Reader('compare.nextPair', raw, ['modelA', 'modelB']);
-    const modelA = r.int('modelA', 1);
-    const modelB = r.int('modelB', 1);
-    if (modelA === modelB) r.fail('"modelA" and "modelB" are the same model; choose two different models');
-    return { modelA, modelB };
-  },
-  'compare.vote': (raw) => {
-    const r = new Reader('compare.vote', raw, ['pairId', 'vote']);
-    return { pairId: r.str('pairId', { max: 100 }), vote: r.oneOf('vote', ['A', 'B', 'tie', 'skip'] as const) };
-  },
-  'compare.tally': (raw) => {
-    const r = new Reader('compare.tally', raw, ['modelA', 'modelB']);
-    const modelA = r.int('modelA', 1);
-    const modelB = r.int('modelB', 1);
-    if (modelA === modelB) r.fail('"modelA" and "modelB" are the same model; choose two different models');
-    return { modelA, modelB };
-  },
-
-  'results.get': (raw) => {
-    const r = new Reader('results.get', raw, ['experimentId']);
-    return { experimentId: r.int('experimentId', 1) };
-  },
-  'logs.app': (raw) => {
-    const r = new Reader('logs.app', raw, ['limit']);
-    return defined({ limit: r.optInt('limit', 1, 10_000) });
-  },
-  'diagnostics.bundle': none('diagnostics.bundle'),
-  'system.choosePath': (raw) => {
-    const r = new Reader('system.choosePath', raw, ['kind']);
-    return { kind: r.oneOf('kind', ['file', 'folder'] as const) };
-  },
-};
-
-export const METHODS = Object.keys(validators) as Method[];
+export const METHODS = Object.keys(PARAMS) as Method[];
 
 export function isMethod(name: unknown): name is Method {
-  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(validators, name);
+  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(PARAMS, name);
 }
 
 /** Checks a method name and its params from an untrusted caller; throws a ValidationError sentence. */

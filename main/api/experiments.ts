@@ -21,7 +21,7 @@ export async function loadPipeline(): Promise<Pipeline> {
   }
 }
 
-export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipeline>): Handlers<'experiments.recipes' | 'experiments.start' | 'experiments.list' | 'experiments.get' | 'experiments.stop' | 'experiments.resume' | 'experiments.exportTrl' | 'results.get'> & { close(): void } {
+export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipeline>): Handlers<'experiments.recipes' | 'experiments.stageKinds' | 'experiments.check' | 'experiments.start' | 'experiments.list' | 'experiments.get' | 'experiments.stop' | 'experiments.resume' | 'experiments.exportTrl' | 'results.get'> & { close(): void } {
   const experiments = new ExperimentStore(ctx.db);
   const runs = new RunStore(ctx.db);
   const drivers = new Map<number, { driver: RunningExperiment; unsubscribe: () => void }>();
@@ -69,6 +69,8 @@ export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipe
     'experiments.recipes': async () => {
       return [...(await pipeline()).recipes];
     },
+    'experiments.stageKinds': async () => (await pipeline()).stageKinds,
+    'experiments.check': async (p) => (await pipeline()).check(p.definition),
     'experiments.start': (p) => launch(p.definition),
     'experiments.list': async (): Promise<ExperimentSummary[]> => {
       const pl = await pipeline();

@@ -300,6 +300,8 @@ test('experiments go through the pipeline: start, progress events, list, stop, r
       };
     },
     progress: (_db, id) => progress(id, state),
+    check: () => [],
+    stageKinds: [],
     recipes: [{ id: 'r', title: 'Recipe', summary: 's', definition: { name: 'r' } }],
     results: (_db, _files, id) => ({ gold_judge_accuracy: null, rows: [{ method: `m${id}`, gold_mean: 1, gold_ci95: [0, 2], win_rate_vs_sft: 0.5, mean_length: 3 }] }),
     memory: async (_db, _files, definition) => ({ available: 8e9, stages: { [definition.name]: { bytes: 1e9, phase: 'a training step', parts: [], lower: [] } } }),
@@ -331,7 +333,7 @@ test('experiments go through the pipeline: start, progress events, list, stop, r
 
 test("the pipeline's own modules load with the agreed shapes", async () => {
   const pl = await loadPipeline();
-  for (const f of [pl.start, pl.progress, pl.parse, pl.results, pl.memory]) assert.equal(typeof f, 'function');
+  for (const f of [pl.start, pl.progress, pl.parse, pl.check, pl.results, pl.memory]) assert.equal(typeof f, 'function');
   assert.throws(() => pl.parse({}), (err: Error) => err.message.length > 10);
   assert.ok(pl.recipes === null || Array.isArray(pl.recipes));
 });

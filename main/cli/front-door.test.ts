@@ -123,7 +123,7 @@ test('afd models import and export to GGUF start their jobs through models.impor
   // The export's type is checked by the service's validator, before any job starts.
   const bad = await afd('models', 'export', 'mini', '--format', 'gguf', '--type', 'q4', '--out', join(dir, 'mini.gguf'));
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /^afd models export: The request "models\.export" was refused: "type" must be one of [^\n]*"q4"\.\n$/);
+  assert.match(bad.stderr, /^afd models export: The request "models\.export" was refused: type must be one of [^\n]*"q4"\.\n$/);
   await withWindowService(async (service) => {
     const [run] = (await service.call('runs.list', {})).filter((r) => r.stage === 'import-model');
     assert.deepEqual([run.status, run.config.dir, run.config.name], ['done', src, 'mini']);

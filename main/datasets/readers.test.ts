@@ -144,6 +144,24 @@ describe('JSON Lines', () => {
     await refused(file('t4.jsonl', '{"messages": [{"role": "user", "content": 3}]}\n'), 1, /line 1: message 1 needs a string "role" and a string "content"/);
   });
 
+  test('wrong types inside a chat', async () => {
+    await refused(file('t5.jsonl', '{"messages": []}\n'), 1, /line 1: the field "messages" is an empty list, not a list of \{"role", "content"\} objects/);
+    await refused(file('t6.jsonl', '{"messages": [{"role": "user", "content": "hi"}, "bye"]}\n'), 1, /line 1: message 2 is a string, not a \{"role", "content"\} object/);
+    await refused(file('t7.jsonl', '{"messages": [{"content": "hi"}]}\n'), 1, /line 1: message 1 needs a string "role" and a string "content"/);
+  });
+
+  test('other fields are ignored, but a misspelt one is refused with the field it means', async () => {
+    const extra = { id: 7, source: 'web', prompt_id: 'a1', choice: 1, score_chosen: 8, system: 'be kind', prompt: 'p', response: 'r' };
+    assert.deepEqual(await read(file('extra.jsonl', `${JSON.stringify(extra)}\n`)), [{ prompt: 'p', response: 'r', line: 1 }]);
+    await refused(file('typo1.jsonl', '{"prompt": "p", "response": "r"}\n{"promt": "p", "response": "r"}\n'), 2, /line 2: the field "promt" looks like a misspelt "prompt", which the line lacks; rename it/);
+    await refused(file('typo2.jsonl', '{"Prompt": "p", "Response": "r"}\n'), 1, /line 1: the field "Prompt" looks like a misspelt "prompt"/);
+    // A pair whose rejected response is misspelt would otherwise be refused as half a pair, or its key ignored.
+    await refused(file('typo3.jsonl', '{"prompt": "p", "chosen": "c", "rejeted": "r"}\n'), 1, /line 1: the field "rejeted" looks like a misspelt "rejected"/);
+    await refused(file('typo4.jsonl', '{"prompt": "p", "response": "r", "mesages": [{"role": "user", "content": "hi"}]}\n'), 1, /the field "mesages" looks like a misspelt "messages"/);
+    // Close to a field the line has, or holding another kind of value: not a misspelling.
+    assert.equal((await read(file('near.jsonl', '{"prompt": "p", "response": "r", "responses": "x", "chosen_": 3}\n'))).length, 1);
+  });
+
   test('both response and completion is ambiguous', async () => {
     await refused(file('both.jsonl', '{"prompt": "p", "response": "r", "completion": "c"}\n'), 1, /both "response" and "completion"/);
   });
@@ -195,6 +213,12 @@ describe('CSV', () => {
   test('missing columns and ragged rows', async () => {
     await refused(file('nocol.csv', 'question,answer\nq,a\n'), 1, /line 1: the header row has no "prompt" column \(it has "question", "answer"\)/);
     await refused(file('ragged.csv', 'prompt,response\np,r\np,r,extra\n'), 3, /line 3: the row has 3 fields but the header has 2; put fields that contain commas in quotes/);
+  });
+
+  test('other columns are ignored, but a misspelt one is refused with the column it means', async () => {
+    assert.deepEqual(await read(file('cols.csv', 'id,Prompt,Response,source\n1,p,r,web\n')), [{ prompt: 'p', response: 'r', line: 2 }]);
+    await refused(file('typo.csv', 'promt,response\np,r\n'), 1, /line 1: the header names the column "promt", which looks like a misspelt "prompt"; rename it/);
+    await refused(file('typo2.csv', 'prompt,chosen,rejectd\np,c,r\n'), 1, /the column "rejectd", which looks like a misspelt "rejected"/);
   });
 
   test('a header with no rows has no examples', async () => {

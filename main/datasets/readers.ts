@@ -7,7 +7,10 @@ import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import Type from 'typebox';
+import Compile from 'typebox/compile';
 import type { DatasetFormat } from '../../db/datasets.ts';
+import { closeKey } from '../schema/parse.ts';
 
 export type { DatasetFormat } from '../../db/datasets.ts';
 
@@ -20,10 +23,33 @@ export interface DatasetRecord {
   line: number;
 }
 
-export interface ChatMessage {
-  role: string;
-  content: string;
-}
+// ---------------------------------------------------------------------------------------
+// The rows: one schema for a JSON Lines row (HH transcripts are rows with chosen and
+// rejected), checked compiled, since it runs on every line. Fields the importer does not
+// read (an id, a source, scores, a system prompt) are allowed and ignored: real datasets
+// carry them. But a field that looks like a misspelling of one it reads, which the line
+// lacks ("promt" without "prompt"), is refused with the field it probably means, instead
+// of the line failing with a missing field or, worse, a pair losing its rejected response.
+// CSV fields are text by construction; its header is checked the same way.
+
+const MESSAGE = Type.Object({ role: Type.String(), content: Type.String() });
+const ROW = Type.Object({
+  prompt: Type.Optional(Type.String()),
+  response: Type.Optional(Type.String()),
+  completion: Type.Optional(Type.String()),
+  chosen: Type.Optional(Type.String()),
+  rejected: Type.Optional(Type.String()),
+  messages: Type.Optional(Type.Array(MESSAGE, { minItems: 1 })),
+});
+const rowCheck = Compile(ROW);
+const ROW_FIELDS = Object.keys(ROW.properties);
+const CSV_COLUMNS = ['prompt', 'response', 'completion', 'chosen', 'rejected'];
+
+/** A JSON Lines row as the importer reads it. */
+type Row = Type.Static<typeof ROW>;
+
+/** One message of a chat line (other keys of the message are not passed on). */
+export type ChatMessage = Type.Static<typeof MESSAGE>;
 
 /** Turns a chat into (prompt, response) with a model's chat template. */
 export type RenderMessages = (messages: ChatMessage[]) => { prompt: string; response: string };
@@ -99,10 +125,10 @@ export class DatasetReader implements AsyncIterable<DatasetRecord> {
         if (records === 0 && this.format === undefined && text.startsWith('[')) {
           throw fail(n, `the file is one JSON array, not JSON Lines (one object per line); convert it, e.g. with jq -c '.[]' ${basename(this.file)} > data.jsonl, and import that`);
         }
-        const obj = parseObject(text, n, fail);
-        this.format ??= isHhObject(obj) ? 'hh' : 'jsonl';
+        const row = checkedRow(parseObject(text, n, fail), n, fail);
+        this.format ??= isHhRow(row) ? 'hh' : 'jsonl';
         records++;
-        yield this.format === 'hh' ? hhRecord(obj, n, fail) : jsonlRecord(obj, n, fail, this.options.renderMessages);
+        yield this.format === 'hh' ? hhRecord(row, n, fail) : jsonlRecord(row, n, fail, this.options.renderMessages);
         continue;
       }
       this.format = 'csv';
@@ -310,29 +336,53 @@ function describe(value: unknown): string {
   }
 }
 
-function stringField(obj: JsonObject, key: string, n: number, fail: Fail): string | undefined {
-  const v = obj[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw fail(n, `the field "${key}" is ${describe(v)}, not a string; give it as text`);
-  return v;
+/** The line checked against the row schema; a wrong type is refused naming the field. */
+function checkedRow(obj: JsonObject, n: number, fail: Fail): Row {
+  if (!rowCheck.Check(obj)) {
+    const error = rowCheck.Errors(obj)[0];
+    const [field, index] = error.instancePath.slice(1).split('/');
+    const v = obj[field];
+    if (field !== 'messages') throw fail(n, `the field "${field}" is ${describe(v)}, not a string; give it as text`);
+    if (index === undefined) throw fail(n, `the field "messages" is ${Array.isArray(v) ? 'an empty list' : describe(v)}, not a list of {"role", "content"} objects; fix the line`);
+    const m = (v as unknown[])[Number(index)];
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) throw fail(n, `message ${Number(index) + 1} is ${describe(m)}, not a {"role", "content"} object; fix the line`);
+    throw fail(n, `message ${Number(index) + 1} needs a string "role" and a string "content"; fix the line`);
+  }
+  for (const [key, value] of Object.entries(obj)) {
+    const meant = misspelt(key, value, ROW_FIELDS, (f) => f in obj);
+    if (meant !== null) throw fail(n, `the field "${key}" looks like a misspelt "${meant}", which the line lacks; rename it (fields the importer does not read are ignored, but not one so close to a field it does)`);
+  }
+  return obj as Row;
 }
 
-function requiredString(obj: JsonObject, key: string, n: number, fail: Fail, shape: string): string {
-  const v = stringField(obj, key, n, fail);
+const guesses = new Map<string, string | null>();
+
+/** The known field an unknown `key` probably misspells (at most 2 letters off, the same kind
+ *  of value, and absent), or null. Guesses are kept by name: a file repeats its keys. */
+function misspelt(key: string, value: unknown, known: readonly string[], present: (field: string) => boolean): string | null {
+  if (known.includes(key)) return null;
+  if (!guesses.has(key)) guesses.set(key, closeKey(key, known, 2));
+  const near = guesses.get(key) ?? null;
+  if (near === null || present(near)) return null;
+  return (near === 'messages' ? Array.isArray(value) : typeof value === 'string') ? near : null;
+}
+
+function required(row: Row, key: 'prompt' | 'chosen' | 'rejected', n: number, fail: Fail, shape: string): string {
+  const v = row[key];
   if (v === undefined) throw fail(n, `the field "${key}" is missing; each line needs ${shape}`);
   return v;
 }
 
-function isHhObject(obj: JsonObject): boolean {
-  return 'chosen' in obj && 'rejected' in obj && !('prompt' in obj) && !('messages' in obj);
+function isHhRow(row: Row): boolean {
+  return row.chosen !== undefined && row.rejected !== undefined && row.prompt === undefined && row.messages === undefined;
 }
 
 const ASSISTANT_TURN = '\n\nAssistant:';
 
-function hhRecord(obj: JsonObject, n: number, fail: Fail): DatasetRecord {
+function hhRecord(row: Row, n: number, fail: Fail): DatasetRecord {
   const shape = 'both "chosen" and "rejected" transcripts ("\\n\\nHuman: ...\\n\\nAssistant: ...")';
-  const chosen = requiredString(obj, 'chosen', n, fail, shape);
-  const rejected = requiredString(obj, 'rejected', n, fail, shape);
+  const chosen = required(row, 'chosen', n, fail, shape);
+  const rejected = required(row, 'rejected', n, fail, shape);
   const cut = hhPromptEnd(chosen, rejected, n, fail);
   return { prompt: chosen.slice(0, cut), response: chosen.slice(cut), chosen: chosen.slice(cut), rejected: rejected.slice(cut), line: n };
 }
@@ -354,14 +404,11 @@ function hhPromptEnd(chosen: string, rejected: string, n: number, fail: Fail): n
   throw fail(n, '"chosen" and "rejected" differ before their final Assistant turn, so they do not answer the same prompt; fix or remove this line');
 }
 
-function jsonlRecord(obj: JsonObject, n: number, fail: Fail, render: RenderMessages | undefined): DatasetRecord {
-  if ('messages' in obj) return messagesRecord(obj.messages, n, fail, render);
+function jsonlRecord(row: Row, n: number, fail: Fail, render: RenderMessages | undefined): DatasetRecord {
+  if (row.messages !== undefined) return messagesRecord(row.messages, n, fail, render);
   const shape = '"prompt" with "response", "completion", or "chosen" and "rejected" (or a "messages" list)';
-  const prompt = requiredString(obj, 'prompt', n, fail, shape);
-  const response = stringField(obj, 'response', n, fail);
-  const completion = stringField(obj, 'completion', n, fail);
-  const chosen = stringField(obj, 'chosen', n, fail);
-  const rejected = stringField(obj, 'rejected', n, fail);
+  const prompt = required(row, 'prompt', n, fail, shape);
+  const { response, completion, chosen, rejected } = row;
   if (response !== undefined && completion !== undefined) {
     throw fail(n, 'the line has both "response" and "completion"; keep only one of them');
   }
@@ -378,18 +425,8 @@ function pairRecord(prompt: string, response: string, chosen: string | undefined
   return chosen === undefined || rejected === undefined ? { prompt, response, line } : { prompt, response, chosen, rejected, line };
 }
 
-function messagesRecord(value: unknown, n: number, fail: Fail, render: RenderMessages | undefined): DatasetRecord {
-  if (!Array.isArray(value) || value.length === 0) {
-    throw fail(n, `the field "messages" is ${Array.isArray(value) ? 'an empty list' : describe(value)}, not a list of {"role", "content"} objects; fix the line`);
-  }
-  const messages: ChatMessage[] = value.map((m: unknown, i) => {
-    if (m === null || typeof m !== 'object' || Array.isArray(m)) throw fail(n, `message ${i + 1} is ${describe(m)}, not a {"role", "content"} object; fix the line`);
-    const { role, content } = m as JsonObject;
-    if (typeof role !== 'string' || typeof content !== 'string') {
-      throw fail(n, `message ${i + 1} needs a string "role" and a string "content"; fix the line`);
-    }
-    return { role, content };
-  });
+function messagesRecord(chat: ChatMessage[], n: number, fail: Fail, render: RenderMessages | undefined): DatasetRecord {
+  const messages = chat.map(({ role, content }) => ({ role, content }));
   if (render === undefined) {
     throw fail(n, 'the line is a chat ("messages"), which needs the chat template of a model to become a prompt and a response; choose the model the dataset is for, then import it again');
   }
@@ -493,6 +530,10 @@ function csvHeader(fields: string[], n: number, fail: Fail): CsvColumns {
   for (const name of names) {
     if (name !== '' && seen.has(name)) throw fail(n, `the header names the column "${name}" twice; rename one of them`);
     seen.add(name);
+  }
+  for (const name of names) {
+    const meant = misspelt(name, '', CSV_COLUMNS, (c) => names.includes(c));
+    if (meant !== null) throw fail(n, `the header names the column "${name}", which looks like a misspelt "${meant}"; rename it (columns the importer does not read are ignored, but not one so close to a column it does)`);
   }
   const col = (name: string): number => names.indexOf(name);
   const response = col('response');

@@ -29,9 +29,19 @@ export function number(min: number, max: number, o?: FieldOptions<number>) {
   return told(Type.Number({ minimum: min, maximum: max, must: `a number from ${min} to ${max}`, ...options(o) }));
 }
 
-/** Text with at least one non-space character. */
-export function text(o?: FieldOptions<string>) {
-  return told(Type.String({ minLength: 1, pattern: '\\S', must: 'a non-empty text', ...options(o) }));
+/** What a text field takes besides its default: `max` characters at most; `empty` admits
+ *  a text without a non-space character (by default one is needed). */
+export interface TextOptions extends FieldOptions<string> {
+  max?: number;
+  empty?: boolean;
+}
+
+/** Text with at least one non-space character (unless `empty`), of `max` characters at most. */
+export function text(o?: TextOptions) {
+  const limit = o?.max === undefined ? {} : { maxLength: o.max };
+  const longest = o?.max === undefined ? '' : ` of at most ${o.max} characters`;
+  if (o?.empty === true) return told(Type.String({ ...limit, must: `a text${longest}`, ...options(o) }));
+  return told(Type.String({ minLength: 1, pattern: '\\S', ...limit, must: `a non-empty text${longest}`, ...options(o) }));
 }
 
 export function oneOf<const T extends string[]>(choices: readonly [...T], o?: FieldOptions<T[number]>) {

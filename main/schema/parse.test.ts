@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import Type from 'typebox';
 import { described, flag, integer, nullable, number, oneOf, text } from './fields.ts';
-import { parseObject, SchemaError, suggestion } from './parse.ts';
+import { closeKey, parseObject, SchemaError, show, suggestion } from './parse.ts';
 
 const Sft = Type.Object({
   epochs: integer(1, 1000, { default: 2 }),
@@ -34,7 +34,7 @@ test("errors are the house's sentences, naming the field and the value", () => {
     [{ threads: 0 }, 'threads must be a whole number from 1 to 1024, or null, not 0.', ['threads']],
     [{ ns: undefined }, 'ns must be a list of whole numbers from 1 up, not missing.', ['ns']],
     [{ ns: [1, 0] }, 'ns must be a list of whole numbers from 1 up, not [1,0].', ['ns', '1']],
-    [{ ns: [], data: { maxTrain: 0 } }, 'maxTrain must be a whole number from 1 up, not 0.', ['data', 'maxTrain']],
+    [{ ns: [], data: { maxTrain: 0 } }, 'data.maxTrain must be a whole number from 1 up, not 0.', ['data', 'maxTrain']],
   ];
   for (const [raw, message, path] of cases) {
     assert.throws(() => parseObject(Sft, { ns: [], ...raw }, place), (err: SchemaError) => {
@@ -61,4 +61,20 @@ test('suggestions only for close keys', () => {
   assert.equal(suggestion('nmae', ['dir', 'name']), "did you mean 'name'?");
   assert.equal(suggestion('x', ['n']), 'the known ones are n.');
   assert.equal(suggestion('x', []), 'it takes none.');
+});
+
+test('a text field can be bounded or admit blanks; a long value is cut in the sentence', () => {
+  const Note = Type.Object({ title: text({ max: 5 }), body: Type.Optional(text({ max: 100, empty: true })) }, { additionalProperties: false });
+  assert.deepEqual(parseObject(Note, { title: 'a', body: '  ' }, place), { title: 'a', body: '  ' });
+  assert.throws(() => parseObject(Note, { title: 'abcdef' }, place), { message: 'title must be a non-empty text of at most 5 characters, not "abcdef".' });
+  assert.throws(() => parseObject(Note, { title: ' ' }, place), { message: 'title must be a non-empty text of at most 5 characters, not " ".' });
+  assert.throws(() => parseObject(Note, { title: 'a', body: 'b'.repeat(101) }, place), { message: `body must be a text of at most 100 characters, not a text of 101 characters ("${'b'.repeat(40)}...").` });
+  assert.equal(show(Array.from({ length: 50 }, (_, i) => i)).length, 83);
+});
+
+test('closeKey names the key a typo stands for, or none', () => {
+  assert.equal(closeKey('promt', ['prompt', 'response']), 'prompt');
+  assert.equal(closeKey('Chosen', ['prompt', 'chosen']), 'chosen');
+  assert.equal(closeKey('source', ['prompt', 'response']), null);
+  assert.equal(closeKey('x', []), null);
 });

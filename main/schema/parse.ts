@@ -45,24 +45,33 @@ export function parseObject<S extends TObject>(schema: S, raw: unknown, place: P
 /** "did you mean 'epochs'?" when a known key is close (a typo, a case slip, a swap), else the known keys. */
 export function suggestion(key: string, known: readonly string[]): string {
   if (known.length === 0) return 'it takes none.';
+  const near = closeKey(key, known);
+  return near !== null ? `did you mean '${near}'?` : `the known ones are ${known.join(', ')}.`;
+}
+
+/** The known key that `key` is probably a misspelling of, or null when none is close:
+ *  at most half the longer name's letters differ (a swap counts 2), and never more than
+ *  `most` (3; a caller that refuses on a guess alone asks for less). */
+export function closeKey(key: string, known: readonly string[], most = 3): string | null {
+  if (known.length === 0) return null;
   const lower = known.map((k) => k.toLowerCase());
   const near = closest(key.toLowerCase(), lower);
   const d = distance(key.toLowerCase(), near);
-  // Close: at most half the longer name's letters differ (a swap counts 2), and never more than 3.
-  return d <= Math.min(3, Math.floor(Math.max(key.length, near.length) / 2)) ? `did you mean '${known[lower.indexOf(near)]}'?` : `the known ones are ${known.join(', ')}.`;
+  return d <= Math.min(most, Math.floor(Math.max(key.length, near.length) / 2)) ? known[lower.indexOf(near)] : null;
 }
 
-/** "<field> must be <what>, not <value>." for the deepest field along `path` that says what it must be. */
+/** "<field> must be <what>, not <value>." for the deepest field along `path` that says what
+ *  it must be; a field inside a mapping is named by its path ("data.maxTrain"). */
 function sentence(root: TSchema, value: unknown, path: readonly string[]): string {
   let schema: TSchema | undefined = root, at: unknown = value;
   let best: { field: string; must: string; value: unknown } | null = null;
-  for (const key of path) {
+  for (const [i, key] of path.entries()) {
     const item = Array.isArray(at);
     schema = schema === undefined ? undefined : child(schema, key);
     at = isObject(at) || Array.isArray(at) ? (at as Record<string, unknown>)[key] : undefined;
     // A list's items are told by the list's own sentence ("ns must be a list of ...").
     const must = (schema as { must?: unknown } | undefined)?.must;
-    if (typeof must === 'string' && !item) best = { field: key, must, value: at };
+    if (typeof must === 'string' && !item) best = { field: path.slice(0, i + 1).join('.'), must, value: at };
   }
   if (best === null) return `${path.length === 0 ? 'the value' : path.join('.')} is not valid${path.length === 0 ? '' : ` (${show(at)})`}.`;
   return `${best.field} must be ${best.must}, not ${show(best.value)}.`;
@@ -98,5 +107,11 @@ const pointer = (p: string): string[] => (p === '' ? [] : p.slice(1).split('/').
 
 export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** A value as the sentences show it. */
-export const show = (v: unknown): string => (v === undefined ? 'missing' : JSON.stringify(v));
+/** A value as the sentences show it; a long one is cut (a sentence quotes, it does not echo
+ *  a 100 MB upload). */
+export function show(v: unknown): string {
+  if (v === undefined) return 'missing';
+  if (typeof v === 'string' && v.length > 60) return `a text of ${v.length} characters (${JSON.stringify(v.slice(0, 40)).slice(0, -1)}...")`;
+  const json = JSON.stringify(v) ?? String(v);
+  return json.length > 100 ? `${json.slice(0, 80)}...` : json;
+}

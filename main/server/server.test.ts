@@ -54,7 +54,7 @@ test('with the token a method answers 200 with JSON; bad params and failures are
 
   const bad = await post('datasets.examples', { datasetId: 'x' });
   assert.equal(bad.status, 400);
-  assert.match(((await bad.json()) as { error: string }).error, /^The request "datasets\.examples" was refused: "datasetId"/);
+  assert.match(((await bad.json()) as { error: string }).error, /^The request "datasets\.examples" was refused: datasetId must be/);
   const missing = await post('datasets.examples', { datasetId: 7 });
   assert.equal(missing.status, 400);
   assert.match(((await missing.json()) as { error: string }).error, /There is no dataset #7/);

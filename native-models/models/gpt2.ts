@@ -2,10 +2,11 @@
 // GPT2LMHeadModel so that checkpoints load key for key. GPT-2 stores its linear layers
 // as Conv1D with weights [in, out], which is the x @ W layout used here: no transposes.
 
+import Type from 'typebox';
 import * as T from '../ir/index.ts';
 import type { Rng } from '../train/rng.ts';
 import type { ForwardInputs, ForwardOutputs, KvCache, LinearInfo, ModelFamily } from './family.ts';
-import { HfConfigReader } from './hf-config.ts';
+import { count, flag, hfConfig, name, readHfConfig, real, refuse } from './hf-config.ts';
 import { attentionBias, attention, defaultPositions, initWeights, loraLinear, paramLeaves, pastLength, toHeads, weight, type Params } from './layers.ts';
 
 export type { Params } from './layers.ts';
@@ -134,27 +135,43 @@ export function gpt2NextTokenLoss(c: Gpt2Config, params: Params = gpt2Params(c))
   return { loss: T.crossEntropy(gpt2Forward(c, params, tokens), targets), params };
 }
 
+/** The keys of a GPT-2 config.json this engine reads (others are allowed: hf-config.ts). */
+const GPT2_CONFIG = hfConfig({
+  vocab_size: count(),
+  n_positions: count({ default: 1024 }),
+  n_embd: count(),
+  n_layer: count(),
+  n_head: count(),
+  n_inner: Type.Optional(count()), // 4 n_embd when absent
+  layer_norm_epsilon: real({ default: 1e-5 }),
+  activation_function: name({ default: 'gelu_new' }),
+  tie_word_embeddings: flag({ default: true }),
+  scale_attn_weights: Type.Optional(flag()),
+  scale_attn_by_inverse_layer_idx: Type.Optional(flag()),
+  add_cross_attention: Type.Optional(flag()),
+});
+
 function fromHfConfig(json: Record<string, unknown>): Gpt2Config {
-  const r = new HfConfigReader(json, 'GPT-2');
-  r.refuse('scale_attn_weights', (v) => v === false, 'unscaled attention scores');
-  r.refuse('scale_attn_by_inverse_layer_idx', (v) => v === true, 'attention scaled by the inverse layer index');
-  r.refuse('add_cross_attention', (v) => v === true, 'cross-attention is for encoder-decoder models');
-  const act = r.str('activation_function', 'gelu_new');
+  const what = 'GPT-2';
+  const j = readHfConfig(GPT2_CONFIG, json, what);
+  refuse(what, 'scale_attn_weights', j.scale_attn_weights, j.scale_attn_weights === false, 'unscaled attention scores');
+  refuse(what, 'scale_attn_by_inverse_layer_idx', j.scale_attn_by_inverse_layer_idx, j.scale_attn_by_inverse_layer_idx === true, 'attention scaled by the inverse layer index');
+  refuse(what, 'add_cross_attention', j.add_cross_attention, j.add_cross_attention === true, 'cross-attention is for encoder-decoder models');
+  const act = j.activation_function;
   // gelu_pytorch_tanh is the same tanh approximation as gelu_new.
   const activation = act === 'gelu_new' || act === 'gelu_pytorch_tanh' ? 'gelu_new' : act === 'gelu' ? 'gelu' : undefined;
   if (!activation) throw new Error(`GPT-2 config.json sets "activation_function": "${act}", which AfD Studio does not support (supported: gelu_new, gelu_pytorch_tanh, gelu).`);
-  const nEmbd = r.int('n_embd'), nHead = r.int('n_head');
-  if (nEmbd % nHead !== 0) throw new Error(`GPT-2 config.json: n_embd ${nEmbd} is not a multiple of n_head ${nHead}.`);
+  if (j.n_embd % j.n_head !== 0) throw new Error(`GPT-2 config.json: n_embd ${j.n_embd} is not a multiple of n_head ${j.n_head}.`);
   return {
-    vocabSize: r.int('vocab_size'),
-    nPositions: r.int('n_positions', 1024),
-    nEmbd,
-    nLayer: r.int('n_layer'),
-    nHead,
-    nInner: r.int('n_inner', 4 * nEmbd),
-    layerNormEps: r.num('layer_norm_epsilon', 1e-5),
+    vocabSize: j.vocab_size,
+    nPositions: j.n_positions,
+    nEmbd: j.n_embd,
+    nLayer: j.n_layer,
+    nHead: j.n_head,
+    nInner: j.n_inner ?? 4 * j.n_embd,
+    layerNormEps: j.layer_norm_epsilon,
     activation,
-    tieWordEmbeddings: r.bool('tie_word_embeddings', true),
+    tieWordEmbeddings: j.tie_word_embeddings,
   };
 }
 

@@ -3,10 +3,11 @@
 // scaling), SmolLM (a Llama) and Qwen2 (q/k/v biases). Parameter names and layouts are
 // Hugging Face's: nn.Linear weights are [out, in], applied as x @ W^T by one Gemm.
 
+import Type from 'typebox';
 import * as T from '../ir/index.ts';
 import type { Rng } from '../train/rng.ts';
 import type { ForwardInputs, ForwardOutputs, KvCache, LinearInfo, ModelFamily } from './family.ts';
-import { HfConfigReader } from './hf-config.ts';
+import { count, flag, hfConfig, name, needed, readHfConfig, real, refuse, section } from './hf-config.ts';
 import { attention, attentionBias, defaultPositions, initWeights, loraLinear, paramLeaves, pastLength, toHeads, weight, type Params } from './layers.ts';
 
 /** Rotary embedding: base theta and an optional rescaling of the frequencies. */
@@ -188,25 +189,63 @@ export function llamaForward(c: LlamaConfig, p: Params, inputs: ForwardInputs): 
 
 // ---------------------------------------------------------------- config.json
 
-function readRope(r: HfConfigReader, json: Record<string, unknown>, maxPositions: number): { theta: number; scaling: RopeScaling } {
-  // transformers 5 writes `rope_parameters` (theta inside); 4.x wrote `rope_theta` and `rope_scaling`.
-  const params = r.obj('rope_parameters') ?? r.obj('rope_scaling') ?? {};
-  const pr = new HfConfigReader(params, `${String(json.model_type)} rope parameters in`);
-  const theta = pr.has('rope_theta') ? pr.num('rope_theta') : r.num('rope_theta', 10000);
-  const type = pr.str('rope_type', pr.str('type', 'default'));
-  const partial = pr.has('partial_rotary_factor') ? pr.num('partial_rotary_factor') : r.num('partial_rotary_factor', 1);
+/** Rotary parameters: transformers 5 writes `rope_parameters` (theta inside); 4.x wrote
+ *  `rope_theta` beside `rope_scaling`. */
+const ROPE = section({
+  rope_theta: Type.Optional(real()),
+  rope_type: Type.Optional(name()),
+  type: Type.Optional(name()), // rope_type's older name
+  partial_rotary_factor: Type.Optional(real()),
+  factor: Type.Optional(real()),
+  low_freq_factor: Type.Optional(real()),
+  high_freq_factor: Type.Optional(real()),
+  original_max_position_embeddings: Type.Optional(count()),
+});
+
+/** The keys of a Llama or Qwen2 config.json this engine reads (others are allowed: hf-config.ts). */
+const LLAMA_CONFIG = hfConfig({
+  vocab_size: count(),
+  hidden_size: count(),
+  intermediate_size: count(),
+  num_hidden_layers: count(),
+  num_attention_heads: count(),
+  num_key_value_heads: Type.Optional(count()), // num_attention_heads when absent
+  head_dim: Type.Optional(count()), // hidden_size / num_attention_heads when absent
+  max_position_embeddings: Type.Optional(count()), // 2048, Qwen2 32768
+  hidden_act: name({ default: 'silu' }),
+  rms_norm_eps: real({ default: 1e-6 }),
+  rope_theta: Type.Optional(real()),
+  partial_rotary_factor: Type.Optional(real()),
+  rope_parameters: Type.Optional(ROPE),
+  rope_scaling: Type.Optional(ROPE),
+  tie_word_embeddings: flag({ default: false }),
+  attention_bias: flag({ default: false }),
+  mlp_bias: flag({ default: false }),
+  use_sliding_window: Type.Optional(flag()),
+  initializer_range: real({ default: 0.02 }),
+});
+
+type LlamaJson = Type.Static<typeof LLAMA_CONFIG>;
+
+function readRope(j: LlamaJson, what: string, maxPositions: number): { theta: number; scaling: RopeScaling } {
+  const key = j.rope_parameters !== undefined ? 'rope_parameters' : 'rope_scaling';
+  const p = j.rope_parameters ?? j.rope_scaling ?? {};
+  const theta = p.rope_theta ?? j.rope_theta ?? 10000;
+  const type = p.rope_type ?? p.type ?? 'default';
+  const partial = p.partial_rotary_factor ?? j.partial_rotary_factor ?? 1;
   if (partial !== 1) throw new Error(`config.json sets "partial_rotary_factor": ${partial}, which AfD Studio does not support (rotary embedding on the whole head only).`);
+  const need = <T>(value: T | undefined, field: string): T => needed(value, `${key}.${field}`, what, `rotary scaling "${type}"`);
   switch (type) {
     case 'default': return { theta, scaling: { type: 'default' } };
-    case 'linear': return { theta, scaling: { type: 'linear', factor: pr.num('factor') } };
+    case 'linear': return { theta, scaling: { type: 'linear', factor: need(p.factor, 'factor') } };
     case 'llama3': return {
       theta,
       scaling: {
         type: 'llama3',
-        factor: pr.num('factor'),
-        lowFreqFactor: pr.num('low_freq_factor'),
-        highFreqFactor: pr.num('high_freq_factor'),
-        originalMaxPositions: pr.int('original_max_position_embeddings', maxPositions),
+        factor: need(p.factor, 'factor'),
+        lowFreqFactor: need(p.low_freq_factor, 'low_freq_factor'),
+        highFreqFactor: need(p.high_freq_factor, 'high_freq_factor'),
+        originalMaxPositions: p.original_max_position_embeddings ?? maxPositions,
       },
     };
     default: throw new Error(`config.json asks for rotary scaling "${type}", which AfD Studio does not support (supported: default, linear, llama3).`);
@@ -215,36 +254,35 @@ function readRope(r: HfConfigReader, json: Record<string, unknown>, maxPositions
 
 function fromHfConfig(json: Record<string, unknown>): LlamaConfig {
   const modelType = json.model_type === 'qwen2' ? 'qwen2' : 'llama';
-  const r = new HfConfigReader(json, modelType === 'qwen2' ? 'Qwen2' : 'Llama');
-  const act = r.str('hidden_act', 'silu');
-  if (act !== 'silu') throw new Error(`config.json sets "hidden_act": "${act}", which AfD Studio does not support for Llama-style models (supported: silu).`);
-  r.refuse('use_sliding_window', (v) => v === true, 'sliding-window attention');
-  const hiddenSize = r.int('hidden_size'), numHeads = r.int('num_attention_heads');
-  const headDim = r.int('head_dim', Math.floor(hiddenSize / numHeads));
+  const what = modelType === 'qwen2' ? 'Qwen2' : 'Llama';
+  const j = readHfConfig(LLAMA_CONFIG, json, what);
+  if (j.hidden_act !== 'silu') throw new Error(`config.json sets "hidden_act": "${j.hidden_act}", which AfD Studio does not support for Llama-style models (supported: silu).`);
+  refuse(what, 'use_sliding_window', j.use_sliding_window, j.use_sliding_window === true, 'sliding-window attention');
+  const hiddenSize = j.hidden_size, numHeads = j.num_attention_heads;
+  const headDim = j.head_dim ?? Math.floor(hiddenSize / numHeads);
   if (headDim % 2 !== 0) throw new Error(`config.json: head_dim ${headDim} is odd; rotary embeddings need an even head size.`);
-  const numKvHeads = r.int('num_key_value_heads', numHeads);
+  const numKvHeads = j.num_key_value_heads ?? numHeads;
   if (numHeads % numKvHeads !== 0) throw new Error(`config.json: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}.`);
-  const maxPositions = r.int('max_position_embeddings', modelType === 'qwen2' ? 32768 : 2048);
-  const rope = readRope(r, json, maxPositions);
-  const attentionBias = r.bool('attention_bias', false);
+  const maxPositions = j.max_position_embeddings ?? (modelType === 'qwen2' ? 32768 : 2048);
+  const rope = readRope(j, what, maxPositions);
   return {
     modelType,
-    vocabSize: r.int('vocab_size'),
+    vocabSize: j.vocab_size,
     hiddenSize,
-    intermediateSize: r.int('intermediate_size'),
-    numLayers: r.int('num_hidden_layers'),
+    intermediateSize: j.intermediate_size,
+    numLayers: j.num_hidden_layers,
     numHeads,
     numKvHeads,
     headDim,
     maxPositions,
-    rmsNormEps: r.num('rms_norm_eps', 1e-6),
+    rmsNormEps: j.rms_norm_eps,
     ropeTheta: rope.theta,
     ropeScaling: rope.scaling,
-    tieWordEmbeddings: r.bool('tie_word_embeddings', false),
-    qkvBias: modelType === 'qwen2' ? true : attentionBias,
-    oBias: modelType === 'qwen2' ? false : attentionBias,
-    mlpBias: modelType === 'qwen2' ? false : r.bool('mlp_bias', false),
-    initializerRange: r.num('initializer_range', 0.02),
+    tieWordEmbeddings: j.tie_word_embeddings,
+    qkvBias: modelType === 'qwen2' ? true : j.attention_bias,
+    oBias: modelType === 'qwen2' ? false : j.attention_bias,
+    mlpBias: modelType === 'qwen2' ? false : j.mlp_bias,
+    initializerRange: j.initializer_range,
   };
 }
 

@@ -43,6 +43,21 @@ test('unsupported settings inside a supported family are refused by name', () =>
   assert.throws(() => familyOf({ ...gpt2Json, n_layer: 'two' }), /"n_layer" must be a positive integer, got "two"/);
 });
 
+test('config.json is read by a schema of the keys used: types checked by key, unknown keys and nulls let through', () => {
+  assert.throws(() => familyOf({ ...llamaJson, rms_norm_eps: '1e-6' }), /^Error: Llama config.json: "rms_norm_eps" must be a number, got "1e-6"\.$/);
+  assert.throws(() => familyOf({ ...gpt2Json, tie_word_embeddings: 'yes' }), /GPT-2 config.json: "tie_word_embeddings" must be true or false, got "yes"/);
+  assert.throws(() => familyOf({ ...llamaJson, rope_scaling: { rope_type: 'linear', factor: '2' } }), /Llama config.json: "rope_scaling.factor" must be a number, got "2"/);
+  assert.throws(() => familyOf({ ...llamaJson, rope_scaling: 'linear' }), /"rope_scaling" must be an object, got "linear"/);
+  assert.throws(() => familyOf({ ...llamaJson, num_hidden_layers: 0 }), /"num_hidden_layers" must be a positive integer, got 0/);
+  const { vocab_size: _, ...noVocab } = gpt2Json;
+  assert.throws(() => familyOf(noVocab), /^Error: GPT-2 config.json has no "vocab_size"; it must be a positive integer\.$/);
+  assert.throws(() => familyOf({ ...llamaJson, model_type: 'qwen2', rope_parameters: { rope_type: 'llama3', factor: 8 } }), /Qwen2 config.json has no "rope_parameters.low_freq_factor", which rotary scaling "llama3" needs/);
+  // HF adds keys every release: ones this engine does not read are allowed; null is "unset".
+  const open = familyOf({ ...llamaJson, torch_dtype: 'bfloat16', transformers_version: '5.0.0', some_new_key: { a: 1 }, rope_scaling: null, head_dim: null });
+  assert.equal((open.config as LlamaConfig).headDim, 8);
+  assert.equal((familyOf({ ...gpt2Json, n_inner: null }).config as { nInner: number }).nInner, 96);
+});
+
 test('configs survive toHfConfig -> fromHfConfig, in both rope formats of transformers', () => {
   const rope = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
   const v4 = llamaFamily.fromHfConfig({ ...llamaJson, rope_theta: 500000, rope_scaling: rope });

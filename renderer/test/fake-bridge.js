@@ -70,6 +70,8 @@
       return { streamId, modelId: p.modelId, promptIndex: 0, prompt: p.prompt };
     },
     'experiments.recipes': () => f.recipes ?? [],
+    'experiments.stageKinds': () => f.stageKinds ?? [],
+    'experiments.check': () => f.problems ?? [],
     'experiments.list': () => f.experiments ?? [],
     'experiments.get': (p) => f.experimentDetails[p.experimentId],
     'experiments.start': (p) => ({ ...f.experimentDetails[f.startedId], definition: p.definition }),

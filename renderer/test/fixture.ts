@@ -1,5 +1,5 @@
 // The fake studio's data for component tests (see fake-bridge.js), typed by the contract.
-import type { DatasetStats, DatasetSummary, Example, ExperimentDetail, ExperimentSummary, ModelCacheInfo, ModelInfo, Recipe, ResultsTable, StudioStatus } from '../../main/api/contract.ts';
+import type { DatasetStats, DatasetSummary, DefinitionProblem, Example, ExperimentDetail, ExperimentSummary, ModelCacheInfo, ModelInfo, Recipe, ResultsTable, StageKind, StudioStatus } from '../../main/api/contract.ts';
 
 export interface Fixture {
   status: StudioStatus;
@@ -8,6 +8,10 @@ export interface Fixture {
   stats?: Record<number, DatasetStats>;
   models?: ModelInfo[];
   recipes?: Recipe[];
+  /** experiments.stageKinds (default: none, so stages are edited as JSON text). */
+  stageKinds?: StageKind[];
+  /** What experiments.check finds in any definition (default: nothing). */
+  problems?: DefinitionProblem[];
   experiments?: ExperimentSummary[];
   experimentDetails?: Record<number, ExperimentDetail>;
   startedId?: number;

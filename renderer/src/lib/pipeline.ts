@@ -1,12 +1,15 @@
 // The experiment composer's draft: a pipeline definition (main/experiments/contract.ts) whose stage
-// settings are edited as JSON text, with the defaults taken from the API's recipes.
+// settings are kept as JSON text (edited as text or in the stage's form, lib/stage-form.ts),
+// with the defaults taken from the API's recipes.
 import type { JsonObject, Recipe } from '../../../main/api/contract.ts';
 
 export interface StageDraft {
   id: string;
   kind: string;
-  /** The stage's settings and inputs other than id and kind, as JSON text. */
+  /** The stage's settings and inputs other than id and kind, as JSON text (the form edits it too). */
   settings: string;
+  /** Edited as JSON text rather than in the form built from the stage's schema. */
+  raw?: boolean;
 }
 
 export interface Draft {
