@@ -47,6 +47,10 @@ test('bad params are refused with a sentence naming the method and the parameter
   refused('generation.unload', { all: true }, /it has no parameter 'all'; it takes none/);
   refused('models.export', { modelId: 1, format: 'onnx', out: '/tmp/x' }, /format must be one of hf, gguf/);
   refused('models.export', { modelId: 1, format: 'gguf', type: 'q4_k', out: '/tmp/x.gguf' }, /type must be one of f32, f16, bf16, q8_0, not "q4_k"/);
+  refused('runs.get', { runId: 1, logs: -1 }, /logs must be a whole number from 0 to 10000, not -1/);
+  refused('runs.start', { kind: 'afd-stage', config: {} }, /kind must be one of train-tiny-lm, not "afd-stage"/);
+  refused('runs.start', { kind: 'train-tiny-lm', config: [] }, /config must be a mapping \(the job kind's config\)/);
+  refused('datasets.importFile', { path: '/tmp/a.jsonl', name: 'a', chatModelId: 1, chatModelDir: '/tmp/m' }, /it names a chat-template model twice \(chatModelId and chatModelDir\); give one of them\./);
   refused('nope', {}, /^"nope" is not a method of the studio's API/);
   refused('__proto__', {}, /is not a method/);
 });
@@ -83,6 +87,6 @@ test('a null param counts as absent, unless it may be null; the types come from 
 });
 
 test('every method has a validator that refuses a non-object', () => {
-  assert.equal(METHODS.length, 43);
+  assert.equal(METHODS.length, 44);
   for (const m of METHODS) refused(m, 'text', /must be an object/);
 });

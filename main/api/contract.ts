@@ -99,6 +99,15 @@ export interface DatasetStats {
 /** A run as the API shows it: the store's row without the runner's bookkeeping (owner, pending control). */
 export type RunInfo = Omit<Run, 'owner' | 'control'>;
 
+/** A run in a list (runs.list): with the last step it logged a metric at (null before the first). */
+export interface RunSummary extends RunInfo {
+  lastStep: number | null;
+}
+
+/** The job kinds runs.start starts from their config alone; the others have their own
+ *  methods, which check paths and store ids first (datasets.importFile, models.import...). */
+export const STARTABLE_KINDS = ['train-tiny-lm'] as const;
+
 export interface MetricSummary {
   name: string;
   count: number;
@@ -113,8 +122,10 @@ export interface MetricSummary {
 export interface RunDetail {
   run: RunInfo;
   metrics: MetricSummary[];
-  /** The last log lines (up to 50). */
+  /** The last log lines (runs.get's `logs`, default 50). */
   logs: LogLine[];
+  /** The absolute path of its checkpoint file on the machine that runs it (null without one). */
+  checkpointFile: string | null;
 }
 
 export interface MetricSeries {
@@ -138,6 +149,8 @@ export interface ModelInfo {
   params: number | null;
   /** Where an imported model's weights came from: a GGUF file and the type most of them were stored in. */
   source: { format: 'gguf'; file: string; quantization: string } | null;
+  /** The absolute folder of its files on the machine that runs the studio (null while a trained model has none yet). */
+  folder: string | null;
 }
 
 export const MODEL_EXPORT_FORMATS = ['hf', 'gguf'] as const;
@@ -300,11 +313,11 @@ const params = <P extends TProperties>(properties: P) => Type.Object(properties,
 const opt = Type.Optional;
 const id = () => integer(1);
 const NONE = params({});
-const SPLITS = ['train', 'eval'] as const satisfies readonly Split[];
-const FORMATS = ['auto', 'hh', 'jsonl', 'csv'] as const satisfies readonly (DatasetFormat | 'auto')[];
-const STATUSES = ['queued', 'running', 'paused', 'done', 'failed', 'cancelled', 'interrupted'] as const satisfies readonly RunStatus[];
+export const SPLITS = ['train', 'eval'] as const satisfies readonly Split[];
+export const DATASET_FORMATS = ['auto', 'hh', 'jsonl', 'csv'] as const satisfies readonly (DatasetFormat | 'auto')[];
+export const RUN_STATUSES = ['queued', 'running', 'paused', 'done', 'failed', 'cancelled', 'interrupted'] as const satisfies readonly RunStatus[];
 // And the other way: a status the store adds is a compile error here until it is listed.
-const _everyStatus: readonly (typeof STATUSES)[number][] = [] as RunStatus[];
+const _everyStatus: readonly (typeof RUN_STATUSES)[number][] = [] as RunStatus[];
 const path = () => text({ max: LIMITS.path });
 const RUN = params({ runId: id() });
 const DATASET = params({ datasetId: id() });
@@ -312,11 +325,14 @@ const EXAMPLE = params({ exampleId: id() });
 const EXPERIMENT = params({ experimentId: id() });
 const PAIR = params({ modelA: id(), modelB: id() });
 const fileName = described(Type.String({ minLength: 1, maxLength: 255, pattern: '^(?!\\.\\.?$)[^\\\\/]+$' }), 'a file name without folders, of at most 255 characters');
-const importOptions = { format: opt(oneOf(FORMATS)), evalFraction: opt(number(0, 1)), chatModelId: opt(id()) };
+/** The chat-template model is a stored model (`chatModelId`) or a model folder on this machine (`chatModelDir`, absolute). */
+const importOptions = { format: opt(oneOf(DATASET_FORMATS)), evalFraction: opt(number(0, 1)), chatModelId: opt(id()), chatModelDir: opt(path()) };
 /** A response, chosen or rejected text: null clears it. */
 const clearable = () => opt(nullable(text({ max: LIMITS.text, empty: true })));
 /** The experiment definition, read by the pipeline's parseExperiment with its own sentences. */
 const definition = described(Type.Unsafe<JsonObject>(Type.Record(Type.String(), Type.Unknown())), 'a mapping (an experiment definition)');
+/** A job's config, read by its kind's schema (main/jobs/) with its own sentences. */
+const jobConfig = described(Type.Unsafe<JsonObject>(Type.Record(Type.String(), Type.Unknown())), "a mapping (the job kind's config)");
 
 /** Every method's params: a strict object (an unknown key is refused, with the closest
  *  known one), whose type `Params<M>` is. Checks a schema cannot say (two fields that must
@@ -371,8 +387,9 @@ export const PARAMS = {
   'experiments.stageKinds': NONE,
   'experiments.check': params({ definition }),
 
-  'runs.list': params({ experimentId: opt(id()), status: opt(oneOf(STATUSES)) }),
-  'runs.get': RUN,
+  'runs.list': params({ experimentId: opt(id()), status: opt(oneOf(RUN_STATUSES)) }),
+  'runs.get': params({ runId: id(), logs: opt(integer(0, 10_000, { description: 'The last log lines to return (default 50).' })) }),
+  'runs.start': params({ kind: oneOf(STARTABLE_KINDS), config: opt(jobConfig) }),
   'runs.cancel': RUN,
   'runs.pause': RUN,
   'runs.resume': RUN,
@@ -408,9 +425,10 @@ export interface Methods {
   'datasets.list': { params: P<'datasets.list'>; result: DatasetSummary[] };
   'datasets.examples': { params: P<'datasets.examples'>; result: ExamplePage };
   /**
-   * Imports a file on this machine as a job; follow it with run.* events. `chatModelId`: the
-   * model whose chat template turns `{messages}` lines into a prompt and a response (chat
-   * templates belong to models); without it such lines are refused, saying so.
+   * Imports a file on this machine as a job; follow it with run.* events. `chatModelId` (a
+   * stored model) or `chatModelDir` (a model folder): the model whose chat template turns
+   * `{messages}` lines into a prompt and a response (chat templates belong to models);
+   * without one such lines are refused, saying so.
    */
   'datasets.importFile': { params: P<'datasets.importFile'>; result: RunInfo };
   /** Imports uploaded text (a browser file picker's contents) as a job. `fileName` gives the format by its extension. */
@@ -449,8 +467,10 @@ export interface Methods {
   /** Checks a definition as experiments.start would, starting nothing: every problem with its stage and setting; none when it would start. */
   'experiments.check': { params: P<'experiments.check'>; result: DefinitionProblem[] };
 
-  'runs.list': { params: P<'runs.list'>; result: RunInfo[] };
+  'runs.list': { params: P<'runs.list'>; result: RunSummary[] };
   'runs.get': { params: P<'runs.get'>; result: RunDetail };
+  /** Starts a job of a kind in STARTABLE_KINDS with its config (its kind fills in and records every default). */
+  'runs.start': { params: P<'runs.start'>; result: RunInfo };
   'runs.cancel': { params: P<'runs.cancel'>; result: RunInfo };
   'runs.pause': { params: P<'runs.pause'>; result: RunInfo };
   'runs.resume': { params: P<'runs.resume'>; result: RunInfo };
@@ -535,9 +555,12 @@ export class ValidationError extends Error {
 type Validator<M extends Method> = (raw: unknown) => Params<M>;
 
 const SAME_MODEL = 'modelA and modelB are the same model; choose two different models.';
+const ONE_CHAT_MODEL = (p: { chatModelId?: number; chatModelDir?: string }): string | null => (p.chatModelId !== undefined && p.chatModelDir !== undefined ? 'it names a chat-template model twice (chatModelId and chatModelDir); give one of them.' : null);
 
 /** What a schema cannot say: a sentence when the params are refused, else null. */
 const CHECKS: { [M in Method]?: (p: Params<M>) => string | null } = {
+  'datasets.importFile': ONE_CHAT_MODEL,
+  'datasets.importText': ONE_CHAT_MODEL,
   'datasets.updateExample': (p) => (Object.keys(p.patch).length === 0 ? 'patch changes nothing; give at least one field to change.' : null),
   'compare.nextPair': (p) => (p.modelA === p.modelB ? SAME_MODEL : null),
   'compare.tally': (p) => (p.modelA === p.modelB ? SAME_MODEL : null),

@@ -20,8 +20,14 @@ export function datasetHandlers(ctx: ApiContext): Handlers<'datasets.list' | 'da
     return d;
   };
   const models = new ModelStore(ctx.db);
-  /** The import job's chat-template setting: the folder of the chosen model. */
-  const chatTemplate = (modelId: number | undefined): { chatTemplateModel: string | null } => ({ chatTemplateModel: modelId === undefined ? null : modelFolder(ctx, models, modelId) });
+  /** The import job's chat-template setting: the folder of the chosen model, stored or not. */
+  const chatTemplate = (p: { chatModelId?: number; chatModelDir?: string }): { chatTemplateModel: string | null } => {
+    if (p.chatModelDir !== undefined) {
+      if (!isAbsolute(p.chatModelDir)) throw new Error(`"${p.chatModelDir}" is not an absolute path; give the full path of the model folder whose chat template to use.`);
+      return { chatTemplateModel: p.chatModelDir };
+    }
+    return { chatTemplateModel: p.chatModelId === undefined ? null : modelFolder(ctx, models, p.chatModelId) };
+  };
 
   return {
     'datasets.list': () => store.list(),
@@ -32,7 +38,7 @@ export function datasetHandlers(ctx: ApiContext): Handlers<'datasets.list' | 'da
     },
     'datasets.importFile': (p) => {
       if (!isAbsolute(p.path)) throw new Error(`"${p.path}" is not an absolute path; choose the file with the file picker.`);
-      const run = ctx.runner.submit('import-dataset', { file: p.path, name: p.name, format: p.format ?? 'auto', evalFraction: p.evalFraction ?? 0.2, ...chatTemplate(p.chatModelId) });
+      const run = ctx.runner.submit('import-dataset', { file: p.path, name: p.name, format: p.format ?? 'auto', evalFraction: p.evalFraction ?? 0.2, ...chatTemplate(p) });
       ctx.log('info', `Importing ${p.path} as dataset "${p.name}" (run #${run.id}).`);
       return runInfo(run);
     },
@@ -43,7 +49,7 @@ export function datasetHandlers(ctx: ApiContext): Handlers<'datasets.list' | 'da
       const file = join(dir, basename(p.fileName));
       try {
         writeFileSync(file, p.content, { mode: 0o600 });
-        const run = ctx.runner.submit('import-dataset', { file, name: p.name, format: p.format ?? 'auto', evalFraction: p.evalFraction ?? 0.2, ...chatTemplate(p.chatModelId) });
+        const run = ctx.runner.submit('import-dataset', { file, name: p.name, format: p.format ?? 'auto', evalFraction: p.evalFraction ?? 0.2, ...chatTemplate(p) });
         void ctx.runner.settled(run.id).finally(() => rmSync(dir, { recursive: true, force: true }));
         ctx.log('info', `Importing the uploaded ${p.fileName} as dataset "${p.name}" (run #${run.id}).`);
         return runInfo(run);

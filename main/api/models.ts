@@ -18,11 +18,11 @@ import { GenerationStopped } from './generation.ts';
 import { runInfo } from './runs.ts';
 import { DEFAULT_MODEL_DIR, ensureBuiltinModel, isBuiltinModel } from '../models/builtin.ts';
 
-/** A store model as the API shows it; `folder` (its files) tells where a GGUF import came from. */
+/** A store model as the API shows it, with the folder of its files (which tells where a GGUF import came from). */
 export function modelInfo(m: Model, folder: string | null = null): ModelInfo {
   return {
     id: m.id, name: m.name, kind: isBuiltinModel(m) ? 'builtin' : m.kind, family: m.family, parentId: m.parentId, stage: m.stage, runId: m.runId, createdAt: m.createdAt,
-    params: paramCount(m) ?? (folder === null ? null : folderParamCount(folder)), source: folder === null ? null : ggufSource(folder),
+    params: paramCount(m) ?? (folder === null ? null : folderParamCount(folder)), source: folder === null ? null : ggufSource(folder), folder,
   };
 }
 

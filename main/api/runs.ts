@@ -1,11 +1,11 @@
-// The runs view's methods (list, details, control, logs, metric series), and the
+// The runs view's methods (list, details, start, control, logs, metric series), and the
 // translation of the job runner's events and rows into the API's shapes.
 import { MetricStore } from '../../db/metrics.ts';
 import { RunLogStore } from '../../db/run-logs.ts';
 import type { Run } from '../../db/runs.ts';
 import { RunStore } from '../../db/runs.ts';
 import type { JobEvent } from '../jobs/runner.ts';
-import type { RunInfo, StudioEvent } from './contract.ts';
+import type { RunInfo, RunSummary, StudioEvent } from './contract.ts';
 import type { ApiContext, Handlers } from './context.ts';
 
 /** A run as the API shows it (the owner and control columns are the runner's business). */
@@ -32,7 +32,7 @@ export function jobEvent(e: JobEvent): StudioEvent {
   }
 }
 
-export function runHandlers(ctx: ApiContext): Handlers<'runs.list' | 'runs.get' | 'runs.cancel' | 'runs.pause' | 'runs.resume' | 'runs.logs' | 'runs.metrics'> {
+export function runHandlers(ctx: ApiContext): Handlers<'runs.list' | 'runs.get' | 'runs.start' | 'runs.cancel' | 'runs.pause' | 'runs.resume' | 'runs.logs' | 'runs.metrics'> {
   const runs = new RunStore(ctx.db);
   const metrics = new MetricStore(ctx.db);
   const logs = new RunLogStore(ctx.db);
@@ -48,12 +48,25 @@ export function runHandlers(ctx: ApiContext): Handlers<'runs.list' | 'runs.get' 
     return runInfo(r);
   };
   return {
-    'runs.list': (p) => runs.list(p).map(runInfo),
-    'runs.get': (p) => ({
-      run: runInfo(run(p.runId)),
-      metrics: metrics.summary(p.runId).map((m) => ({ ...m, last: finite(m.last) })),
-      logs: logs.tail(p.runId, 50),
-    }),
+    'runs.list': (p) => {
+      const steps = metrics.lastSteps();
+      return runs.list(p).map((r): RunSummary => ({ ...runInfo(r), lastStep: steps.get(r.id) ?? null }));
+    },
+    'runs.get': (p) => {
+      const r = run(p.runId);
+      return {
+        run: runInfo(r),
+        metrics: metrics.summary(p.runId).map((m) => ({ ...m, last: finite(m.last) })),
+        logs: logs.tail(p.runId, p.logs ?? 50),
+        checkpointFile: r.checkpointPath === null ? null : ctx.runner.files.absolute(r.checkpointPath),
+      };
+    },
+    'runs.start': (p) => {
+      // The kind's schema checks the config, in its own sentences.
+      const r = ctx.runner.submit(p.kind, p.config ?? {});
+      ctx.log('info', `Started run #${r.id} (${r.stage}).`);
+      return runInfo(r);
+    },
     'runs.cancel': (p) => control(p.runId, 'cancel'),
     'runs.pause': (p) => control(p.runId, 'pause'),
     'runs.resume': (p) => control(p.runId, 'resume'),

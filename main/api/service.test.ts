@@ -83,6 +83,22 @@ test('an uploaded file imports as a job with progress; list, examples, edit, his
   assert.equal(detail.run.status, 'done');
 });
 
+test('runs: start a startable kind (its config checked by the kind), list with each last step, get with its log lines and checkpoint file', async () => {
+  await assert.rejects(service.call('runs.start', { kind: 'train-tiny-lm', config: { stepz: 2 } }), /has no key 'stepz'; did you mean 'steps'\?/);
+  const started = await service.call('runs.start', { kind: 'train-tiny-lm', config: { steps: 2 } });
+  assert.equal(started.stage, 'train-tiny-lm');
+  assert.equal(started.config.checkpointEvery, 1, 'the kind records its defaults');
+  const run = await service.runner.settled(started.id);
+  assert.equal(run.status, 'done', run.error ?? '');
+  const listed = (await service.call('runs.list', {})).find((r) => r.id === run.id);
+  assert.equal(listed?.lastStep, 2);
+  assert.ok((await service.call('runs.list', {})).some((r) => r.stage === 'import-dataset' && r.lastStep === null), 'a run without metrics has no last step');
+  const detail = await service.call('runs.get', { runId: run.id, logs: 1 });
+  assert.equal(detail.logs.length, 1);
+  assert.equal(detail.checkpointFile, service.runner.files.absolute(run.checkpointPath!));
+  assert.equal((await service.call('runs.get', { runId: run.id })).logs.length, (await service.call('runs.logs', { runId: run.id, limit: 50 })).length);
+});
+
 test('chat lines ({messages}) import with the chosen model\'s chat template, and are refused without one', async () => {
   const chat = JSON.stringify({ messages: [{ role: 'user', content: 'Is the sky blue?' }, { role: 'assistant', content: 'Yes, on a clear day.' }] });
   const settle = async (run: { id: number }) => {
@@ -102,6 +118,7 @@ test('chat lines ({messages}) import with the chosen model\'s chat template, and
   assert.equal(example.prompt, '\n\nHuman: Is the sky blue?\n\nAssistant:');
   assert.equal(example.response?.trim(), 'Yes, on a clear day.');
   await assert.rejects(service.call('datasets.importText', { name: 'x', fileName: 'chat.jsonl', content: chat, chatModelId: 999999 }), /There is no model #999999/);
+  await assert.rejects(service.call('datasets.importText', { name: 'x', fileName: 'chat.jsonl', content: chat, chatModelDir: 'models/default' }), /"models\/default" is not an absolute path/);
 });
 
 test('failures and refusals reject with a sentence', async () => {

@@ -1,18 +1,17 @@
-// `afd datasets import|list|show|export`: the datasets in the store. list, show and
-// export --out call the StudioService's datasets.* methods (the same the window and
-// `afd serve` call); --json prints what the method returns (show: the page's examples).
+// `afd datasets import|list|show|export`: the datasets in the store, through the
+// StudioService's datasets.* methods (the same the window and `afd serve` call); --json
+// prints what the method returns (show: the page's examples).
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { DatasetSummary } from '../../db/datasets.ts';
-import { DatasetStore } from '../../db/datasets.ts';
+import type { DatasetSummary, Split } from '../../db/datasets.ts';
+import type { Params } from '../api/contract.ts';
+import { DATASET_FORMATS, SPLITS } from '../api/contract.ts';
 import type { StudioService } from '../api/service.ts';
 import { oneLine, onePositional, printJson, table, wholeNumber } from './output.ts';
-import { runInForeground } from './runs.ts';
-import { DB_OPTION, DB_USAGE, withService, withStudio } from './studio.ts';
+import { followInForeground } from './runs.ts';
+import { DB_OPTION, DB_USAGE, withService } from './studio.ts';
 
-const FORMATS = ['hh', 'jsonl', 'csv'] as const;
-
-const IMPORT_USAGE = `usage: afd datasets import FILE --name NAME [--format hh|jsonl|csv] [--eval-fraction 0.2] [--model DIR (its chat template renders {"messages": [...]} lines)] [${DB_USAGE}]`;
+const IMPORT_USAGE = `usage: afd datasets import FILE --name NAME [--format ${DATASET_FORMATS.join('|')}] [--eval-fraction 0.2] [--model DIR (its chat template renders {"messages": [...]} lines)] [${DB_USAGE}]`;
 export async function datasetsImport(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -22,13 +21,17 @@ export async function datasetsImport(argv: string[]): Promise<number> {
   if (values.help) return usage(IMPORT_USAGE);
   const file = resolve(onePositional(positionals, 'dataset file', IMPORT_USAGE));
   if (values.name === undefined || values.name.trim() === '') throw new Error(`Give the dataset a name with --name: ${IMPORT_USAGE}`);
-  const format = values.format ?? 'auto';
-  if (format !== 'auto' && !(FORMATS as readonly string[]).includes(format)) throw new Error(`--format must be one of ${FORMATS.join(', ')}, not '${format}'.`);
-  const evalFraction = values['eval-fraction'] === undefined ? 0.2 : Number(values['eval-fraction']);
-  if (!(evalFraction >= 0 && evalFraction <= 1)) throw new Error(`--eval-fraction must be a number from 0 to 1, not '${values['eval-fraction']}'.`);
-
   const name = values.name.trim();
-  return withStudio(values.db, (studio) => runInForeground(studio, (runner) => runner.submit('import-dataset', { file, name, format, evalFraction, ...(values.model === undefined ? {} : { chatTemplateModel: resolve(values.model) }) }), `Importing ${name}`, []));
+  // The service checks the format and the fraction, in its own sentences.
+  const params: Params<'datasets.importFile'> = { path: file, name };
+  if (values.format !== undefined) params.format = values.format as Params<'datasets.importFile'>['format'];
+  if (values['eval-fraction'] !== undefined) params.evalFraction = decimal('eval-fraction', values['eval-fraction']);
+  // The CLI names a chat-template model by its folder; the window picks a stored one (chatModelId).
+  if (values.model !== undefined) params.chatModelDir = resolve(values.model);
+  return withService(values.db, async ({ service, runner }) => {
+    const run = await service.call('datasets.importFile', params);
+    return followInForeground(runner, run.id, `Importing ${name}`, []);
+  });
 }
 
 const LIST_USAGE = `usage: afd datasets list [--json] [${DB_USAGE}]`;
@@ -44,7 +47,7 @@ export async function datasetsList(argv: string[]): Promise<number> {
   });
 }
 
-const SHOW_USAGE = `usage: afd datasets show NAME [--json] [--limit 20] [--offset 0] [--search TEXT] [--split train|eval] [${DB_USAGE}]`;
+const SHOW_USAGE = `usage: afd datasets show NAME [--json] [--limit 20] [--offset 0] [--search TEXT] [--split ${SPLITS.join('|')}] [${DB_USAGE}]`;
 export async function datasetsShow(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -58,8 +61,7 @@ export async function datasetsShow(argv: string[]): Promise<number> {
   const name = onePositional(positionals, 'dataset name', SHOW_USAGE);
   const limit = wholeNumber('limit', values.limit, 20, 1);
   const offset = wholeNumber('offset', values.offset, 0);
-  if (values.split !== undefined && values.split !== 'train' && values.split !== 'eval') throw new Error(`--split must be train or eval, not '${values.split}'.`);
-  const split = values.split as 'train' | 'eval' | undefined;
+  const split = values.split as Split | undefined; // the service refuses another
   return withService(values.db, async ({ service }) => {
     const d = await findDataset(service, name);
     const page = await service.call('datasets.examples', { datasetId: d.id, limit, offset, ...(values.search === undefined ? {} : { text: values.search }), ...(split === undefined ? {} : { split }) });
@@ -87,7 +89,7 @@ export async function datasetsShow(argv: string[]): Promise<number> {
   });
 }
 
-const EXPORT_USAGE = `usage: afd datasets export NAME [--out FILE] [--split train|eval] [${DB_USAGE}]`;
+const EXPORT_USAGE = `usage: afd datasets export NAME [--out FILE] [--split ${SPLITS.join('|')}] [${DB_USAGE}]`;
 export async function datasetsExport(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -96,14 +98,13 @@ export async function datasetsExport(argv: string[]): Promise<number> {
   });
   if (values.help) return usage(EXPORT_USAGE);
   const name = onePositional(positionals, 'dataset name', EXPORT_USAGE);
-  if (values.split !== undefined && values.split !== 'train' && values.split !== 'eval') throw new Error(`--split must be train or eval, not '${values.split}'.`);
-  const split = values.split as 'train' | 'eval' | undefined;
-  return withService(values.db, async ({ service, studio }) => {
+  const split = values.split as Split | undefined; // the service refuses another
+  return withService(values.db, async ({ service }) => {
     const d = await findDataset(service, name);
     if (values.out === undefined) {
-      // Streamed from the store with backpressure: the API's export without a path returns
-      // the whole file as one string (the window downloads it), too much for a pipe.
-      await toStdout(new DatasetStore(studio.db).exportJsonl(d.id, { split }));
+      // The export's content, as the window downloads it.
+      const { content } = await service.call('datasets.export', { datasetId: d.id, ...(split === undefined ? {} : { split }) });
+      await toStdout(content ?? '');
       return 0;
     }
     const out = resolve(values.out);
@@ -125,29 +126,27 @@ async function findDataset(service: StudioService, name: string): Promise<Datase
   return d;
 }
 
-/** Streams text to stdout with backpressure; a closed pipe (`| head`) ends it quietly. */
-async function toStdout(chunks: AsyncIterable<unknown>): Promise<void> {
-  let failure: NodeJS.ErrnoException | undefined;
-  let wake = (): void => undefined;
-  const onError = (err: NodeJS.ErrnoException): void => {
-    failure = err;
-    wake();
-  };
-  process.stdout.on('error', onError);
-  try {
-    for await (const chunk of chunks) {
-      if (failure === undefined && !process.stdout.write(chunk as string)) {
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          process.stdout.once('drain', resolve);
-        });
+/** A number given as an option's text (its range is the service's to check). */
+function decimal(option: string, value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new Error(`--${option} must be a number, not '${value}'.`);
+  return n;
+}
+
+/** Writes text to stdout and waits until it is out; a closed pipe (`| head`) ends it quietly. */
+function toStdout(text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const failed = (err: NodeJS.ErrnoException): void => (err.code === 'EPIPE' ? resolve() : reject(err));
+    // Left attached after a failed write: the stream emits 'error' after the write's callback.
+    process.stdout.on('error', failed);
+    process.stdout.write(text, (err) => {
+      if (err) failed(err);
+      else {
+        process.stdout.off('error', failed);
+        resolve();
       }
-      if (failure !== undefined) break;
-    }
-    if (failure !== undefined && failure.code !== 'EPIPE') throw failure;
-  } finally {
-    process.stdout.off('error', onError);
-  }
+    });
+  });
 }
 
 function usage(text: string): number {

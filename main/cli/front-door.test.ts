@@ -1,6 +1,7 @@
-// One front door: `afd runs ... --json` prints what the StudioService's runs.* methods
-// return for the same store (the window and `afd serve` call the same methods), and a
-// missing run is refused in the service's sentence.
+// One front door: each `afd ... --json` prints what the StudioService method behind it
+// returns for the same store (the window and `afd serve` call the same methods); the
+// commands that start jobs start them through the service's methods, and refusals are
+// the service's sentences.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { JobRunner } from '../jobs/runner.ts';
 import { processOwner } from '../jobs/owner.ts';
 import { openStudio } from '../startup/open-studio.ts';
 import { FakeGeneration } from '../api/testing.ts';
+import { DEFAULT_MODEL_DIR } from '../models/builtin.ts';
 
 const AFD = fileURLToPath(new URL('../../bin/afd.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'afd-front-door-'));
@@ -48,44 +50,65 @@ async function withWindowService<T>(fn: (service: StudioService) => Promise<T>):
 }
 
 test('afd runs list/show --json print what runs.list/runs.get return, without the runner\'s owner and control', async () => {
-  // A running run owned by this (live) process with a pause asked, and a finished one.
+  // A running run owned by this (live) process with a pause asked, and a finished one
+  // with metrics, log lines and a checkpoint.
   const studio = await openStudio(db);
   const runs = new RunStore(studio.db);
   const live = runs.insert({ stage: 'train-tiny-lm', config: { steps: 10 }, seed: 3, owner: processOwner() });
   runs.setStatus(live.id, 'running', { owner: processOwner(), provider: 'cpu' });
   assert.ok(runs.requestControl(live.id, 'pause'));
   const done = runs.insert({ stage: 'train-tiny-lm', config: { steps: 2 } });
-  runs.setStatus(done.id, 'done', { result: { steps: 2, finalLoss: 1.5 } });
+  runs.setStatus(done.id, 'done', { result: { steps: 2, finalLoss: 1.5 }, checkpointPath: `runs/${done.id}/checkpoint.safetensors` });
   new MetricStore(studio.db).log(done.id, 1, { loss: 2, grad_norm: Number.NaN });
-  new RunLogStore(studio.db).append(done.id, 'info', 'Started on cpu.');
+  new MetricStore(studio.db).log(done.id, 2, { loss: 1.5 });
+  for (let i = 1; i <= 3; i++) new RunLogStore(studio.db).append(done.id, 'info', `Line ${i}.`);
+  const checkpoint = studio.files.absolute(`runs/${done.id}/checkpoint.safetensors`);
   studio.close();
 
   const listed = await afd('runs', 'list', '--json');
   assert.equal(listed.code, 0, listed.stderr);
   const printed = JSON.parse(listed.stdout) as Record<string, unknown>[];
   const running = await afd('runs', 'list', '--json', '--status', 'running');
+  const table = await afd('runs', 'list');
   const shown = await afd('runs', 'show', String(done.id), '--json');
   assert.equal(shown.code, 0, shown.stderr);
+  const twoLines = await afd('runs', 'show', String(done.id), '--json', '--logs', '2');
+  const noLines = await afd('runs', 'show', String(done.id), '--json', '--logs', '0');
   await withWindowService(async (service) => {
     assert.deepEqual(printed, await service.call('runs.list', {}));
     assert.equal(printed.length, 2);
     for (const r of printed) assert.ok(!('owner' in r) && !('control' in r), `run #${String(r.id)} shows the runner's fields`);
+    // Each run's last step, which the table's step column shows.
+    assert.deepEqual(printed.map((r) => [r.id, r.lastStep]), [[done.id, 2], [live.id, null]]);
+    assert.match(table.stdout, new RegExp(`\\n\\s*${done.id}\\s+train-tiny-lm\\s+done\\s+2/2\\s`));
     assert.deepEqual(JSON.parse(running.stdout), await service.call('runs.list', { status: 'running' }));
-    // One run: runs.get's run and metrics, with the log's last lines and the checkpoint file.
-    const detail = await service.call('runs.get', { runId: done.id });
-    assert.deepEqual(JSON.parse(shown.stdout), { ...detail.run, checkpointFile: null, metrics: detail.metrics, logs: detail.logs });
+    // One run: runs.get's result as it is, its last lines as many as --logs says (20 by default).
+    const detail = await service.call('runs.get', { runId: done.id, logs: 20 });
+    assert.deepEqual(JSON.parse(shown.stdout), detail);
+    assert.equal(detail.checkpointFile, checkpoint);
+    assert.deepEqual(detail.logs.map((l) => l.text), ['Line 1.', 'Line 2.', 'Line 3.']);
+    assert.deepEqual(JSON.parse(twoLines.stdout), await service.call('runs.get', { runId: done.id, logs: 2 }));
+    assert.deepEqual((JSON.parse(noLines.stdout) as { logs: unknown[] }).logs, []);
   });
 });
 
-test('a missing run and a bad status are refused in the service\'s sentences', async () => {
+test('a missing run, a bad status, format or provider are refused in the service\'s sentences, word for word', async () => {
   for (const command of ['show', 'cancel', 'pause', 'resume']) {
     const r = await afd('runs', command, '998');
     assert.equal(r.code, 1);
     assert.equal(r.stderr, `afd runs ${command}: There is no run #998; check the number with \`afd runs list\`.\n`);
   }
-  const bad = await afd('runs', 'list', '--status', 'finished');
-  assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /^afd runs list: [^\n]*status[^\n]*finished[^\n]*\n$/);
+  await withWindowService(async (service) => {
+    // Refusals of what the CLI passes on as given: the service's sentence, word for word.
+    const refusal = (method: Parameters<StudioService['dispatch']>[0], params: unknown): Promise<string> => service.dispatch(method, params).then(() => assert.fail(`${String(method)} was accepted`), (err: Error) => err.message);
+    const bad = await afd('runs', 'list', '--status', 'finished');
+    assert.equal(bad.code, 1);
+    assert.equal(bad.stderr, `afd runs list: ${await refusal('runs.list', { status: 'finished' })}\n`);
+    const format = await afd('datasets', 'import', join(dir, 'any.xml'), '--name', 'x', '--format', 'xml');
+    assert.equal(format.stderr, `afd datasets import: ${await refusal('datasets.importFile', { path: join(dir, 'any.xml'), name: 'x', format: 'xml' })}\n`);
+    const provider = await afd('train-tiny', '--steps', '2', '--provider', 'tpu');
+    assert.equal(provider.stderr, `afd train-tiny: ${await refusal('runs.start', { kind: 'train-tiny-lm', config: { steps: 2, provider: 'tpu' } })}\n`);
+  });
 });
 
 test('afd datasets list/show --json and export print what datasets.list/examples/export return', async () => {
@@ -97,6 +120,7 @@ test('afd datasets list/show --json and export print what datasets.list/examples
   const out = join(dir, 'fruit-out.jsonl');
   const exported = await afd('datasets', 'export', 'fruit', '--out', out, '--split', 'train');
   const piped = await afd('datasets', 'export', 'fruit');
+  const pipedEval = await afd('datasets', 'export', 'fruit', '--split', 'eval');
   await withWindowService(async (service) => {
     const datasets = await service.call('datasets.list', {});
     assert.deepEqual(JSON.parse(listed.stdout), datasets);
@@ -108,6 +132,28 @@ test('afd datasets list/show --json and export print what datasets.list/examples
     assert.equal(exported.stderr, `Exported ${whole.lines} examples of "fruit" to ${out}.\n`);
     assert.equal(readFileSync(out, 'utf8'), whole.content);
     assert.equal(piped.stdout, (await service.call('datasets.export', { datasetId: fruit.id })).content);
+    assert.equal(pipedEval.stdout, '');
+  });
+});
+
+test('afd datasets import starts datasets.importFile: a chat-template model by folder (--model) imports as the stored model does', async () => {
+  const file = join(dir, 'chat.jsonl');
+  writeFileSync(file, `${JSON.stringify({ messages: [{ role: 'user', content: 'Is the sky blue?' }, { role: 'assistant', content: 'Yes, on a clear day.' }] })}\n`);
+  const imported = await afd('datasets', 'import', file, '--name', 'chat-cli', '--model', DEFAULT_MODEL_DIR);
+  assert.equal(imported.code, 0, imported.stderr);
+  await withWindowService(async (service) => {
+    const [builtin] = (await service.call('models.list', {})).filter((m) => m.kind === 'builtin');
+    const run = await service.call('datasets.importFile', { path: file, name: 'chat-api', chatModelId: builtin.id });
+    await service.runner.settled(run.id);
+    const [cli] = (await service.call('runs.list', {})).filter((r) => r.stage === 'import-dataset' && r.config.name === 'chat-cli');
+    assert.deepEqual(cli.config, { ...(await service.call('runs.get', { runId: run.id })).run.config, name: 'chat-cli' });
+    const examples = async (name: string) => {
+      const d = (await service.call('datasets.list', {})).find((x) => x.name === name)!;
+      return (await service.call('datasets.examples', { datasetId: d.id })).items.map((e) => [e.prompt, e.response]);
+    };
+    assert.deepEqual(await examples('chat-cli'), await examples('chat-api'));
+    assert.equal((await examples('chat-cli'))[0][0], '\n\nHuman: Is the sky blue?\n\nAssistant:');
+    await assert.rejects(service.call('datasets.importFile', { path: file, name: 'x', chatModelId: builtin.id, chatModelDir: DEFAULT_MODEL_DIR }), /names a chat-template model twice/);
   });
 });
 
@@ -128,5 +174,29 @@ test('afd models import and export to GGUF start their jobs through models.impor
     const [run] = (await service.call('runs.list', {})).filter((r) => r.stage === 'import-model');
     assert.deepEqual([run.status, run.config.dir, run.config.name], ['done', src, 'mini']);
     assert.ok((await service.call('models.list', {})).some((m) => m.name === 'mini' && m.family === 'gpt2'));
+  });
+  // models list --json: models.list's ModelInfo, the embedded model included, each with its folder.
+  const listed = await afd('models', 'list', '--json');
+  assert.equal(listed.code, 0, listed.stderr);
+  await withWindowService(async (service) => {
+    const models = await service.call('models.list', {});
+    assert.deepEqual(JSON.parse(listed.stdout), models);
+    assert.equal(models.find((m) => m.kind === 'builtin')?.folder, DEFAULT_MODEL_DIR);
+    assert.ok(models.every((m) => m.folder !== null));
+  });
+});
+
+test('afd train-tiny starts its job through runs.start', async () => {
+  const trained = await afd('train-tiny', '--steps', '2', '--seed', '5');
+  assert.equal(trained.code, 0, trained.stderr);
+  const id = Number(/^Run #(\d+) trained 2 steps/.exec(trained.stdout)?.[1]);
+  await withWindowService(async (service) => {
+    const { run } = await service.call('runs.get', { runId: id });
+    // The config the CLI gave, with the defaults the kind records: as runs.start records it.
+    const started = await service.call('runs.start', { kind: 'train-tiny-lm', config: { steps: 2, seed: 5 } });
+    await service.call('runs.cancel', { runId: started.id });
+    await service.runner.settled(started.id);
+    assert.deepEqual(run.config, started.config);
+    assert.equal(run.status, 'done');
   });
 });

@@ -1,29 +1,29 @@
-// `afd models list|import|export`: the models in the store. Import checks a Hugging Face
-// folder completely and copies it into the store (as a job, with progress); export
-// writes a stored model out as a Hugging Face folder, whole or not at all. Import and
-// export to GGUF call the StudioService's models.import and models.export (the same the
-// window and `afd serve` call) and follow the job they start.
+// `afd models list|import|export`: the models in the store, through the StudioService's
+// models.* methods (the same the window and `afd serve` call); --json prints what the
+// method returns. Import checks a Hugging Face folder or GGUF file completely and copies
+// it into the store, and export to GGUF writes one, each as a job followed with progress;
+// export to a Hugging Face folder copies (or converts) the model's files here, whole or
+// not at all.
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Model } from '../../db/models.ts';
-import { ModelStore } from '../../db/models.ts';
-import type { MODEL_EXPORT_TYPES } from '../api/contract.ts';
-import type { StudioFiles } from '../jobs/files.ts';
+import type { MODEL_EXPORT_TYPES, ModelInfo } from '../api/contract.ts';
+import { MODEL_EXPORT_FORMATS } from '../api/contract.ts';
+import type { StudioService } from '../api/service.ts';
 import { onePositional, printJson, table } from './output.ts';
 import { followInForeground } from './runs.ts';
-import { DB_OPTION, DB_USAGE, withService, withStudio } from './studio.ts';
+import { DB_OPTION, DB_USAGE, withService } from './studio.ts';
 
 const LIST_USAGE = `usage: afd models list [--json] [${DB_USAGE}]`;
 export async function modelsList(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { ...DB_OPTION, json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } });
   if (values.help) return usage(LIST_USAGE);
-  return withStudio(values.db, ({ db, files }) => {
-    const models = new ModelStore(db).list();
+  return withService(values.db, async ({ service }) => {
+    // The embedded model is always there (models.list registers it), so the list is never empty.
+    const models = await service.call('models.list', {});
     if (values.json) printJson(models);
-    else if (models.length === 0) console.log('No models yet; import one with `afd models import FOLDER`.');
-    else console.log(table(['id', 'name', 'kind', 'family', 'stage', 'parent', 'run', 'created', 'path'], models.map((m) => [m.id, m.name, m.kind, m.family, m.stage, m.parentId, m.runId, m.createdAt.slice(0, 19).replace('T', ' '), modelFolder(files, m)])));
+    else console.log(table(['id', 'name', 'kind', 'family', 'params', 'stage', 'parent', 'run', 'created', 'path'], models.map((m) => [m.id, m.name, m.kind, m.family, m.params, m.stage, m.parentId, m.runId, m.createdAt.slice(0, 19).replace('T', ' '), m.folder])));
     return 0;
   });
 }
@@ -47,7 +47,7 @@ export async function modelsExport(argv: string[]): Promise<number> {
   const which = onePositional(positionals, 'model name or id', EXPORT_USAGE);
   if (values.out === undefined) throw new Error(`Say where to write the model with --out: ${EXPORT_USAGE}`);
   const format = values.format ?? (/\.gguf$/i.test(values.out) ? 'gguf' : 'hf');
-  if (format !== 'hf' && format !== 'gguf') throw new Error(`--format must be hf or gguf, not '${values.format}'.`);
+  if (!(MODEL_EXPORT_FORMATS as readonly string[]).includes(format)) throw new Error(`--format must be ${MODEL_EXPORT_FORMATS.join(' or ')}, not '${values.format}'.`);
   if (format === 'hf' && values.type !== undefined) throw new Error('--type is for --format gguf; a Hugging Face folder takes --dtype F32|F16|BF16.');
   if (format === 'gguf' && values.dtype !== undefined) throw new Error('--dtype is for Hugging Face folders; a GGUF file takes --type f32|f16|q8_0.');
   const dtype = values.dtype?.toUpperCase();
@@ -55,17 +55,17 @@ export async function modelsExport(argv: string[]): Promise<number> {
   const out = resolve(values.out);
   if (format === 'gguf') {
     // A job, as the studio runs it: progress, and nothing left behind on failure.
-    return withService(values.db, async ({ service, runner, studio }) => {
-      const model = findModel(new ModelStore(studio.db), which);
+    return withService(values.db, async ({ service, runner }) => {
+      const model = await findModel(service, which);
       const type = (values.type ?? 'f16') as (typeof MODEL_EXPORT_TYPES)[number]; // the service refuses another
-      const run = await service.call('models.export', { modelId: model.id, format, type, out });
+      const run = await service.call('models.export', { modelId: model.id, format: 'gguf', type, out });
       return followInForeground(runner, run.id, `Exporting ${model.name}`, []);
     });
   }
   // A Hugging Face folder is copied (or converted) here, with no job.
-  return withStudio(values.db, async ({ db, files }) => {
-    const model = findModel(new ModelStore(db), which);
-    const source = modelFolder(files, model);
+  return withService(values.db, async ({ service }) => {
+    const model = await findModel(service, which);
+    const source = model.folder;
     if (source === null) throw new Error(`Model #${model.id} ("${model.name}") has no files in the store to export.`);
     if (!(await emptyOrAbsent(out))) throw new Error(`Cannot export to ${out}: it exists and is not an empty folder; choose a new folder.`);
     if (dtype === undefined) await copyFolderAtomic(source, out);
@@ -80,14 +80,9 @@ export async function modelsExport(argv: string[]): Promise<number> {
   });
 }
 
-/** The absolute folder of a model's files (paths in the store are relative to its files folder). */
-function modelFolder(files: StudioFiles, m: Model): string | null {
-  if (m.path === null) return null;
-  return isAbsolute(m.path) ? m.path : files.absolute(m.path);
-}
-
-function findModel(store: ModelStore, which: string): Model {
-  const models = store.list();
+/** The model a command names, by id or name (the API knows models by id). */
+async function findModel(service: StudioService, which: string): Promise<ModelInfo> {
+  const models = await service.call('models.list', {});
   const byId = /^#?\d+$/.test(which) ? models.find((m) => m.id === Number(which.replace('#', ''))) : undefined;
   if (byId !== undefined) return byId;
   const named = models.filter((m) => m.name === which);

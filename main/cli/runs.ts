@@ -4,22 +4,21 @@
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { MetricStore } from '../../db/metrics.ts';
 import type { Run, RunStatus } from '../../db/runs.ts';
-import type { RunInfo } from '../api/contract.ts';
-import { JobRunner } from '../jobs/runner.ts';
+import type { RunInfo, RunSummary } from '../api/contract.ts';
+import { RUN_STATUSES } from '../api/contract.ts';
+import type { JobRunner } from '../jobs/runner.ts';
 import { followRun, formatDuration, formatNumber } from './follow.ts';
-import { oneLine, onePositional, printJson, table } from './output.ts';
-import type { Studio } from './studio.ts';
+import { oneLine, onePositional, printJson, table, wholeNumber } from './output.ts';
 import { DB_OPTION, DB_USAGE, withService } from './studio.ts';
 
-const LIST_USAGE = `usage: afd runs list [--json] [--status queued|running|paused|done|failed|cancelled|interrupted] [${DB_USAGE}]`;
+const LIST_USAGE = `usage: afd runs list [--json] [--status ${RUN_STATUSES.join('|')}] [${DB_USAGE}]`;
 export async function runsList(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { ...DB_OPTION, json: { type: 'boolean', default: false }, status: { type: 'string' }, help: { type: 'boolean', default: false } } });
   if (values.help) return usage(LIST_USAGE);
   // The service refuses a status it does not know, in its own sentence.
   const status = values.status as RunStatus | undefined;
-  return withService(values.db, async ({ service, studio }) => {
+  return withService(values.db, async ({ service }) => {
     const runs = await service.call('runs.list', status === undefined ? {} : { status });
     if (values.json) {
       printJson(runs);
@@ -29,10 +28,8 @@ export async function runsList(argv: string[]): Promise<number> {
       console.log(status === undefined ? 'No runs yet; `afd train-tiny --steps 100` starts a small one.' : `No ${status} runs.`);
       return 0;
     }
-    // The step column: one query for every run's last step, which the API has no method for.
-    const steps = new MetricStore(studio.db).lastSteps();
     console.log(table(['id', 'kind', 'status', 'step', 'created', 'finished', 'error'], runs.map((r) => [
-      r.id, r.stage, r.status, stepText(steps.get(r.id), r), short(r.createdAt), short(r.finishedAt), oneLine(r.error, 60),
+      r.id, r.stage, r.status, stepText(r), short(r.createdAt), short(r.finishedAt), oneLine(r.error, 60),
     ])));
     return 0;
   });
@@ -43,18 +40,14 @@ export async function runsShow(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...DB_OPTION, json: { type: 'boolean', default: false }, logs: { type: 'string' }, help: { type: 'boolean', default: false } } });
   if (values.help) return usage(SHOW_USAGE);
   const id = runId(onePositional(positionals, 'run id', SHOW_USAGE));
-  const logCount = values.logs === undefined ? 20 : Number(values.logs);
-  if (!Number.isInteger(logCount) || logCount < 0) throw new Error(`--logs must be a whole number, not '${values.logs}'.`);
-  return withService(values.db, async ({ service, studio }) => {
-    const { run, metrics } = await service.call('runs.get', { runId: id });
-    const logs = logCount === 0 ? [] : await service.call('runs.logs', { runId: id, limit: logCount });
-    const checkpoint = run.checkpointPath === null ? null : studio.files.absolute(run.checkpointPath);
+  const logCount = wholeNumber('logs', values.logs, 20);
+  return withService(values.db, async ({ service }) => {
+    const detail = await service.call('runs.get', { runId: id, logs: logCount });
     if (values.json) {
-      // One run: a single object (lists are arrays): runs.get's run with its metrics, the
-      // last --logs lines (runs.logs) and the checkpoint's absolute path.
-      printJson({ ...run, checkpointFile: checkpoint, metrics, logs });
+      printJson(detail);
       return 0;
     }
+    const { run, metrics, logs, checkpointFile: checkpoint } = detail;
     const lines = [
       `Run #${run.id}: ${run.stage}, ${run.status}${run.provider !== null ? ` on ${run.provider}` : ''}`,
       `  created ${run.createdAt}${run.startedAt !== null ? `, started ${run.startedAt}` : ''}${run.finishedAt !== null ? `, finished ${run.finishedAt}` : ''}`,
@@ -125,18 +118,9 @@ export async function runsResume(argv: string[]): Promise<number> {
   });
 }
 
-/** Starts a job with `start`, follows it with a progress line, and reports how it ended:
- *  0 when done, 130 after Ctrl-C, 1 otherwise (a failure throws its sentence). */
-export async function runInForeground(studio: Studio, start: (runner: JobRunner) => Run, label: string, metrics: readonly string[] = ['loss']): Promise<number> {
-  const runner = new JobRunner({ db: studio.db, files: studio.files });
-  try {
-    return await followInForeground(runner, start(runner).id, label, metrics);
-  } finally {
-    await runner.close();
-  }
-}
-
-/** Follows a run this process's runner runs, and reports how it ended (as runInForeground). */
+/** Follows a run this process's runner runs (one a service method started) with a progress
+ *  line, and reports how it ended: 0 when done, 130 after Ctrl-C, 1 otherwise (a failure
+ *  throws its sentence). */
 export async function followInForeground(runner: JobRunner, runId: number, label: string, metrics: readonly string[]): Promise<number> {
   const { run: end, interrupted } = await followRun(runner, runId, { label, metrics });
   if (end.status === 'failed') throw new Error(end.error ?? `Run #${end.id} failed; see \`afd runs show ${end.id}\`.`);
@@ -186,10 +170,10 @@ function runId(text: string): number {
   return id;
 }
 
-function stepText(step: number | undefined, run: RunInfo): string {
+function stepText(run: RunSummary): string {
   const total = typeof run.config.steps === 'number' ? run.config.steps : null;
-  if (step === undefined) return '';
-  return total === null ? String(step) : `${step}/${total}`;
+  if (run.lastStep === null) return '';
+  return total === null ? String(run.lastStep) : `${run.lastStep}/${total}`;
 }
 
 function short(time: string | null): string {

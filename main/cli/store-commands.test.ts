@@ -80,8 +80,8 @@ test('errors are one sentence on stderr with a non-zero exit; --debug adds the s
   const noFolder = await afd(['datasets', 'list', '--db', join(dir, 'no', 'such', 'folder', 'x.db')]);
   assert.equal(noFolder.code, 1);
   assert.match(noFolder.stderr, /^afd datasets list: Could not open the database .*; check that the folder exists and is writable\.\n$/);
-  // A throwaway database for tests and trials.
-  assert.deepEqual(json(await afd(['models', 'list', '--json', '--db', ':memory:'])), []);
+  // A throwaway database for tests and trials: only the embedded model.
+  assert.deepEqual(json<{ kind: string }[]>(await afd(['models', 'list', '--json', '--db', ':memory:'])).map((m) => m.kind), ['builtin']);
 });
 
 test('train-tiny runs as a recorded job; runs list and show report it', async () => {
@@ -91,8 +91,8 @@ test('train-tiny runs as a recorded job; runs list and show report it', async ()
   const id = Number(/#(\d+)/.exec(trained.stdout)?.[1]);
   const runs = json<{ id: number; stage: string; status: string }[]>(await afd(['runs', 'list', '--json', '--db', db]));
   assert.deepEqual(runs.map((r) => [r.stage, r.status]), [['train-tiny-lm', 'done'], ['import-dataset', 'done']]);
-  const shown = json<{ status: string; config: { steps: number }; metrics: { name: string; lastStep: number }[]; logs: { text: string }[]; checkpointFile: string }>(await afd(['runs', 'show', String(id), '--json', '--db', db]));
-  assert.deepEqual([shown.status, shown.config.steps], ['done', 8]);
+  const shown = json<{ run: { status: string; config: { steps: number } }; metrics: { name: string; lastStep: number }[]; logs: { text: string }[]; checkpointFile: string }>(await afd(['runs', 'show', String(id), '--json', '--db', db]));
+  assert.deepEqual([shown.run.status, shown.run.config.steps], ['done', 8]);
   assert.deepEqual(shown.metrics.map((m) => [m.name, m.lastStep]), [['grad_norm', 8], ['loss', 8]]);
   assert.deepEqual(shown.logs.map((l) => l.text), ['Started on cpu.', 'Done.']);
   assert.ok(shown.checkpointFile.endsWith(`studio.db.files/runs/${id}/checkpoint.safetensors`));
@@ -141,8 +141,8 @@ test('models: import a Hugging Face folder, list it, export it as it is and as F
   const imported = await afd(['models', 'import', src, '--db', db]);
   assert.equal(imported.code, 0, imported.stderr);
   assert.match(imported.stdout, /^Imported model #1 \("hf-tiny"\): gpt2, 2,064 parameters in \d+ s\.\n$/);
-  const models = json<{ id: number; name: string; family: string; path: string }[]>(await afd(['models', 'list', '--json', '--db', db]));
-  assert.deepEqual(models.map((m) => [m.id, m.name, m.family]), [[1, 'hf-tiny', 'gpt2']]);
+  const models = json<{ id: number; name: string; kind: string; family: string; folder: string }[]>(await afd(['models', 'list', '--json', '--db', db]));
+  assert.deepEqual(models.filter((m) => m.kind !== 'builtin').map((m) => [m.id, m.name, m.family]), [[1, 'hf-tiny', 'gpt2']]);
   const same = join(dir, 'export-same');
   assert.match((await afd(['models', 'export', 'hf-tiny', '--out', same, '--db', db])).stderr, /^Exported model #1 \("hf-tiny"\) to .*export-same\.\n$/);
   assert.deepEqual(readFileSync(join(same, 'model.safetensors')), readFileSync(join(src, 'model.safetensors')));

@@ -1,11 +1,11 @@
 // `afd train-tiny`: trains the built-in tiny GPT as a job (a demonstration of the job
 // runner: recorded in the store, a progress line, Ctrl-C cancels with a checkpoint, and
-// `afd runs resume` continues it).
+// `afd runs resume` continues it), started by the StudioService's runs.start.
 import { parseArgs } from 'node:util';
 import type { JsonObject } from '../../db/json.ts';
 import { wholeNumber } from './output.ts';
-import { runInForeground } from './runs.ts';
-import { DB_OPTION, DB_USAGE, withStudio } from './studio.ts';
+import { followInForeground } from './runs.ts';
+import { DB_OPTION, DB_USAGE, withService } from './studio.ts';
 
 const USAGE = `usage: afd train-tiny --steps N [--checkpoint-every K] [--seed 0] [--lr 0.003] [--batch 4] [--threads 1] [--provider cpu|webgpu|cuda] [${DB_USAGE}]`;
 
@@ -32,5 +32,8 @@ export async function trainTiny(argv: string[]): Promise<number> {
     config.lr = lr;
   }
   if (values.provider !== undefined) config.provider = values.provider;
-  return withStudio(values.db, (studio) => runInForeground(studio, (runner) => runner.submit('train-tiny-lm', config), 'Training'));
+  return withService(values.db, async ({ service, runner }) => {
+    const run = await service.call('runs.start', { kind: 'train-tiny-lm', config });
+    return followInForeground(runner, run.id, 'Training', ['loss']);
+  });
 }

@@ -97,7 +97,7 @@ test('streams: phases with their progress; what a pane says in each, counted dow
   assert.equal(phaseView(s.x), null);
 });
 
-const m = (id: number, parentId: number | null, stage: string | null): ModelInfo => ({ id, name: `m${id}`, kind: id === 1 ? 'builtin' : parentId === null ? 'imported' : 'trained', family: 'gpt2', parentId, stage, runId: null, createdAt: '', params: null, source: null });
+const m = (id: number, parentId: number | null, stage: string | null): ModelInfo => ({ id, name: `m${id}`, kind: id === 1 ? 'builtin' : parentId === null ? 'imported' : 'trained', family: 'gpt2', parentId, stage, runId: null, createdAt: '', params: null, source: null, folder: null });
 
 test('lineage: parents before children, orphans and cycles still listed; labels; ancestry', () => {
   const models = [m(4, 2, 'rl'), m(3, 2, 'reward'), m(2, 1, 'sft'), m(1, null, null), m(5, 99, 'sft'), m(6, 7, 'sft'), m(7, 6, 'sft')];
