@@ -1,4 +1,4 @@
-// The sampling half of an RL step under LoRA (main/afd/stages/rl.ts PolicyUpdate.rollout)
+// The sampling half of an RL step under LoRA (main/stages/kinds/rl.ts PolicyUpdate.rollout)
 // on SmolLM2-135M-Instruct, done both ways, and printed as JSON:
 //
 // - `rebuilt` (what every step did before): merge the adapters into the weights
@@ -27,7 +27,7 @@ import { cachedGgufFolder, modelCacheRoot } from '../native-models/checkpoint/gg
 import { Generator } from '../native-models/generate/generator.ts';
 import { loraInit, loraParamShapes, mergeLora, type LoraSpec } from '../native-models/models/lora.ts';
 import { Rng } from '../native-models/train/rng.ts';
-import { loadModel, type LoadedModel } from '../main/afd/lm.ts';
+import { loadModel, type LoadedModel } from '../main/stages/lm.ts';
 import { median } from '../main/eval/stats.ts';
 import { KNOWN_MODELS } from '../main/models/known.ts';
 

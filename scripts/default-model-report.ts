@@ -1,7 +1,7 @@
 // Writes docs/default-model.md and docs/default-model-curve.svg from
 // models/default/training.json (written by `afd pretrain`).
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { PretrainResult } from '../main/afd/pretrain.ts';
+import type { PretrainResult } from '../main/stages/pretrain.ts';
 import { linePlotSvg } from '../main/report/svg-plot.ts';
 
 const r = JSON.parse(readFileSync('models/default/training.json', 'utf8')) as PretrainResult;

@@ -3,7 +3,7 @@
 // strings with milliseconds (they sort as text). JSON columns are checked with json_valid.
 // Every foreign-key column is indexed (directly or as the prefix of a UNIQUE/PRIMARY KEY),
 // so cascading deletes do not scan the child table.
-import type { Migration } from './index.ts';
+import type { Migration } from './migration.ts';
 
 const NOW = "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
 

@@ -1,7 +1,7 @@
 // v2: index examples by (dataset, split, id). The dataset list counts examples per split
 // (GROUP BY dataset_id, split) and the example browser filters by split in id order;
 // without it both scan every example of the dataset.
-import type { Migration } from './index.ts';
+import type { Migration } from './migration.ts';
 
 export const examplesBySplit: Migration = {
   version: 2,

@@ -10,7 +10,7 @@
 //   app can keep writing while it runs) into a dataset that stays hidden (ready = 0)
 //   until its last batch is stored; a cancelled, failed or interrupted import is deleted
 //   whole. import_run_id keeps the provenance afterwards.
-import type { Migration } from './index.ts';
+import type { Migration } from './migration.ts';
 
 const NOW = "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
 

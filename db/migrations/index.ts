@@ -2,16 +2,12 @@
 // ends by setting PRAGMA user_version to its number (see openDatabase). Never edit a
 // migration that has shipped: add the next one. PRAGMA foreign_keys cannot change inside
 // a transaction, so a migration that rebuilds a table must keep references valid itself.
-import type Database from 'better-sqlite3';
 import { initial } from './001-initial.ts';
 import { examplesBySplit } from './002-examples-by-split.ts';
 import { jobs } from './003-jobs.ts';
+import type { Migration } from './migration.ts';
 
-export interface Migration {
-  readonly version: number;
-  readonly name: string;
-  up(db: Database.Database): void;
-}
+export type { Migration } from './migration.ts';
 
 export const MIGRATIONS: readonly Migration[] = [initial, examplesBySplit, jobs];
 

@@ -11,7 +11,7 @@
 import Type, { type TObject, type TProperties, type TSchema } from 'typebox';
 import { described, flag, integer, nullable, number, oneOf, text } from '../schema/fields.ts';
 import { isObject, parseObject, SchemaError, show } from '../schema/parse.ts';
-import type { DataSpec, ExperimentDefinition, ExperimentProgress, Recipe, ResultRow, ResultsTable, StageSpec, StageState } from '../afd/contract.ts';
+import type { DataSpec, ExperimentDefinition, ExperimentProgress, Recipe, ResultRow, ResultsTable, StageSpec, StageState } from '../experiments/contract.ts';
 import type { DatasetFormat, DatasetSummary, Example, ExampleEdit, ExamplePage, ExamplePatch, Split } from '../../db/datasets.ts';
 import type { Json, JsonObject } from '../../db/json.ts';
 import type { LogLevel, LogLine } from '../../db/run-logs.ts';
@@ -229,7 +229,7 @@ export interface ExperimentDetail {
   memory?: { available: number; stages: Record<string, StageMemory> };
 }
 
-/** A stage's estimated peak memory (main/afd/memory-estimate.ts): when the peak comes and its parts. */
+/** A stage's estimated peak memory (main/stages/memory-estimate.ts): when the peak comes and its parts. */
 export interface StageMemory {
   bytes: number;
   phase: string;

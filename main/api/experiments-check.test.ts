@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { JsonObject } from '../../db/json.ts';
-import { STAGES } from '../afd/stages/index.ts';
+import { STAGES } from '../stages/kinds/index.ts';
 import { openTestStudio } from './testing.ts';
 
 test('experiments.stageKinds: every stage kind, its inputs and its settings schema as plain JSON', { timeout: 120_000 }, async () => {

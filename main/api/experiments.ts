@@ -1,79 +1,30 @@
-// The experiments view's methods over the AfD pipeline (main/afd: definitions, recipes,
-// the driver that runs a definition's stages as jobs, the results table). The pipeline's
-// modules are loaded here and nowhere else in the API, on first use.
+// The experiments view's methods over the experiments layer (main/experiments:
+// definitions, recipes, the driver that runs a definition's stages as jobs, the results
+// table). The layer is loaded here and nowhere else in the API, on first use; its types
+// are imported as types, which loads nothing.
 import { isAbsolute } from 'node:path';
-import type { StudioDatabase } from '../../db/database.ts';
 import { ExperimentStore } from '../../db/experiments.ts';
 import type { JsonObject } from '../../db/json.ts';
 import { RunStore } from '../../db/runs.ts';
-import type { ExperimentDefinition, ExperimentProgress, Recipe, ResultsTable } from '../afd/contract.ts';
-import type { StudioFiles } from '../jobs/files.ts';
-import type { JobRunner } from '../jobs/runner.ts';
-import type { DefinitionProblem, ExperimentDetail, ExperimentSummary, StageKind } from './contract.ts';
+import type { Pipeline, RunningExperiment } from '../experiments/pipeline.ts';
+import type { ExperimentDetail, ExperimentSummary } from './contract.ts';
 import type { ApiContext, Handlers } from './context.ts';
 import { experimentState, experimentSummary } from './experiment-summary.ts';
 import { runInfo } from './runs.ts';
 
-// The shapes the pipeline's modules export (main/afd/driver.ts, experiment.ts, recipes.ts,
-// results.ts), as agreed in main/afd/contract.ts.
-interface Driver {
-  readonly experimentId: number;
-  readonly done: Promise<ExperimentProgress>;
-  progress(): ExperimentProgress;
-  onProgress(listener: (p: ExperimentProgress) => void): () => void;
-  stop(reason: 'pause' | 'cancel'): void;
-}
-
-export interface Pipeline {
-  start(db: StudioDatabase, runner: JobRunner, definition: ExperimentDefinition, opts?: { experimentId?: number }): Driver;
-  progress(db: StudioDatabase, experimentId: number): ExperimentProgress;
-  parse(raw: unknown): ExperimentDefinition;
-  /** Every problem `parse` would refuse, each with its stage and setting. */
-  check(raw: unknown): DefinitionProblem[];
-  /** Every stage kind, its settings' schema as JSON. */
-  stageKinds: StageKind[];
-  /** null when this build has no recipes module. */
-  recipes: Recipe[] | null;
-  results(db: StudioDatabase, files: { runDir(runId: number): string }, experimentId: number): ResultsTable | null;
-  /** Each sized stage's estimated peak memory, from the definition alone, and the memory available now. */
-  memory(db: StudioDatabase, files: StudioFiles, definition: ExperimentDefinition): Promise<NonNullable<ExperimentDetail['memory']>>;
-}
-
-/** Loads the pipeline's modules; a clear sentence if this build lacks them. */
+/** Loads the experiments layer (main/experiments/) on first use; a clear sentence if it cannot be. */
 export async function loadPipeline(): Promise<Pipeline> {
-  const load = async <T>(file: string): Promise<T> => {
-    try {
-      return (await import(new URL(`../afd/${file}`, import.meta.url).href)) as T;
-    } catch (err) {
-      throw new Error(`The AfD pipeline could not be loaded (main/afd/${file}: ${(err as Error).message}); update or reinstall AfD Studio.`, { cause: err });
-    }
-  };
-  const [driver, experiment, stages, recipes, results, memory] = await Promise.all([
-    load<{ ExperimentDriver: { start: Pipeline['start'] }; experimentProgress: Pipeline['progress'] }>('driver.ts'),
-    load<typeof import('../afd/experiment.ts')>('experiment.ts'),
-    load<typeof import('../afd/stages/index.ts')>('stages/index.ts'),
-    // Recipes are a convenience: experiments run without them.
-    load<{ RECIPES: Recipe[] }>('recipes.ts').catch(() => ({ RECIPES: null })),
-    load<{ experimentResults: Pipeline['results'] }>('results.ts'),
-    load<typeof import('../afd/memory-check.ts')>('memory-check.ts'),
-  ]);
-  return {
-    start: (db, runner, definition, opts) => driver.ExperimentDriver.start(db, runner, definition, opts),
-    progress: driver.experimentProgress,
-    parse: experiment.parseExperiment,
-    check: (raw) => experiment.checkExperiment(raw).map((e) => ({ message: e.message, stage: e.stage, stageId: e.stageId, path: [...e.path] })),
-    // TypeBox schemas are JSON Schema: as JSON they are the form's description.
-    stageKinds: Object.values(stages.STAGES).map((s) => ({ kind: s.kind, summary: s.summary, produces: s.produces, inputs: JSON.parse(JSON.stringify(s.inputs)) as StageKind['inputs'], settings: JSON.parse(JSON.stringify(s.settings)) as StageKind['settings'] })),
-    recipes: recipes.RECIPES,
-    results: results.experimentResults,
-    memory: async (db, files, definition) => ({ available: memory.availableMemory(), stages: memory.experimentEstimates(definition, await memory.outsideShapes(db, files, definition)) }),
-  };
+  try {
+    return (await import('../experiments/pipeline.ts')).PIPELINE;
+  } catch (err) {
+    throw new Error(`The AfD pipeline could not be loaded (main/experiments/pipeline.ts: ${(err as Error).message}); update or reinstall AfD Studio.`, { cause: err });
+  }
 }
 
 export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipeline>): Handlers<'experiments.recipes' | 'experiments.stageKinds' | 'experiments.check' | 'experiments.start' | 'experiments.list' | 'experiments.get' | 'experiments.stop' | 'experiments.resume' | 'experiments.exportTrl' | 'results.get'> & { close(): void } {
   const experiments = new ExperimentStore(ctx.db);
   const runs = new RunStore(ctx.db);
-  const drivers = new Map<number, { driver: Driver; unsubscribe: () => void }>();
+  const drivers = new Map<number, { driver: RunningExperiment; unsubscribe: () => void }>();
 
   const experiment = (id: number) => {
     const e = experiments.get(id);
@@ -91,7 +42,7 @@ export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipe
       return d;
     }
   };
-  const watch = (driver: Driver): void => {
+  const watch = (driver: RunningExperiment): void => {
     const unsubscribe = driver.onProgress((progress) => ctx.emit({ type: 'experiment.progress', progress }));
     drivers.set(driver.experimentId, { driver, unsubscribe });
     void driver.done.then(
@@ -116,9 +67,7 @@ export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipe
 
   return {
     'experiments.recipes': async () => {
-      const recipes = (await pipeline()).recipes;
-      if (recipes === null) throw new Error('This build of AfD Studio has no ready-made recipes; write an experiment definition instead.');
-      return recipes;
+      return [...(await pipeline()).recipes];
     },
     'experiments.stageKinds': async () => (await pipeline()).stageKinds,
     'experiments.check': async (p) => (await pipeline()).check(p.definition),
@@ -152,9 +101,9 @@ export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipe
       const pl = await pipeline();
       const e = experiment(p.experimentId);
       if (!isAbsolute(p.out)) throw new Error(`Type the full path of a new folder for the project (${JSON.stringify(p.out)} is relative).`);
-      // The exporter is loaded on first use, like the rest of the pipeline.
-      const trl = (await import(new URL('../afd/trl/export.ts', import.meta.url).href)) as typeof import('../afd/trl/export.ts');
-      const m = await trl.exportTrl(ctx.db, ctx.runner.files, pl.parse(e.definition), { out: p.out, experimentId: e.id, ...(p.gpus === undefined ? {} : { gpus: p.gpus }) });
+      // The exporter is loaded on first use, like the rest of the layer.
+      const { exportTrl } = await import('../experiments/trl/export.ts');
+      const m = await exportTrl(ctx.db, ctx.runner.files, pl.parse(e.definition), { out: p.out, experimentId: e.id, ...(p.gpus === undefined ? {} : { gpus: p.gpus }) });
       ctx.log('info', `Experiment #${e.id} exported for TRL to ${p.out}: ${m.stages.filter((s) => s.exported).length} of ${m.stages.length} stages.`);
       return { out: p.out, stages: m.stages.map(({ id, kind, exported, script, why }) => ({ id, kind, exported, ...(script === undefined ? {} : { script }), ...(why === undefined ? {} : { why }) })) };
     },

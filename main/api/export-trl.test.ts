@@ -1,5 +1,5 @@
 // experiments.exportTrl, the Experiments view's Export for TRL: a stored experiment written
-// as a TRL project (main/afd/trl/export.ts), every stage listed with its script or the
+// as a TRL project (main/experiments/trl/export.ts), every stage listed with its script or the
 // reason the studio keeps it; a relative folder is refused.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';

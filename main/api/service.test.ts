@@ -8,11 +8,11 @@ import { after, test } from 'node:test';
 import { JudgmentStore } from '../../db/judgments.ts';
 import { ModelStore } from '../../db/models.ts';
 import { withTempDir } from '../../test/support/temp-dir.ts';
-import type { ExperimentDefinition, ExperimentProgress } from '../afd/contract.ts';
+import type { ExperimentDefinition, ExperimentProgress } from '../experiments/contract.ts';
+import type { Pipeline, RunningExperiment } from '../experiments/pipeline.ts';
 import type { StudioEvent } from './contract.ts';
 import { ValidationError } from './contract.ts';
 import { histogram } from './datasets.ts';
-import type { Pipeline } from './experiments.ts';
 import { loadPipeline } from './experiments.ts';
 import { openTestStudio } from './testing.ts';
 
@@ -308,12 +308,12 @@ test('experiments go through the pipeline: start, progress events, list, stop, r
     start: (db, _runner, definition, opts) => {
       const id = opts?.experimentId ?? Number(db.sqlite.prepare('INSERT INTO experiments (name, definition) VALUES (?, ?)').run(definition.name, JSON.stringify(definition)).lastInsertRowid);
       state = 'running';
-      let finish: (p: ExperimentProgress) => void = () => undefined;
-      const done = new Promise<ExperimentProgress>((resolve) => { finish = resolve; });
+      let finish: (p: Awaited<RunningExperiment['done']>) => void = () => undefined;
+      const done = new Promise<Awaited<RunningExperiment['done']>>((resolve) => { finish = resolve; });
       return {
         experimentId: id, done, progress: () => progress(id, state),
         onProgress: (l) => { listeners.add(l); return () => listeners.delete(l); },
-        stop: (reason) => { stops.push(reason); state = 'paused'; for (const l of listeners) l(progress(id, state)); finish(progress(id, state)); },
+        stop: (reason) => { stops.push(reason); state = 'paused'; for (const l of listeners) l(progress(id, state)); finish({ ...progress(id, state), status: 'paused' }); },
       };
     },
     progress: (_db, id) => progress(id, state),
@@ -321,7 +321,7 @@ test('experiments go through the pipeline: start, progress events, list, stop, r
     stageKinds: [],
     recipes: [{ id: 'r', title: 'Recipe', summary: 's', definition: { name: 'r' } }],
     results: (_db, _files, id) => ({ gold_judge_accuracy: null, rows: [{ method: `m${id}`, gold_mean: 1, gold_ci95: [0, 2], win_rate_vs_sft: 0.5, mean_length: 3 }] }),
-    memory: async (_db, _files, definition) => ({ available: 8e9, stages: { [definition.name]: { bytes: 1e9, phase: 'a training step', parts: [] } } }),
+    memory: async (_db, _files, definition) => ({ available: 8e9, stages: { [definition.name]: { bytes: 1e9, phase: 'a training step', parts: [], lower: [] } } }),
   };
   const s = await openTestStudio({ pipeline: async () => pipeline });
   try {
@@ -331,7 +331,7 @@ test('experiments go through the pipeline: start, progress events, list, stop, r
     assert.equal(e.name, 'exp');
     assert.equal(e.progress.stages[0].state, 'running');
     // Each stage's memory estimate comes with the detail, from the stored definition.
-    assert.deepEqual(e.memory, { available: 8e9, stages: { exp: { bytes: 1e9, phase: 'a training step', parts: [] } } });
+    assert.deepEqual(e.memory, { available: 8e9, stages: { exp: { bytes: 1e9, phase: 'a training step', parts: [], lower: [] } } });
     assert.deepEqual((await s.service.call('experiments.list', {})).map((x) => [x.name, x.state]), [['exp', 'running']]);
     const stopped = await s.service.call('experiments.stop', { experimentId: e.id, reason: 'pause' });
     assert.deepEqual(stops, ['pause']);

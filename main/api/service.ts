@@ -4,13 +4,13 @@
 // this one wires them, turns the runner's events into StudioEvents, and keeps the app log.
 import { dirname, join, resolve } from 'node:path';
 import type { StudioDatabase } from '../../db/database.ts';
+import type { Pipeline } from '../experiments/pipeline.ts';
 import type { JobRunner } from '../jobs/runner.ts';
 import { compareHandlers } from './compare.ts';
 import type { AppLogLine, LogLevel, Method, Params, Result, Settings, StudioApi, StudioEvent, StudioEventListener } from './contract.ts';
 import { validate } from './contract.ts';
 import type { ApiContext, Handlers } from './context.ts';
 import { datasetHandlers } from './datasets.ts';
-import type { Pipeline } from './experiments.ts';
 import { experimentHandlers, loadPipeline } from './experiments.ts';
 import type { GenerationBackend } from './generation.ts';
 import { WorkerGeneration } from './generation.ts';
@@ -28,7 +28,7 @@ export interface ServiceOptions {
   dataFolder?: string;
   /** Interactive generation (default: a worker thread). */
   generation?: GenerationBackend;
-  /** The AfD pipeline's modules (default: main/afd, loaded on first use). */
+  /** The experiments layer (default: main/experiments/pipeline.ts, loaded on first use). */
   pipeline?: () => Promise<Pipeline>;
   /** How a missing item's sentence ends (default: '...it may have been deleted, so reload
    *  the list'); the CLI names its list command instead. */

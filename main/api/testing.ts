@@ -3,10 +3,10 @@
 import { basename } from 'node:path';
 import type { StudioDatabase } from '../../db/database.ts';
 import { openDatabase } from '../../db/database.ts';
+import type { Pipeline } from '../experiments/pipeline.ts';
 import { StudioFiles } from '../jobs/files.ts';
 import { JobRunner } from '../jobs/runner.ts';
 import type { ProviderSetting, StudioEvent } from './contract.ts';
-import type { Pipeline } from './experiments.ts';
 import type { GenerationBackend, GenerationListener, GeneratedRow, GenerateRequest, ModelCacheState, ProviderProbe } from './generation.ts';
 import { GenerationStopped } from './generation.ts';
 import type { ServiceOptions } from './service.ts';

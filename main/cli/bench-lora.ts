@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { defaultLoraBench, runLoraBench, startLoraReference } from '../../bench/train-lora.ts';
 import { modelFolder } from '../../native-models/checkpoint/gguf/to-hf.ts';
 import { resolveModelArg } from '../models/known.ts';
-import { TORCH_OPTIONS, torchDevice } from './bench.ts';
+import { TORCH_OPTIONS, torchDevice } from './bench-torch.ts';
 
 const USAGE = 'usage: afd bench train --model smollm2|DIR|FILE.gguf --lora RANK [--json] [--vs-torch [--torch-device cpu|cuda|auto] [--torch-bf16]] [--alpha 16] [--seq 256] [--batch 8] [--steps 8] [--warmup 2] [--threads N] [--lr 3e-4] [--seed 0] [--provider cpu|webgpu|cuda]';
 

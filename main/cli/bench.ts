@@ -2,9 +2,10 @@
 
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { defaultTrainBench, runTrainBench, TorchReference, type TorchOptions } from '../../bench/train.ts';
+import { defaultTrainBench, runTrainBench, TorchReference } from '../../bench/train.ts';
 import { modelFolder } from '../../native-models/checkpoint/gguf/to-hf.ts';
 import { resolveModelArg } from '../models/known.ts';
+import { TORCH_OPTIONS, torchDevice } from './bench-torch.ts';
 
 export async function benchTrain(argv: string[]): Promise<number> {
   // --model M --lora R: the SFT stage's LoRA step on a real model (main/cli/bench-lora.ts).
@@ -57,17 +58,6 @@ export async function benchTrain(argv: string[]): Promise<number> {
   }
   console.log(JSON.stringify(result));
   return 0;
-}
-
-/** Where the --vs-torch reference runs: every benchmark takes these options. */
-export const TORCH_OPTIONS = { 'torch-device': { type: 'string' }, 'torch-bf16': { type: 'boolean', default: false } } as const;
-
-/** --torch-device as the references take it (checked), and that --torch-bf16 goes with --vs-torch. */
-export function torchDevice(values: { 'torch-device'?: string; 'torch-bf16'?: boolean; 'vs-torch'?: boolean }): TorchOptions['device'] {
-  const device = values['torch-device'] ?? 'cpu';
-  if (!['cpu', 'cuda', 'auto'].includes(device)) throw new Error(`--torch-device must be cpu, cuda or auto, not '${device}'`);
-  if ((values['torch-device'] !== undefined || values['torch-bf16']) && !values['vs-torch']) throw new Error('--torch-device and --torch-bf16 say where the PyTorch reference runs: give them with --vs-torch');
-  return device as TorchOptions['device'];
 }
 
 /** `afd bench generate`: prefill and decode throughput at batch 1 and 16 (see bench/README.md). */

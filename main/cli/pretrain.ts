@@ -1,7 +1,7 @@
 // `afd pretrain`: builds the embedded default model (pi_0) from the HH transcripts.
 
 import { parseArgs } from 'node:util';
-import { pretrain } from '../afd/pretrain.ts';
+import { pretrain } from '../stages/pretrain.ts';
 import { ProgressBar } from './progress.ts';
 
 export async function pretrainCommand(argv: string[]): Promise<number> {

@@ -1,11 +1,11 @@
 // `afd export trl` and `afd import results`: an experiment as a TRL + accelerate project for
-// machines with GPUs (main/afd/trl/export.ts), and that project's outputs back into the
+// machines with GPUs (main/experiments/trl/export.ts), and that project's outputs back into the
 // store as a new experiment, whose remaining stages (the gold judge, the evaluation...)
-// then run here (main/afd/trl/import.ts).
+// then run here (main/experiments/trl/import.ts).
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { experimentToExport, exportTrl, TRL_SCRIPTS } from '../afd/trl/export.ts';
-import { importTrlResults } from '../afd/trl/import.ts';
+import { experimentToExport, exportTrl, TRL_SCRIPTS } from '../experiments/trl/export.ts';
+import { importTrlResults } from '../experiments/trl/import.ts';
 import { report, runExperiment } from './experiment.ts';
 import { onePositional, printJson } from './output.ts';
 import { DB_OPTION, DB_USAGE, withStudio } from './studio.ts';

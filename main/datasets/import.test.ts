@@ -9,10 +9,10 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import type { StudioDatabase } from '../../db/database.ts';
 import { openDatabase } from '../../db/database.ts';
 import { DatasetStore } from '../../db/datasets.ts';
+import { HH_HARMLESS_FILE } from './hh.ts';
 import { importDataset } from './import.ts';
 import type { ImportProgress } from './import.ts';
 import { DatasetFormatError } from './readers.ts';
-import { HH_HARMLESS_FILE } from '../afd/hh.ts';
 import { tempFiles } from '../../test/support/temp-dir.ts';
 
 const HH_FILE = HH_HARMLESS_FILE;

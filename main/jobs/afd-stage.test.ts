@@ -9,8 +9,12 @@ import { GenerationStore } from '../../db/generations.ts';
 import type { JsonObject } from '../../db/json.ts';
 import { ModelStore } from '../../db/models.ts';
 import { RunStore } from '../../db/runs.ts';
+import { DEFAULT_MODEL_DIR } from '../models/builtin.ts';
 import { withTempDir } from '../../test/support/temp-dir.ts';
+import type { Artifact } from '../stages/stage.ts';
 import { afdStageKind } from './afd-stage.ts';
+import { StudioFiles } from './files.ts';
+import { JobRunner } from './runner.ts';
 
 test('finish records models with lineage and samples as generations', async () => {
   await withTempDir('afd-stage', async (dir) => {
@@ -38,5 +42,26 @@ test('finish records models with lineage and samples as generations', async () =
     finish('sample', {}, { model: { ...pi0, modelId: sftRow.id } }, { dir: join(dir, 's') });
     assert.deepEqual(new GenerationStore(db).listByModel(sftRow.id).map((g) => [g.prompt, g.sampleIndex, g.text, g.tokenCount]), [['p', 0, 't0', 3], ['p', 1, 't1', 3]]);
     db.close();
+  });
+});
+
+test('the afd-stage job refuses a stage that cannot fit before it loads anything', { timeout: 120_000 }, async () => {
+  await withTempDir('memory-job', async (dir) => {
+    const dbFile = join(dir, 'studio.db');
+    const db = await openDatabase(dbFile);
+    const runner = await JobRunner.open({ db, files: StudioFiles.forDatabase(dbFile) });
+    try {
+      // 4096 rows of 512 tokens on the default model: hundreds of GiB of activations.
+      const submitted = runner.submit('afd-stage', {
+        stage: 'sft', id: 'sft', experiment: 'e', settings: { batch: 4096, maxLength: 512 }, inputs: { model: { type: 'model', dir: DEFAULT_MODEL_DIR, stage: 'pi0' } satisfies Artifact as unknown as JsonObject },
+        data: { source: 'hh-harmless', evalFraction: 0.2 }, seed: 0, provider: 'cpu', threads: 1,
+      });
+      const run = await runner.settled(submitted.id);
+      assert.equal(run.status, 'failed');
+      assert.match(run.error ?? '', /^Stage 'sft' would need about \d+\.\d GiB \(.*\) at its peak, but .* is available; lower batch \(now 4096\), maxLength \(now 512\) or adaptation: lora instead of full, or free memory, and run it again\.$/);
+    } finally {
+      await runner.close();
+      db.close();
+    }
   });
 });

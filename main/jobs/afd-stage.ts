@@ -1,15 +1,15 @@
-// Job kind `afd-stage`: runs one AfD stage (main/afd/stages) in a worker thread and
+// Job kind `afd-stage`: runs one AfD stage (main/stages/kinds) in a worker thread and
 // stores what it made: its metrics (as it goes), a trained model with its lineage, the
 // samples it drew as generations. The config holds everything the stage was given
 // (settings with defaults filled in, input artifacts, data, seed, provider), so a run
-// repeats exactly; the experiment driver (main/afd/driver.ts) fills it in.
+// repeats exactly; the experiment driver (main/experiments/driver.ts) fills it in.
 import type { JsonObject } from '../../db/json.ts';
 import { GenerationStore } from '../../db/generations.ts';
 import { ModelStore } from '../../db/models.ts';
-import type { DataSpec } from '../afd/contract.ts';
-import type { Artifact, StageInputs } from '../afd/stage.ts';
-import { STAGES } from '../afd/stages/index.ts';
-import { readSamples } from '../afd/stages/sample.ts';
+import type { DataSpec } from '../stages/contract.ts';
+import type { Artifact, StageInputs } from '../stages/stage.ts';
+import { STAGES } from '../stages/kinds/index.ts';
+import { readSamples } from '../stages/kinds/sample.ts';
 import { integer, nullable, oneOf, text } from '../schema/fields.ts';
 import { anObject, configSchema, parseConfig } from './config.ts';
 import type { JobKind } from './kind.ts';

@@ -3,9 +3,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chooseProvider } from '../../native-models/runtime/providers.ts';
-import { loadDemonstrations, type Demonstrations } from '../afd/data.ts';
-import { checkStageMemory } from '../afd/memory-check.ts';
-import { STAGES } from '../afd/stages/index.ts';
+import { loadDemonstrations, type Demonstrations } from '../stages/data.ts';
+import { checkStageMemory } from '../stages/memory-check.ts';
+import { STAGES } from '../stages/kinds/index.ts';
 import type { WorkerRun } from './kind.ts';
 import { stageData, stageInputs, type AfdStageConfig } from './afd-stage.ts';
 

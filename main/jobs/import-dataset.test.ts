@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { openDatabase } from '../../db/database.ts';
 import { DatasetStore } from '../../db/datasets.ts';
+import { HH_HARMLESS_FILE } from '../datasets/hh.ts';
 import { importDataset } from '../datasets/import.ts';
+import { DEFAULT_MODEL_DIR } from '../models/builtin.ts';
 import { StudioFiles } from './files.ts';
 import { JobRunner } from './runner.ts';
-import { HH_HARMLESS_FILE } from '../afd/hh.ts';
-import { DEFAULT_MODEL_DIR } from '../models/builtin.ts';
 
 const HH_FILE = HH_HARMLESS_FILE;
 const dir = mkdtempSync(join(tmpdir(), 'afd-import-job-'));

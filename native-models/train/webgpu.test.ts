@@ -70,7 +70,7 @@ function weights(name: FamilyName, seed: number): Map<string, Float32Array> {
 }
 
 /**
- * The step graphs of an objective as the stages compose them (main/afd: sequence inputs
+ * The step graphs of an objective as the stages compose them (main/stages: sequence inputs
  * [B, T] right-padded, a response mask, each row's last position, pair indices), full or
  * LoRA (rank 4), and the initial trained tensors.
  */

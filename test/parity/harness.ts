@@ -16,9 +16,9 @@ import { fromFloat32, readSafetensors, toFloat32, writeSafetensors, type NamedTe
 import { trainBpe, writeTokenizerFolder } from '../../native-models/tokenizer/bpe-trainer.ts';
 import { Rng } from '../../native-models/train/rng.ts';
 import type { Trainer } from '../../native-models/train/trainer.ts';
-import type { Demonstration } from '../../main/afd/data.ts';
-import type { Adaptation, Encoded } from '../../main/afd/lm.ts';
-import type { StageContext } from '../../main/afd/stage.ts';
+import type { Demonstration } from '../../main/stages/data.ts';
+import type { Adaptation, Encoded } from '../../main/stages/lm.ts';
+import type { StageContext } from '../../main/stages/stage.ts';
 
 /** A stage context that keeps the metrics (per step: loss, grad_norm, ...) and discards the rest. */
 export interface ParityContext extends StageContext {

@@ -4,10 +4,10 @@
 // demonstrations are `rows` prompts with responses of `words` words, long enough that
 // every batch row fills the stage's maxLength.
 import { resourceUsage } from 'node:process';
-import { demonstrations } from '../../main/afd/data.ts';
-import type { Artifact } from '../../main/afd/stage.ts';
-import { runStage } from '../../main/afd/stages/testing.ts';
-import { STAGES } from '../../main/afd/stages/index.ts';
+import { demonstrations } from '../../main/stages/data.ts';
+import type { Artifact } from '../../main/stages/stage.ts';
+import { runStage } from '../../main/stages/kinds/testing.ts';
+import { STAGES } from '../../main/stages/kinds/index.ts';
 
 const a = JSON.parse(process.argv[2]) as { stage: string; inputs: Record<string, string>; settings: Record<string, string | number>; dir: string; rows: number; words: number };
 const WORDS = 'the cat sat on a mat and then it rained over the old town while we walked home slowly'.split(' ');

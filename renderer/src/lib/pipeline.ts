@@ -1,4 +1,4 @@
-// The experiment composer's draft: a pipeline definition (main/afd/contract.ts) whose stage
+// The experiment composer's draft: a pipeline definition (main/experiments/contract.ts) whose stage
 // settings are kept as JSON text (edited as text or in the stage's form, lib/stage-form.ts),
 // with the defaults taken from the API's recipes.
 import type { JsonObject, Recipe } from '../../../main/api/contract.ts';

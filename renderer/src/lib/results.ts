@@ -1,6 +1,6 @@
 // The results view's data: Best-of-N rows grouped into one line per method (reward model)
 // with interval bands, single rows as reference lines, and the table as CSV.
-import type { ResultRow } from '../../../main/afd/contract.ts';
+import type { ResultRow } from '../../../main/experiments/contract.ts';
 import { toCsv } from './csv.ts';
 
 export interface Series {
