@@ -35,7 +35,7 @@ import { Rng } from '../train/rng.ts';
 import { checkTokens, leftPad } from './batch.ts';
 import { compactionModel, DeviceKvCache } from './device-kv.ts';
 import { KvStore } from './kv-store.ts';
-import { adapterInputs, buildGraph, cacheNames, frozenParams, type AdapterInputs, type FrozenParams, type GenerationWeights, type GraphKind } from './graphs.ts';
+import { adapterInputs, buildGraph, cacheNames, checkSize, frozenParams, type AdapterInputs, type FrozenParams, type GenerationWeights, type GraphKind } from './graphs.ts';
 import { Sampler, validateSampling, type SamplingParams } from './sampler.ts';
 
 export interface GeneratorOptions {
@@ -237,9 +237,8 @@ export class Generator<C = unknown> {
     for (const [name, leaf] of adapters.params) {
       const data = values.get(name);
       const shape = leaf.shape as number[];
-      const n = shape.reduce((a, b) => a * b, 1);
       if (!data) throw new Error(`The adapters have no tensor ${name}; give all ${adapters.params.size} adapters of the LoRA spec.`);
-      if (data.length !== n) throw new Error(`The adapter ${name} has ${data.length} values, but its shape [${shape.join(', ')}] needs ${n}.`);
+      checkSize(`The adapter ${name}`, data.length, shape);
       feeds[name] = new ort.Tensor('float32', data, shape);
     }
     const stray = [...values.keys()].find((k) => !adapters.params.has(k));

@@ -45,6 +45,12 @@ export interface FrozenParams<D extends Float32Array | T.ExternalTensor = Float3
   external?: { dir: string; identity: string };
 }
 
+/** Throws unless `size` values fill `shape` ("<what> has 6 values, but its shape [2, 4] needs 8."). */
+export function checkSize(what: string, size: number, shape: readonly number[]): void {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (size !== n) throw new Error(`${what} has ${size} values, but its shape [${shape.join(', ')}] needs ${n}.`);
+}
+
 /** LoRA adapters as graph inputs: their leaves (`${prefix}.lora_A` [in, r], `.lora_B` [r, out]) and the forward's scale alpha / r. */
 export interface AdapterInputs {
   params: Map<string, T.Value>;
@@ -84,10 +90,8 @@ export function frozenParams<C>(family: ModelFamily<C>, config: C, weights: Gene
   const mapped = isMapped(weights);
   for (const [name, shape] of family.paramShapes(config)) {
     const data = mapped ? weights.tensors.get(name) : weights.get(name);
-    const n = shape.reduce((a, b) => a * b, 1);
     if (!data) throw new Error(`The ${family.name} weights have no tensor ${name}; load a complete checkpoint.`);
-    const size = data instanceof Float32Array ? data.length : data.length / 4;
-    if (size !== n) throw new Error(`The ${family.name} weight ${name} has ${size} values, but its shape [${shape.join(', ')}] needs ${n}.`);
+    checkSize(`The ${family.name} weight ${name}`, data instanceof Float32Array ? data.length : data.length / 4, shape);
     const v = T.param(name, shape);
     params.set(name, v);
     initializers.set(v, data);
