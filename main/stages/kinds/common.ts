@@ -114,3 +114,8 @@ export async function checkOnDemonstrations(ctx: StageContext, reward: RewardFun
   ctx.log(`${what} on ${m.n} evaluation demonstrations: mean ${m.mean.toFixed(3)} (95% CI ${m.ci95[0].toFixed(3)} to ${m.ci95[1].toFixed(3)})`);
   return m.mean;
 }
+
+/** The stage's provider and threads, as Generator.create takes them (threads absent: ONNX Runtime's default). */
+export function generatorRuntime(ctx: StageContext): { provider: StageContext['provider']; threads?: number } {
+  return { provider: ctx.provider, ...(ctx.threads ? { threads: ctx.threads } : {}) };
+}

@@ -18,7 +18,7 @@ import { number, text } from '../../schema/fields.ts';
 import { encodePair, loadModel, responseLogProbs, saveModel, sequenceFeeds, sequenceInputs, trainableModel, type Encoded, type LoadedModel, type TrainableModel } from '../lm.ts';
 import { modelDir, one, writeArtifactDetails, type Stage, type StageContext, type StageOutcome } from '../stage.ts';
 import { createTrainer, epochBatches, trainSteps, type StageTraining } from '../training.ts';
-import { adaptation, epochTraining, parseSettings, ref, settingsSchema, trainingSettings, withReference } from './common.ts';
+import { adaptation, epochTraining, generatorRuntime, parseSettings, ref, settingsSchema, trainingSettings, withReference } from './common.ts';
 
 /** The settings dpo, spin and ditto share. */
 export type PairConfig = JsonObject & { policy: string; reference: string; beta: number; epochs: number; batch: number; maxLength: number };
@@ -46,7 +46,7 @@ const SETTINGS = settingsSchema(pairSettings({ lr: 5e-6, epochs: 1 }));
 
 /** log ref(response | prompt) of every encoded row, by one generator over the reference's weights. */
 export async function referenceLogProbs(ctx: StageContext, reference: LoadedModel, rows: readonly Encoded[]): Promise<Float32Array> {
-  const gen = await Generator.create(reference.family, reference.config, reference.weights, { provider: ctx.provider, ...(ctx.threads ? { threads: ctx.threads } : {}) });
+  const gen = await Generator.create(reference.family, reference.config, reference.weights, generatorRuntime(ctx));
   try {
     const scored = await gen.score(rows.map((r) => r.ids.slice(0, r.start)), rows.map((r) => r.ids.slice(r.start)));
     return Float32Array.from(scored, (s) => s.sum);

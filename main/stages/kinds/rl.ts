@@ -23,7 +23,7 @@ import { loadRewardFunction } from '../reward-artifact.ts';
 import type { RewardFunction } from '../reward-function.ts';
 import { modelDir, one, writeArtifactDetails, type Stage, type StageContext, type StageOutcome } from '../stage.ts';
 import { createTrainer, trainSteps, type TrainingSettings } from '../training.ts';
-import { adaptation, ADAPTATION, mixSeed, parseSettings, ref, settingsSchema, training, trainingSettings, withReference } from './common.ts';
+import { adaptation, ADAPTATION, generatorRuntime, mixSeed, parseSettings, ref, settingsSchema, training, trainingSettings, withReference } from './common.ts';
 import { loadPolicyAndReference } from './dpo.ts';
 
 /** What every on-policy stage (rl, airl) samples and how it turns rewards into a step. */
@@ -120,17 +120,17 @@ export class PolicyUpdate {
       throw new Error(`The reference model (${reference.dir}) has another vocabulary than the policy (${policy.dir}); choose a reference with the policy's tokenizer.`);
     }
     const settings = trainingSettings(config, config.steps);
-    const tm = trainableModel(policy, adaptation(config), new Rng(ctx.seed));
+    const how = adaptation(config);
+    const tm = trainableModel(policy, how, new Rng(ctx.seed));
     const x = sequenceInputs();
     const advantages = T.input('advantages', 'float32', ['B']);
     const { logits } = policy.family.forward(policy.config, tm.params, { tokens: x.tokens, ...(tm.loraScale === undefined ? {} : { loraScale: tm.loraScale }) });
     const trainer = await createTrainer(ctx, tm, policyGradientLoss(responseLogProbs(logits, x.targets, x.mask), advantages), settings);
-    const runtime = { provider: ctx.provider, ...(ctx.threads ? { threads: ctx.threads } : {}) };
+    const runtime = generatorRuntime(ctx);
     let refGen: Generator | undefined;
     try {
       // The reference never changes: one generator (compiled once) scores every step's samples.
       refGen = await Generator.create(reference.family, reference.config, reference.weights, runtime);
-      const how = adaptation(config);
       const sampler = how.kind === 'lora' ? await Generator.create(policy.family, policy.config, policy.mapped ?? policy.weights, { ...runtime, lora: { spec: { rank: how.rank, alpha: how.alpha }, adapters: tm.init } }) : undefined;
       return new PolicyUpdate(ctx, config, policy, tm, trainer, settings, refGen, prompts, sampler);
     } catch (e) {
@@ -161,7 +161,7 @@ export class PolicyUpdate {
     });
     // Generation graphs hold the weights as initializers: without adapters to feed, each step compiles its own.
     if (this.sampler) await this.sampler.setAdapters(this.trainer.parameters());
-    const gen = this.sampler ?? await Generator.create(policy.family, policy.config, this.weights(), { provider: ctx.provider, ...(ctx.threads ? { threads: ctx.threads } : {}) });
+    const gen = this.sampler ?? await Generator.create(policy.family, policy.config, this.weights(), generatorRuntime(ctx));
     try {
       const decode = (t: readonly number[]): string => policy.tokenizer.decode(t, { skipSpecialTokens: true });
       const results = await gen.generate(ids, { maxNewTokens: config.maxNewTokens, temperature: config.temperature, eosTokenIds: [policy.eosId], stopStrings: TURN_STOPS, decode, seed: seeds });

@@ -12,7 +12,7 @@ import Type from 'typebox';
 import { described, integer, number, oneOf } from '../../schema/fields.ts';
 import { encodePrompt, loadModel, TURN_STOPS } from '../lm.ts';
 import { artifactDetails, modelDir, one, writeArtifactDetails, type Artifact, type Stage } from '../stage.ts';
-import { parseSettings, ref, settingsSchema } from './common.ts';
+import { generatorRuntime, parseSettings, ref, settingsSchema } from './common.ts';
 
 export type SampleConfig = JsonObject & {
   model: string;
@@ -100,7 +100,7 @@ export const sampleStage: Stage<SampleConfig> = {
     const name = (c: number): string => join(chunkDir, `${String(c).padStart(6, '0')}.jsonl`);
     // Chunks are written atomically, so a present file is a complete chunk.
     const done = new Set((await readdir(chunkDir)).filter((f) => /^\d{6}\.jsonl$/.test(f)).map((f) => Number(f.slice(0, 6))));
-    const generator = await Generator.create(model.family, model.config, model.weights, { provider: ctx.provider, ...(ctx.threads ? { threads: ctx.threads } : {}) });
+    const generator = await Generator.create(model.family, model.config, model.weights, generatorRuntime(ctx));
     const decode = (ids: readonly number[]): string => model.tokenizer.decode(ids, { skipSpecialTokens: true });
     let tokens = 0;
     const t0 = performance.now();

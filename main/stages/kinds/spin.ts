@@ -9,7 +9,7 @@ import { described, integer, number, text } from '../../schema/fields.ts';
 import type { Demonstration } from '../data.ts';
 import { encodePrompt, type LoadedModel, TURN_STOPS } from '../lm.ts';
 import { modelDir, one, type Stage, type StageContext, type StageInputs } from '../stage.ts';
-import { parseSettings, settingsSchema, withReference } from './common.ts';
+import { generatorRuntime, parseSettings, settingsSchema, withReference } from './common.ts';
 import { loadPolicyAndReference, pairSettings, runPairs, type Pair, type PairConfig } from './dpo.ts';
 import { readSamples, sampleSeed } from './sample.ts';
 
@@ -34,7 +34,7 @@ export interface DrawSettings {
 export const DRAW_ROWS = 32;
 
 export async function drawSamples(ctx: StageContext, policy: LoadedModel, prompts: readonly string[], o: DrawSettings, seed: (i: number, k: number) => number): Promise<string[][]> {
-  const gen = await Generator.create(policy.family, policy.config, policy.weights, { provider: ctx.provider, ...(ctx.threads ? { threads: ctx.threads } : {}) });
+  const gen = await Generator.create(policy.family, policy.config, policy.weights, generatorRuntime(ctx));
   try {
     const rows = prompts.flatMap((p, i) => Array.from({ length: o.n }, (_, k) => ({ i, k, ids: encodePrompt(policy, p, o.maxNewTokens) })));
     const decode = (ids: readonly number[]): string => policy.tokenizer.decode(ids, { skipSpecialTokens: true });
