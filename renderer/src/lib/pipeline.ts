@@ -26,7 +26,7 @@ export interface Draft {
 
 export const EMPTY_DRAFT: Draft = { name: 'my experiment', seed: 1, model: 'default', source: 'hh-harmless', evalFraction: 0.2, maxTrain: null, maxEval: null, provider: 'auto', stages: [] };
 
-const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 const num = (v: unknown, d: number): number => (typeof v === 'number' && Number.isFinite(v) ? v : d);
 const optNum = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const str = (v: unknown, d: string): string => (typeof v === 'string' ? v : d);

@@ -2,6 +2,7 @@
 // schema the server parses with, so bounds, choices, defaults and help are never written
 // twice), and the server's problems (experiments.check) placed beside the field they name.
 import type { DefinitionProblem, Json, JsonObject, StageKind } from '../../../main/api/contract.ts';
+import { isObject } from './pipeline.ts';
 
 /** How a setting is edited: numbers with their bounds, a choice, a flag, text, earlier
  *  stages' ids (an input), or JSON text for what has no control of its own (lists, mappings). */
@@ -23,7 +24,6 @@ export interface FormField {
   list?: boolean;
 }
 
-const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 /** The largest integer means "no upper bound" (fields.ts integer()). */
 const bound = (v: unknown): number | undefined => (typeof v === 'number' && Math.abs(v) < Number.MAX_SAFE_INTEGER ? v : undefined);
 
