@@ -41,6 +41,8 @@ test('bad params are refused with a sentence naming the method and the parameter
   refused('experiments.stop', { experimentId: 1, reason: 'stop' }, /reason must be one of pause, cancel, not "stop"/);
   refused('experiments.exportTrl', { experimentId: 1, out: '' }, /out must be a non-empty text of at most 4096 characters, not ""/);
   refused('experiments.exportTrl', { experimentId: 1, out: '/tmp/p', gpus: 0 }, /gpus must be a whole number from 1 to 1024/);
+  refused('experiments.exportTrl', { out: '/tmp/p' }, /give the experiment to export once: experimentId \(a stored experiment\) or definition/);
+  refused('experiments.exportTrl', { experimentId: 1, definition: { name: 'x' }, out: '/tmp/p' }, /give the experiment to export once/);
   refused('experiments.check', {}, /definition must be a mapping \(an experiment definition\), not missing/);
   refused('settings.set', { forcedProvider: 'tpu' }, /forcedProvider must be one of/);
   refused('settings.set', { modelCacheBytes: -1 }, /modelCacheBytes must be a whole number from 0 to/);
@@ -87,6 +89,6 @@ test('a null param counts as absent, unless it may be null; the types come from 
 });
 
 test('every method has a validator that refuses a non-object', () => {
-  assert.equal(METHODS.length, 44);
+  assert.equal(METHODS.length, 45);
   for (const m of METHODS) refused(m, 'text', /must be an object/);
 });

@@ -11,13 +11,13 @@
 import Type, { type TObject, type TProperties, type TSchema } from 'typebox';
 import { described, flag, integer, nullable, number, oneOf, text } from '../schema/fields.ts';
 import { isObject, parseObject, SchemaError, show } from '../schema/parse.ts';
-import type { DataSpec, ExperimentDefinition, ExperimentProgress, Recipe, ResultRow, ResultsTable, StageSpec, StageState } from '../experiments/contract.ts';
+import type { DataSpec, ExperimentDefinition, ExperimentEndStatus, ExperimentProgress, Recipe, ResultRow, ResultsTable, StageSpec, StageState } from '../experiments/contract.ts';
 import type { DatasetFormat, DatasetSummary, Example, ExampleEdit, ExamplePage, ExamplePatch, Split } from '../../db/datasets.ts';
 import type { Json, JsonObject } from '../../db/json.ts';
 import type { LogLevel, LogLine } from '../../db/run-logs.ts';
 import type { Run, RunStatus } from '../../db/runs.ts';
 
-export type { DataSpec, ExperimentDefinition, ExperimentProgress, Recipe, ResultRow, ResultsTable, StageSpec, StageState, Json, JsonObject };
+export type { DataSpec, ExperimentDefinition, ExperimentEndStatus, ExperimentProgress, Recipe, ResultRow, ResultsTable, StageSpec, StageState, Json, JsonObject };
 export type { DatasetFormat, DatasetSummary, Example, ExampleEdit, ExamplePage, ExamplePatch, LogLevel, LogLine, RunStatus, Split };
 
 // ---- shared shapes ----
@@ -239,7 +239,21 @@ export interface StageMemory {
 /** An experiment exported for TRL: the project's folder, and each stage with the script that runs it there, or why the studio runs it after the import. */
 export interface TrlExport {
   out: string;
+  /** The exported experiment's name, and its id when it came from the store. */
+  experiment: { id: number | null; name: string };
+  /** The GPUs of the one machine accelerate.yaml describes. */
+  gpus: number;
+  /** Prompts written into the project. */
+  data: { train: number; eval: number; preferences: number };
   stages: { id: string; kind: string; exported: boolean; script?: string; why?: string }[];
+}
+
+/** A TRL project's outputs read back (experiments.importTrl): the new experiment, what it imported, and the stages left to run here. */
+export interface TrlImport {
+  experimentId: number;
+  name: string;
+  imported: { id: string; kind: string; runId: number; modelId?: number }[];
+  local: { id: string; kind: string; why: string }[];
 }
 
 /** A stage kind as a form is built from it (experiments.stageKinds). */
@@ -382,8 +396,9 @@ export const PARAMS = {
   'experiments.list': NONE,
   'experiments.get': EXPERIMENT,
   'experiments.stop': params({ experimentId: id(), reason: oneOf(['pause', 'cancel']) }),
-  'experiments.resume': EXPERIMENT,
-  'experiments.exportTrl': params({ experimentId: id(), out: path(), gpus: opt(integer(1, 1024)) }),
+  'experiments.resume': params({ experimentId: id(), definition: opt(definition) }),
+  'experiments.exportTrl': params({ experimentId: opt(id()), definition: opt(definition), out: path(), gpus: opt(integer(1, 1024)), pi0: opt(text({ max: LIMITS.promptChars })) }),
+  'experiments.importTrl': params({ dir: path() }),
   'experiments.stageKinds': NONE,
   'experiments.check': params({ definition }),
 
@@ -459,9 +474,12 @@ export interface Methods {
   'experiments.list': { params: P<'experiments.list'>; result: ExperimentSummary[] };
   'experiments.get': { params: P<'experiments.get'>; result: ExperimentDetail };
   'experiments.stop': { params: P<'experiments.stop'>; result: ExperimentProgress };
+  /** Continues a stored experiment; with `definition` (an edited one), each finished stage whose settings, seed or data changed runs again, and every stage that reads its output. */
   'experiments.resume': { params: P<'experiments.resume'>; result: ExperimentDetail };
   /** Writes the experiment as a Python project for TRL on accelerate (GPU machines, clusters: afd export trl) into `out`, a new folder's full path. */
   'experiments.exportTrl': { params: P<'experiments.exportTrl'>; result: TrlExport };
+  /** Reads a project written by exportTrl, after its run: its outputs become a new experiment, linked to the exported one, whose other stages experiments.resume runs here. */
+  'experiments.importTrl': { params: P<'experiments.importTrl'>; result: TrlImport };
   /** Every stage kind with its settings' JSON Schema, for the Experiments view's stage forms. */
   'experiments.stageKinds': { params: P<'experiments.stageKinds'>; result: StageKind[] };
   /** Checks a definition as experiments.start would, starting nothing: every problem with its stage and setting; none when it would start. */
@@ -505,6 +523,10 @@ export type StudioEvent =
   | { type: 'run.log'; runId: number; level: LogLevel; text: string }
   | { type: 'run.checkpoint'; runId: number; step: number }
   | { type: 'experiment.progress'; progress: ExperimentProgress }
+  /** A line from the experiment's driver (why a finished stage runs again). */
+  | { type: 'experiment.log'; experimentId: number; text: string }
+  /** The driver stopped: every stage done, or paused, cancelled, failed or interrupted (`error` says why for a failure). */
+  | { type: 'experiment.ended'; experimentId: number; status: ExperimentEndStatus; error: string | null }
   /**
    * A stream entered a phase or moved on in it: `done` of `total` bytes read ('loading'),
    * `done` ONNX Runtime sessions built ('preparing', total null), `total` new tokens at
@@ -563,6 +585,7 @@ const CHECKS: { [M in Method]?: (p: Params<M>) => string | null } = {
   'datasets.importText': ONE_CHAT_MODEL,
   'datasets.updateExample': (p) => (Object.keys(p.patch).length === 0 ? 'patch changes nothing; give at least one field to change.' : null),
   'compare.nextPair': (p) => (p.modelA === p.modelB ? SAME_MODEL : null),
+  'experiments.exportTrl': (p) => ((p.experimentId === undefined) === (p.definition === undefined) ? 'give the experiment to export once: experimentId (a stored experiment) or definition (one not stored).' : null),
   'compare.tally': (p) => (p.modelA === p.modelB ? SAME_MODEL : null),
 };
 

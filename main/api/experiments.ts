@@ -7,7 +7,7 @@ import { ExperimentStore } from '../../db/experiments.ts';
 import type { JsonObject } from '../../db/json.ts';
 import { RunStore } from '../../db/runs.ts';
 import type { Pipeline, RunningExperiment } from '../experiments/pipeline.ts';
-import type { ExperimentDetail, ExperimentSummary } from './contract.ts';
+import type { ExperimentDetail, ExperimentEndStatus, ExperimentSummary } from './contract.ts';
 import type { ApiContext, Handlers } from './context.ts';
 import { experimentState, experimentSummary } from './experiment-summary.ts';
 import { runInfo } from './runs.ts';
@@ -21,7 +21,7 @@ export async function loadPipeline(): Promise<Pipeline> {
   }
 }
 
-export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipeline>): Handlers<'experiments.recipes' | 'experiments.stageKinds' | 'experiments.check' | 'experiments.start' | 'experiments.list' | 'experiments.get' | 'experiments.stop' | 'experiments.resume' | 'experiments.exportTrl' | 'results.get'> & { close(): void } {
+export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipeline>): Handlers<'experiments.recipes' | 'experiments.stageKinds' | 'experiments.check' | 'experiments.start' | 'experiments.list' | 'experiments.get' | 'experiments.stop' | 'experiments.resume' | 'experiments.exportTrl' | 'experiments.importTrl' | 'results.get'> & { close(): void } {
   const experiments = new ExperimentStore(ctx.db);
   const runs = new RunStore(ctx.db);
   const drivers = new Map<number, { driver: RunningExperiment; unsubscribe: () => void }>();
@@ -45,9 +45,16 @@ export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipe
   const watch = (driver: RunningExperiment): void => {
     const unsubscribe = driver.onProgress((progress) => ctx.emit({ type: 'experiment.progress', progress }));
     drivers.set(driver.experimentId, { driver, unsubscribe });
+    const ended = (status: ExperimentEndStatus, error: string | null): void => ctx.emit({ type: 'experiment.ended', experimentId: driver.experimentId, status, error });
     void driver.done.then(
-      (p) => ctx.log('info', `Experiment #${driver.experimentId} ended: ${experimentState(p)}.`),
-      (err: Error) => ctx.log('error', `Experiment #${driver.experimentId} failed: ${err.message}`),
+      (p) => {
+        ctx.log('info', `Experiment #${driver.experimentId} ended: ${experimentState(p)}.`);
+        ended(p.status, p.error ?? null);
+      },
+      (err: Error) => {
+        ctx.log('error', `Experiment #${driver.experimentId} failed: ${err.message}`);
+        ended('failed', err.message);
+      },
     ).finally(() => {
       unsubscribe();
       if (drivers.get(driver.experimentId)?.driver === driver) drivers.delete(driver.experimentId);
@@ -58,7 +65,17 @@ export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipe
     // A definition that names no provider follows the studio's setting.
     const forced = ctx.settings.get().forcedProvider;
     const parsed = pl.parse(definition.provider === undefined && forced !== 'auto' ? { ...definition, provider: forced } : definition);
-    const driver = pl.start(ctx.db, ctx.runner, parsed, experimentId === undefined ? {} : { experimentId });
+    let id: number | undefined = experimentId;
+    // A line said while a new experiment is being stored, before its id is known, waits for it.
+    const early: string[] = [];
+    const say = (n: number, text: string): void => {
+      ctx.log('info', `Experiment #${n}: ${text}`);
+      ctx.emit({ type: 'experiment.log', experimentId: n, text });
+    };
+    const log = (text: string): void => (id === undefined ? void early.push(text) : say(id, text));
+    const driver = pl.start(ctx.db, ctx.runner, parsed, experimentId === undefined ? { log } : { experimentId, log });
+    id = driver.experimentId;
+    for (const text of early.splice(0)) say(id, text);
     watch(driver);
     ctx.emit({ type: 'experiment.progress', progress: driver.progress() });
     ctx.log('info', `Experiment #${driver.experimentId} "${parsed.name}" ${experimentId === undefined ? 'started' : 'resumed'}.`);
@@ -95,17 +112,29 @@ export function experimentHandlers(ctx: ApiContext, pipeline: () => Promise<Pipe
     'experiments.resume': async (p) => {
       const e = experiment(p.experimentId);
       if (drivers.has(p.experimentId)) throw new Error(`Experiment #${p.experimentId} is already running; pause or cancel it first.`);
-      return launch(e.definition, e.id);
+      return launch(p.definition ?? e.definition, e.id);
     },
     'experiments.exportTrl': async (p) => {
       const pl = await pipeline();
-      const e = experiment(p.experimentId);
+      // A stored experiment, or a definition not stored (`afd export trl FILE`).
+      const e = p.experimentId === undefined ? null : experiment(p.experimentId);
+      const definition = pl.parse(e === null ? p.definition! : e.definition);
       if (!isAbsolute(p.out)) throw new Error(`Type the full path of a new folder for the project (${JSON.stringify(p.out)} is relative).`);
       // The exporter is loaded on first use, like the rest of the layer.
       const { exportTrl } = await import('../experiments/trl/export.ts');
-      const m = await exportTrl(ctx.db, ctx.runner.files, pl.parse(e.definition), { out: p.out, experimentId: e.id, ...(p.gpus === undefined ? {} : { gpus: p.gpus }) });
-      ctx.log('info', `Experiment #${e.id} exported for TRL to ${p.out}: ${m.stages.filter((s) => s.exported).length} of ${m.stages.length} stages.`);
-      return { out: p.out, stages: m.stages.map(({ id, kind, exported, script, why }) => ({ id, kind, exported, ...(script === undefined ? {} : { script }), ...(why === undefined ? {} : { why }) })) };
+      const m = await exportTrl(ctx.db, ctx.runner.files, definition, { out: p.out, experimentId: e?.id ?? null, ...(p.gpus === undefined ? {} : { gpus: p.gpus }), ...(p.pi0 === undefined ? {} : { pi0: p.pi0 }) });
+      ctx.log('info', `Experiment ${e === null ? `'${definition.name}'` : `#${e.id}`} exported for TRL to ${p.out}: ${m.stages.filter((s) => s.exported).length} of ${m.stages.length} stages.`);
+      return {
+        out: p.out, experiment: m.experiment, gpus: m.gpus, data: m.data,
+        stages: m.stages.map(({ id, kind, exported, script, why }) => ({ id, kind, exported, ...(script === undefined ? {} : { script }), ...(why === undefined ? {} : { why }) })),
+      };
+    },
+    'experiments.importTrl': async (p) => {
+      if (!isAbsolute(p.dir)) throw new Error(`Type the full path of the exported project's folder (${JSON.stringify(p.dir)} is relative).`);
+      const { importTrlResults } = await import('../experiments/trl/import.ts');
+      const r = await importTrlResults(ctx.db, ctx.runner.files, p.dir);
+      ctx.log('info', `Experiment #${r.experimentId} (${r.definition.name}) imported from ${p.dir}: ${r.imported.length} stages; ${r.local.length} left to run here.`);
+      return { experimentId: r.experimentId, name: r.definition.name, imported: r.imported, local: r.local };
     },
     'results.get': async (p) => {
       const pl = await pipeline();

@@ -26,9 +26,20 @@ test('experiments.exportTrl writes the stored experiment as a TRL project', { ti
       assert.match(r.stages[0].why!, /gold judge/);
       const manifest = JSON.parse(readFileSync(join(out, 'afd-export.json'), 'utf8')) as { experiment: { id: number }; gpus: number; data: { train: number; eval: number } };
       assert.deepEqual([manifest.experiment.id, manifest.gpus, manifest.data.train, manifest.data.eval], [id, 4, 6, 3]);
+      // The result says what the manifest says (what `afd export trl --json` prints).
+      assert.deepEqual([r.experiment, r.gpus, r.data.train, r.data.eval], [{ id, name: 'tiny' }, 4, 6, 3]);
       assert.ok(existsSync(join(out, 'models/pi0/config.json')), 'the default model is copied in');
       await assert.rejects(t.service.call('experiments.exportTrl', { experimentId: id, out: 'relative/place' }), /full path/);
       await assert.rejects(t.service.call('experiments.exportTrl', { experimentId: id, out }), /already exists/);
+      // A definition not stored (an experiment file), with pi_0 referenced instead of copied.
+      const other = join(dir, 'from-file');
+      const f = await t.service.call('experiments.exportTrl', { definition: { ...definition, name: 'from-file' }, out: other, pi0: 'HuggingFaceTB/SmolLM2-135M-Instruct' });
+      assert.deepEqual(f.experiment, { id: null, name: 'from-file' });
+      assert.equal(existsSync(join(other, 'models/pi0')), false);
+      assert.equal((JSON.parse(readFileSync(join(other, 'afd-export.json'), 'utf8')) as { pi0: string }).pi0, 'HuggingFaceTB/SmolLM2-135M-Instruct');
+      // Reading a project back wants its full path, and a folder that export wrote.
+      await assert.rejects(t.service.call('experiments.importTrl', { dir: 'relative/place' }), /full path/);
+      await assert.rejects(t.service.call('experiments.importTrl', { dir }), /has no afd-export\.json/);
     } finally {
       await t.close();
     }

@@ -294,20 +294,23 @@ test('the data folder moves with a copy of the database, used after a restart', 
   });
 });
 
-test('experiments go through the pipeline: start, progress events, list, stop, resume, results', async () => {
+test('experiments go through the pipeline: start, progress events, list, stop, resume (with an edited definition), results, ended and log events', async () => {
   const progress = (id: number, state: 'running' | 'paused' | 'done'): ExperimentProgress => ({ experimentId: id, stages: [{ id: 'sft', kind: 'sft', runId: null, state }] });
   let state: 'running' | 'paused' | 'done' = 'running';
   const stops: string[] = [];
+  const started: { name: string; seed: number; resumed: boolean }[] = [];
   const listeners = new Set<(p: ExperimentProgress) => void>();
   const pipeline: Pipeline = {
     parse: (raw) => {
       const r = raw as Record<string, unknown>;
       if (typeof r.name !== 'string') throw new Error('An experiment needs a name; add "name".');
-      return { name: r.name, seed: 1, model: 'default', data: { source: 'hh-harmless', evalFraction: 0.2 }, provider: (r.provider as ExperimentDefinition['provider']) ?? 'auto', threads: null, stages: [] };
+      return { name: r.name, seed: typeof r.seed === 'number' ? r.seed : 1, model: 'default', data: { source: 'hh-harmless', evalFraction: 0.2 }, provider: (r.provider as ExperimentDefinition['provider']) ?? 'auto', threads: null, stages: [] };
     },
     start: (db, _runner, definition, opts) => {
       const id = opts?.experimentId ?? Number(db.sqlite.prepare('INSERT INTO experiments (name, definition) VALUES (?, ?)').run(definition.name, JSON.stringify(definition)).lastInsertRowid);
       state = 'running';
+      started.push({ name: definition.name, seed: definition.seed, resumed: opts?.experimentId !== undefined });
+      opts?.log?.(`sft: run again, its seed is ${definition.seed}.`);
       let finish: (p: Awaited<RunningExperiment['done']>) => void = () => undefined;
       const done = new Promise<Awaited<RunningExperiment['done']>>((resolve) => { finish = resolve; });
       return {
@@ -338,9 +341,17 @@ test('experiments go through the pipeline: start, progress events, list, stop, r
     assert.equal(stopped.stages[0].state, 'paused');
     assert.ok(s.events.some((ev) => ev.type === 'experiment.progress' && ev.progress.stages[0].state === 'paused'));
     await new Promise((r) => setTimeout(r, 10));
+    // The drive's end is an event of its own (the CLI waits for it), and the driver's lines are events too.
+    assert.deepEqual(s.events.filter((ev) => ev.type === 'experiment.ended'), [{ type: 'experiment.ended', experimentId: e.id, status: 'paused', error: null }]);
+    assert.deepEqual(s.events.filter((ev) => ev.type === 'experiment.log').map((ev) => ev.type === 'experiment.log' && [ev.experimentId, ev.text]), [[e.id, 'sft: run again, its seed is 1.']]);
     const resumed = await s.service.call('experiments.resume', { experimentId: e.id });
     assert.equal(resumed.id, e.id);
     assert.equal(resumed.progress.stages[0].state, 'running');
+    await s.service.call('experiments.stop', { experimentId: e.id, reason: 'pause' });
+    await new Promise((r) => setTimeout(r, 10));
+    // Resumed under an edited definition (`afd run FILE --resume` after editing FILE): the pipeline gets the new one.
+    await s.service.call('experiments.resume', { experimentId: e.id, definition: { name: 'exp', seed: 7 } });
+    assert.deepEqual(started, [{ name: 'exp', seed: 1, resumed: false }, { name: 'exp', seed: 1, resumed: true }, { name: 'exp', seed: 7, resumed: true }]);
     assert.equal((await s.service.call('results.get', { experimentId: e.id }))?.rows[0].method, `m${e.id}`);
     await assert.rejects(s.service.call('experiments.get', { experimentId: 999 }), /no experiment #999/);
   } finally {

@@ -1,25 +1,25 @@
 // `afd run FILE`, `afd demo` and `afd repro hh-harmless`: an experiment run in the
-// foreground on the store's job runner, with a progress line per stage (time left), the
-// stages' log lines, Ctrl-C to pause cleanly (a checkpoint; `--resume` continues), and
-// the results table at the end.
+// foreground through the StudioService (experiments.start/resume, the window's methods),
+// followed from its events with a progress line per stage (time left), the stages' log
+// lines, Ctrl-C to pause cleanly (a checkpoint; `--resume` continues), and the results
+// table (results.get) at the end.
 import { cpus, totalmem } from 'node:os';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Resvg } from '@resvg/resvg-js';
-import { ExperimentStore } from '../../db/experiments.ts';
 import type { JsonObject } from '../../db/json.ts';
-import { RunStore } from '../../db/runs.ts';
-import type { ExperimentDefinition, ResultsTable } from '../experiments/contract.ts';
+import type { ExperimentEndStatus, ResultsTable, RunInfo, StudioEvent } from '../api/contract.ts';
+import type { StudioService } from '../api/service.ts';
+import type { ExperimentDefinition } from '../experiments/contract.ts';
 import { writeComparisons } from '../experiments/comparisons.ts';
-import { ExperimentDriver, type ExperimentOutcome } from '../experiments/driver.ts';
 import { parseExperiment, readExperimentFile } from '../experiments/experiment.ts';
-import { experimentResults, goldVsKlSvg, goldVsNSvg, resultsMarkdown } from '../experiments/results.ts';
-import { JobRunner, type JobEvent } from '../jobs/runner.ts';
+import { goldVsKlSvg, goldVsNSvg, resultsMarkdown } from '../experiments/results.ts';
+import type { StudioFiles } from '../jobs/files.ts';
 import { formatDuration, formatNumber, progressLine } from './follow.ts';
 import { onePositional, printJson } from './output.ts';
-import { DB_OPTION, DB_USAGE, withStudio, type Studio } from './studio.ts';
+import { DB_OPTION, DB_USAGE, withService, type CommandService } from './studio.ts';
 
 const EXPERIMENTS_DIR = fileURLToPath(new URL('../../experiments/', import.meta.url));
 const RUN_USAGE = `usage: afd run EXPERIMENT.yaml [--resume] [--json] [${DB_USAGE}]`;
@@ -34,14 +34,14 @@ export async function runCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options });
   if (values.help) return help(RUN_USAGE);
   const def = await readExperimentFile(onePositional(positionals, 'experiment file', RUN_USAGE));
-  return withStudio(values.db, async (studio) => (await report(await runExperiment(studio, def, values.resume), values.json, studio)).code);
+  return withService(values.db, async (open) => (await report(await runExperiment(open, await startOf(open, def, values.resume)), values.json, open.service)).code, { recover: true });
 }
 
 export async function demoCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options });
   if (values.help) return help(DEMO_USAGE);
   const def = await readExperimentFile(join(EXPERIMENTS_DIR, 'demo.yaml'));
-  return withStudio(values.db, async (studio) => (await report(await runExperiment(studio, def, values.resume), values.json, studio)).code);
+  return withService(values.db, async (open) => (await report(await runExperiment(open, await startOf(open, def, values.resume)), values.json, open.service)).code, { recover: true });
 }
 
 export async function reproCommand(argv: string[]): Promise<number> {
@@ -59,10 +59,11 @@ export async function reproCommand(argv: string[]): Promise<number> {
   if (values['max-eval'] !== undefined) data.maxEval = Number(values['max-eval']);
   const def = parseExperiment({ ...raw, data });
   const out = resolve(values.out ?? `afd-results/${def.name}`);
-  return withStudio(values.db, async (studio) => {
-    const outcome = await runExperiment(studio, def, values.resume);
-    const { code, table } = await report(outcome, values.json, studio);
+  return withService(values.db, async (open) => {
+    const end = await runExperiment(open, await startOf(open, def, values.resume));
+    const { code, table } = await report(end, values.json, open.service);
     if (table !== null) {
+      const detail = await open.service.call('experiments.get', { experimentId: end.experimentId });
       await mkdir(out, { recursive: true });
       await writeFile(join(out, 'results.json'), `${JSON.stringify(table, null, 1)}\n`);
       await writeFile(join(out, 'results.md'), resultsMarkdown(table));
@@ -71,12 +72,21 @@ export async function reproCommand(argv: string[]): Promise<number> {
         await writeFile(join(out, `${name}.png`), new Resvg(svg, { background: 'white', fitTo: { mode: 'zoom', value: 2 } }).render().asPng());
       }
       const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` };
-      await writeFile(join(out, 'run.json'), `${JSON.stringify({ command: `afd repro ${argv.join(' ')}`, experiment: def, machine, ...experimentTimes(studio, outcome.experimentId), stages: stageTimes(studio, outcome.experimentId), experimentId: outcome.experimentId }, null, 1)}\n`);
-      const extras = await writeComparisons(def, stageFolders(studio, outcome.experimentId), out);
+      await writeFile(join(out, 'run.json'), `${JSON.stringify({ command: `afd repro ${argv.join(' ')}`, experiment: def, machine, ...experimentTimes(detail.runs), stages: stageTimes(detail.runs), experimentId: end.experimentId }, null, 1)}\n`);
+      const extras = await writeComparisons(def, stageFolders(detail.runs, open.studio.files), out);
       if (!values.json) console.log(`Wrote results.json, results.md, gold-vs-n.svg/.png, gold-vs-kl.svg/.png${extras.map((f) => `, ${f}`).join('')} to ${out}.`);
     }
     return code;
-  });
+  }, { recover: true });
+}
+
+/** A new experiment, or with --resume the latest stored one of the same name, continued under this definition. */
+async function startOf({ service }: CommandService, def: ExperimentDefinition, resume: boolean): Promise<ExperimentStart> {
+  const definition = def as unknown as JsonObject;
+  if (!resume) return { definition };
+  const previous = (await service.call('experiments.list', {})).find((e) => e.name === def.name);
+  if (previous === undefined) throw new Error(`There is no earlier experiment named '${def.name}' to resume; run it without --resume.`);
+  return { experimentId: previous.id, definition };
 }
 
 function help(usage: string): number {
@@ -84,61 +94,72 @@ function help(usage: string): number {
   return 0;
 }
 
-/** Runs (or resumes the latest experiment of that name, or the one with that id) with a progress line per stage. */
-export async function runExperiment(studio: Studio, def: ExperimentDefinition, resume: boolean | { experimentId: number }, err: NodeJS.WriteStream = process.stderr): Promise<ExperimentOutcome> {
-  const runner = await JobRunner.open({ db: studio.db, files: studio.files });
-  let driver: ExperimentDriver;
-  if (typeof resume === 'object') {
-    err.write(`Continuing experiment #${resume.experimentId} (${def.name}): finished stages are kept.\n`);
-    driver = ExperimentDriver.start(studio.db, runner, def, { experimentId: resume.experimentId, log: (text) => err.write(`  ${text}\n`) });
-  } else if (resume) {
-    const previous = new ExperimentStore(studio.db).list().find((e) => e.name === def.name);
-    if (previous === undefined) throw new Error(`There is no earlier experiment named '${def.name}' to resume; run it without --resume.`);
-    err.write(`Resuming experiment #${previous.id} (${def.name}): finished stages are kept unless their settings changed.\n`);
-    driver = ExperimentDriver.start(studio.db, runner, def, { experimentId: previous.id, log: (text) => err.write(`  ${text}\n`) });
-  } else {
-    driver = ExperimentDriver.start(studio.db, runner, def);
-    err.write(`Experiment #${driver.experimentId} (${def.name}): ${def.stages.length} stages.\n`);
-  }
+/** What to run: a new experiment from its definition, or a stored one (with an edited definition, or its own). */
+export type ExperimentStart = { definition: JsonObject } | { experimentId: number; definition?: JsonObject };
+
+/** How the experiment's drive ended, as the service's 'experiment.ended' event says. */
+export interface ExperimentEnd {
+  experimentId: number;
+  status: ExperimentEndStatus;
+  error: string | null;
+}
+
+/**
+ * Runs an experiment through the service (experiments.start or experiments.resume, the
+ * methods the window calls) and follows it to its end from the service's events: a line
+ * per stage, its log lines, a progress line with the time left. Ctrl-C pauses it
+ * (experiments.stop); a second Ctrl-C stops at once.
+ */
+export async function runExperiment({ service }: CommandService, start: ExperimentStart, err: NodeJS.WriteStream = process.stderr): Promise<ExperimentEnd> {
   const tty = err.isTTY === true;
-  const total = def.stages.length;
+  let experimentId: number | null = null;
+  let total = 0;
   let label = '';
+  let currentRun: number | null = null;
   let lastDraw = 0;
   let drawn = false;
-  const latest: Record<string, number> = {};
+  const latest: Record<string, number | null> = {};
+  const announced = new Set<number>();
   const clear = (): void => {
     if (tty && drawn) err.write('\r\x1b[2K');
     drawn = false;
   };
-  const announced = new Set<number>();
-  const stopProgress = driver.onProgress((p) => {
-    const i = p.stages.findIndex((s) => s.runId !== null && s.runId === driver.currentRun);
-    if (i < 0 || announced.has(p.stages[i].runId!)) return;
-    announced.add(p.stages[i].runId!);
-    label = `[${i + 1}/${total}] ${p.stages[i].id}`;
-    for (const k of Object.keys(latest)) delete latest[k];
-    clear();
-    const kept = p.stages[i].state === 'done' ? ', finished earlier: kept' : '';
-    err.write(`${label} (${p.stages[i].kind}, run #${p.stages[i].runId}${kept})\n`);
-  });
-  const stopEvents = runner.onEvent((e: JobEvent) => {
-    if (!('runId' in e) || e.runId !== driver.currentRun) return;
-    if (e.type === 'metric') Object.assign(latest, e.values);
-    else if (e.type === 'log') {
+  let settle: (end: ExperimentEnd) => void = () => {};
+  const ended = new Promise<ExperimentEnd>((resolve) => (settle = resolve));
+  const handle = (e: StudioEvent): void => {
+    if (e.type === 'experiment.ended' && e.experimentId === experimentId) settle({ experimentId: e.experimentId, status: e.status, error: e.error });
+    else if (e.type === 'experiment.log' && e.experimentId === experimentId) {
       clear();
       err.write(`  ${e.text}\n`);
-    } else if (e.type === 'progress') {
+    } else if (e.type === 'experiment.progress' && e.progress.experimentId === experimentId) {
+      const i = e.progress.stages.findIndex((s) => s.id === e.progress.current);
+      const stage = e.progress.stages[i];
+      if (stage === undefined || stage.runId === null || announced.has(stage.runId)) return;
+      announced.add(stage.runId);
+      currentRun = stage.runId;
+      label = `[${i + 1}/${total}] ${stage.id}`;
+      for (const k of Object.keys(latest)) delete latest[k];
+      clear();
+      err.write(`${label} (${stage.kind}, run #${stage.runId}${stage.state === 'done' ? ', finished earlier: kept' : ''})\n`);
+    } else if (e.type === 'run.metric' && e.runId === currentRun) Object.assign(latest, e.values);
+    else if (e.type === 'run.log' && e.runId === currentRun) {
+      clear();
+      err.write(`  ${e.text}\n`);
+    } else if (e.type === 'run.progress' && e.runId === currentRun) {
       const now = performance.now();
       if (now - lastDraw < (tty ? 100 : 10_000) && e.fraction !== 1) return;
       lastDraw = now;
-      const extras = ['loss', 'selected_reward'].filter((m) => m in latest).map((m) => `${m} ${formatNumber(latest[m])}`);
-      const line = progressLine(`  ${label}`, e, extras, tty);
+      const extras = ['loss', 'selected_reward'].filter((m) => typeof latest[m] === 'number').map((m) => `${m} ${formatNumber(latest[m]!)}`);
+      const line = progressLine(`  ${label}`, { ...e, fraction: e.fraction ?? 'unknown' }, extras, tty);
       if (tty) {
         err.write(`\r\x1b[2K${line.slice(0, Math.max(20, (err.columns ?? 100) - 1))}`);
         drawn = true;
       } else err.write(`${line}\n`);
     }
-  });
+  };
+  // Events that come before the experiment's id is known are replayed once it is.
+  const early: StudioEvent[] = [];
+  const unsubscribe = service.onEvent((e) => (experimentId === null ? early.push(e) : handle(e)));
   let interrupts = 0;
   const onSigint = (): void => {
     clear();
@@ -146,35 +167,43 @@ export async function runExperiment(studio: Studio, def: ExperimentDefinition, r
       err.write('Stopped at once; `--resume` continues from the last checkpoint.\n');
       process.exit(130);
     }
+    if (experimentId === null) return;
     err.write('Pausing at the next step boundary, with a checkpoint (Ctrl-C again stops at once)...\n');
-    driver.stop('pause');
+    service.call('experiments.stop', { experimentId, reason: 'pause' }).catch((e: Error) => err.write(`${e.message}\n`));
   };
   process.on('SIGINT', onSigint);
   const t0 = Date.now();
   try {
-    const outcome = await driver.done;
+    const detail = 'experimentId' in start
+      ? await service.call('experiments.resume', { experimentId: start.experimentId, ...(start.definition === undefined ? {} : { definition: start.definition }) })
+      : await service.call('experiments.start', { definition: start.definition });
+    total = detail.progress.stages.length;
+    err.write(!('experimentId' in start) ? `Experiment #${detail.id} (${detail.name}): ${total} stages.\n`
+      : start.definition === undefined ? `Continuing experiment #${detail.id} (${detail.name}): finished stages are kept.\n`
+        : `Resuming experiment #${detail.id} (${detail.name}): finished stages are kept unless their settings changed.\n`);
+    experimentId = detail.id;
+    for (const e of early.splice(0)) handle(e);
+    const end = await ended;
     clear();
-    err.write(`Experiment #${outcome.experimentId} ${outcome.status} after ${formatDuration(Date.now() - t0)}.\n`);
-    return outcome;
+    err.write(`Experiment #${end.experimentId} ${end.status} after ${formatDuration(Date.now() - t0)}.\n`);
+    return end;
   } finally {
     process.off('SIGINT', onSigint);
-    stopProgress();
-    stopEvents();
-    await runner.close();
+    unsubscribe();
   }
 }
 
-/** Prints the outcome; returns the exit code and the results table (null without one). */
-export async function report(outcome: ExperimentOutcome, json: boolean, studio: Studio): Promise<{ code: number; table: ResultsTable | null }> {
-  if (outcome.status === 'failed') throw new Error(`${outcome.error ?? 'a stage failed'} (see \`afd runs list\`; \`--resume\` continues after the finished stages).`);
-  if (outcome.status !== 'done') {
-    console.error(`The experiment is ${outcome.status}; run the same command with --resume to continue where it stopped.`);
+/** Prints how it ended and the results table (results.get); returns the exit code and the table (null without one). */
+export async function report(end: ExperimentEnd, json: boolean, service: StudioService): Promise<{ code: number; table: ResultsTable | null }> {
+  if (end.status === 'failed') throw new Error(`${end.error ?? 'a stage failed'} (see \`afd runs list\`; \`--resume\` continues after the finished stages).`);
+  if (end.status !== 'done') {
+    console.error(`The experiment is ${end.status}; run the same command with --resume to continue where it stopped.`);
     return { code: 130, table: null };
   }
-  const table: ResultsTable | null = experimentResults(studio.db, studio.files, outcome.experimentId);
-  if (json) printJson(table ?? { experimentId: outcome.experimentId, stages: outcome.stages });
+  const table = await service.call('results.get', { experimentId: end.experimentId });
+  if (json) printJson(table ?? { experimentId: end.experimentId, stages: (await service.call('experiments.get', { experimentId: end.experimentId })).progress.stages });
   else if (table !== null) console.log(resultsMarkdown(table));
-  else console.log(`All ${outcome.stages.length} stages are done (the experiment has no eval stage, so there is no results table).`);
+  else console.log('All stages are done (the experiment has no eval stage, so there is no results table).');
   return { code: 0, table };
 }
 
@@ -182,21 +211,21 @@ export async function report(outcome: ExperimentOutcome, json: boolean, studio: 
 const runTime = (s: string): number => Date.parse(s.endsWith('Z') ? s : `${s.replace(' ', 'T')}Z`);
 
 /** The folder of every finished stage of the experiment, by stage id. */
-function stageFolders(studio: Studio, experimentId: number): Map<string, string> {
-  const runs = new RunStore(studio.db).list({ experimentId, status: 'done' }).filter((r) => r.stage === 'afd-stage' && typeof r.config.id === 'string').sort((a, b) => a.id - b.id);
-  return new Map(runs.map((r) => [r.config.id as string, studio.files.runDir(r.id)]));
+function stageFolders(runs: readonly RunInfo[], files: StudioFiles): Map<string, string> {
+  const done = runs.filter((r) => r.status === 'done' && r.stage === 'afd-stage' && typeof r.config.id === 'string').sort((a, b) => a.id - b.id);
+  return new Map(done.map((r) => [r.config.id as string, files.runDir(r.id)]));
 }
 
 /** Each finished stage's own running time in seconds (the last run of each stage id). */
-function stageTimes(studio: Studio, experimentId: number): { id: string; seconds: number }[] {
-  const runs = new RunStore(studio.db).list({ experimentId, status: 'done' }).filter((r) => r.stage === 'afd-stage' && r.startedAt !== null && r.finishedAt !== null).sort((a, b) => a.id - b.id);
-  const last = new Map(runs.map((r) => [String(r.config.id), Math.round((runTime(r.finishedAt!) - runTime(r.startedAt!)) / 1000)]));
+function stageTimes(runs: readonly RunInfo[]): { id: string; seconds: number }[] {
+  const done = runs.filter((r) => r.status === 'done' && r.stage === 'afd-stage' && r.startedAt !== null && r.finishedAt !== null).sort((a, b) => a.id - b.id);
+  const last = new Map(done.map((r) => [String(r.config.id), Math.round((runTime(r.finishedAt!) - runTime(r.startedAt!)) / 1000)]));
   return [...last].map(([id, seconds]) => ({ id, seconds }));
 }
 
 /** When the experiment's stages ran: first start to last finish (across resumes), and the sum of the stages' own times. */
-function experimentTimes(studio: Studio, experimentId: number): { startedAt: string | null; finishedAt: string | null; wallSeconds: number | null; stageSeconds: number } {
-  const runs = new RunStore(studio.db).list({ experimentId }).filter((r) => r.startedAt !== null && r.finishedAt !== null);
+function experimentTimes(all: readonly RunInfo[]): { startedAt: string | null; finishedAt: string | null; wallSeconds: number | null; stageSeconds: number } {
+  const runs = all.filter((r) => r.startedAt !== null && r.finishedAt !== null);
   const starts = runs.map((r) => runTime(r.startedAt!)), ends = runs.map((r) => runTime(r.finishedAt!));
   const stageSeconds = Math.round(runs.reduce((sum, r) => sum + (runTime(r.finishedAt!) - runTime(r.startedAt!)) / 1000, 0));
   if (runs.length === 0) return { startedAt: null, finishedAt: null, wallSeconds: null, stageSeconds };

@@ -200,3 +200,28 @@ test('afd train-tiny starts its job through runs.start', async () => {
     assert.equal(run.status, 'done');
   });
 });
+
+test('afd run FILE and afd export trl FILE go through the service: stage lines from its events, --json prints its results, --resume keeps finished stages', async () => {
+  const file = join(dir, 'one-stage.json');
+  const definition = {
+    name: 'one-stage', model: 'default', data: { source: 'hh-harmless', evalFraction: 0.2, maxTrain: 4, maxEval: 2 },
+    stages: [{ id: 'init-eval', kind: 'sample', model: 'pi0', split: 'eval', n: 1, maxNewTokens: 4 }],
+  };
+  writeFileSync(file, JSON.stringify(definition));
+  const first = await afd('run', file, '--json');
+  assert.equal(first.code, 0, first.stderr);
+  const [, id, runId] = /^Experiment #(\d+) \(one-stage\): 1 stages\.\n\[1\/1\] init-eval \(sample, run #(\d+)\)\n/.exec(first.stderr) ?? assert.fail(first.stderr);
+  assert.match(first.stderr, new RegExp(`Experiment #${id} done after `));
+  const again = await afd('run', file, '--resume');
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, new RegExp(`^Resuming experiment #${id} \\(one-stage\\): finished stages are kept unless their settings changed\\.\\n\\[1/1\\] init-eval \\(sample, run #${runId}, finished earlier: kept\\)\\n`));
+  const exported = await afd('export', 'trl', file, '--out', join(dir, 'trl-cli'), '--json');
+  assert.equal(exported.code, 0, exported.stderr);
+  await withWindowService(async (service) => {
+    // No eval stage, so no results table: the experiment's stages, as experiments.get has them.
+    assert.equal(await service.call('results.get', { experimentId: Number(id) }), null);
+    assert.deepEqual(JSON.parse(first.stdout), { experimentId: Number(id), stages: (await service.call('experiments.get', { experimentId: Number(id) })).progress.stages });
+    const viaApi = await service.call('experiments.exportTrl', { definition, out: join(dir, 'trl-api') });
+    assert.deepEqual({ ...JSON.parse(exported.stdout), out: '' }, { ...viaApi, out: '' });
+  });
+});

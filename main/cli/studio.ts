@@ -29,10 +29,14 @@ export interface CommandService {
   studio: Studio;
 }
 
-/** Runs `fn` with the StudioService open over the studio, and closes both whatever happens. */
-export function withService<T>(dbOption: string | undefined, fn: (open: CommandService) => Promise<T> | T): Promise<T> {
+/**
+ * Runs `fn` with the StudioService open over the studio, and closes both whatever happens.
+ * `recover`: the runner first settles runs that a stopped process left behind (as the
+ * window does at start-up), for commands that run jobs in the foreground and resume them.
+ */
+export function withService<T>(dbOption: string | undefined, fn: (open: CommandService) => Promise<T> | T, opts: { recover?: boolean } = {}): Promise<T> {
   return withStudio(dbOption, async (studio) => {
-    const runner = new JobRunner({ db: studio.db, files: studio.files });
+    const runner = opts.recover === true ? await JobRunner.open({ db: studio.db, files: studio.files }) : new JobRunner({ db: studio.db, files: studio.files });
     const service = new StudioService({ db: studio.db, runner, findHint: (list) => `check the number with \`afd ${list} list\`` });
     try {
       return await fn({ service, runner, studio });

@@ -56,4 +56,9 @@ export interface ExperimentProgress {
   experimentId: number;
   /** Each stage with its run id once it has one. */
   stages: { id: string; kind: string; runId: number | null; state: StageState }[];
+  /** The stage the driver is at (running it, or keeping it as finished earlier); absent when no driver follows the experiment. */
+  current?: string;
 }
+
+/** How a drive of an experiment ended. */
+export type ExperimentEndStatus = 'done' | 'paused' | 'cancelled' | 'failed' | 'interrupted';

@@ -19,7 +19,7 @@ import type { StudioFiles } from '../jobs/files.ts';
 import type { JobRunner } from '../jobs/runner.ts';
 import { DEFAULT_MODEL_DIR, ensureBuiltinModel } from '../models/builtin.ts';
 import { resolveModelArg } from '../models/known.ts';
-import type { DataSpec, ExperimentDefinition, ExperimentProgress, StageSpec, StageState } from './contract.ts';
+import type { DataSpec, ExperimentDefinition, ExperimentEndStatus, ExperimentProgress, StageSpec, StageState } from './contract.ts';
 import { DEMOS, inputRefs, parseExperiment, PI0 } from './experiment.ts';
 import type { Artifact } from '../stages/stage.ts';
 import { STAGES } from '../stages/kinds/index.ts';
@@ -103,13 +103,14 @@ export function staleness(spec: StageSpec, before: JsonObject, now: JsonObject, 
   return null;
 }
 
-export type ExperimentOutcome = ExperimentProgress & { status: 'done' | 'paused' | 'cancelled' | 'failed' | 'interrupted'; error?: string };
+export type ExperimentOutcome = ExperimentProgress & { status: ExperimentEndStatus; error?: string };
 
 export class ExperimentDriver {
   readonly experimentId: number;
   readonly done: Promise<ExperimentOutcome>;
   private readonly listeners = new Set<(p: ExperimentProgress) => void>();
   private current: number | null = null;
+  private currentStage: string | null = null;
   private stopping: 'pause' | 'cancel' | null = null;
 
   private constructor(
@@ -151,7 +152,8 @@ export class ExperimentDriver {
 
   progress(): ExperimentProgress {
     // The driver's own parsed definition: progress is asked at every status event.
-    return stagesProgress(this.db, this.experimentId, this.def);
+    const p = stagesProgress(this.db, this.experimentId, this.def);
+    return this.currentStage === null ? p : { ...p, current: this.currentStage };
   }
 
   onProgress(listener: (p: ExperimentProgress) => void): () => void {
@@ -198,9 +200,11 @@ export class ExperimentDriver {
       else if (run.status !== 'done' && run.status !== 'queued' && run.status !== 'running') run = this.runner.resume(run.id, config);
       if (run.status !== 'done') renewed.add(spec.id);
       this.current = run.id;
+      this.currentStage = spec.id;
       this.emit();
       if (run.status !== 'done') run = await this.runner.settled(run.id);
       this.current = null;
+      this.currentStage = null;
       if (run.status !== 'done') {
         const status = run.status === 'paused' || run.status === 'cancelled' || run.status === 'interrupted' ? run.status : 'failed';
         return finish(status, run.error ?? undefined);

@@ -18,6 +18,12 @@ import { experimentResults } from './results.ts';
 /** A running experiment as the API follows it: the driver's public face. */
 export type RunningExperiment = Pick<ExperimentDriver, 'experimentId' | 'done' | 'progress' | 'onProgress' | 'stop'>;
 
+/** How the API starts a drive: `experimentId` resumes a stored experiment; `log` hears the driver's lines. */
+export interface StartOptions {
+  experimentId?: number;
+  log?: (text: string) => void;
+}
+
 /** Each sized stage's estimated peak memory, from the definition alone, and the memory available now. */
 export interface ExperimentMemory {
   available: number;
@@ -39,7 +45,7 @@ function stageKinds() {
 }
 
 export interface Pipeline {
-  start(db: StudioDatabase, runner: JobRunner, definition: ExperimentDefinition, opts?: { experimentId?: number }): RunningExperiment;
+  start(db: StudioDatabase, runner: JobRunner, definition: ExperimentDefinition, opts?: StartOptions): RunningExperiment;
   progress: typeof experimentProgress;
   parse: typeof parseExperiment;
   check: typeof definitionProblems;

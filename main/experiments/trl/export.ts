@@ -11,13 +11,12 @@ import { cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { StudioDatabase } from '../../../db/database.ts';
-import { ExperimentStore } from '../../../db/experiments.ts';
 import type { JsonObject } from '../../../db/json.ts';
 import type { StudioFiles } from '../../jobs/files.ts';
 import type { ExperimentDefinition, StageSpec } from '../contract.ts';
 import { loadDemonstrations, type Demonstrations } from '../../stages/data.ts';
 import { initialModelArtifact, resolveDataSpec, stageRunSeed } from '../driver.ts';
-import { DEMOS, inputRefs, parseExperiment, PI0, readExperimentFile } from '../experiment.ts';
+import { DEMOS, inputRefs, PI0 } from '../experiment.ts';
 import { TURN_STOPS } from '../../stages/lm.ts';
 import { STAGES } from '../../stages/kinds/index.ts';
 import { heldOutPrompt, preferencePrompts } from '../../stages/kinds/reward.ts';
@@ -87,19 +86,6 @@ export interface TrlExportOptions {
 const PI0_COPY = 'models/pi0';
 const template = (name: string): Promise<string> => readFile(new URL(`./project/${name}.in`, import.meta.url), 'utf8');
 const jsonl = (rows: readonly JsonObject[]): string => rows.map((r) => `${JSON.stringify(r)}\n`).join('');
-
-/**
- * The experiment `which` names: an experiment file (YAML or JSON), or a stored experiment's
- * id (`3`, `#3`) or name (the newest of that name), with its id.
- */
-export async function experimentToExport(db: StudioDatabase, which: string): Promise<{ definition: ExperimentDefinition; experimentId: number | null }> {
-  if (existsSync(which)) return { definition: await readExperimentFile(which), experimentId: null };
-  const store = new ExperimentStore(db);
-  const id = /^#?\d+$/.test(which) ? Number(which.replace('#', '')) : null;
-  const e = id !== null ? store.get(id) : store.list().find((x) => x.name === which);
-  if (e === undefined) throw new Error(`There is no experiment file ${which}, nor a stored experiment ${id !== null ? `#${id}` : `named '${which}'`}; give an experiment file (e.g. experiments/demo.yaml), or the name or id of an experiment the Experiments view lists.`);
-  return { definition: parseExperiment(e.definition), experimentId: e.id };
-}
 
 /** Where a stage's output lies in the project, as the next stage's script reads it. */
 function outputPath(spec: StageSpec): string {
