@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { JsonObject, ModelInfo, Tally } from '../../../main/api/contract.ts';
+import { columnKey, columnName, pairParams, startColumn, uniqueColumns } from './columns.ts';
 import { csvField, toCsv } from './csv.ts';
 import { formatBytes, formatDuration, formatProgress, progressPercent } from './format.ts';
 import { binsFromEdges, niceStep, quantile } from './histogram.ts';
@@ -113,6 +114,18 @@ test("streams: a Best-of-N stream counts its samples, then their scoring; done, 
   assert.deepEqual([2.25, -1, 0.5, 123.4, -0.01234].map(formatReward), ['2.25', '−1.00', '0.500', '123', '−0.0123']);
   applyGenerationEvent(s, { type: 'generation.done', streamId: 'y', text: '', tokens: 0, finishReason: 'cancelled', error: null, generationId: null });
   assert.equal(s.y.bestOf, null);
+});
+
+test("columns: a model or its Best-of-N, named, keyed, as compare.start and the vote's sides take them", () => {
+  const models = [m(2, null, null), m(4, 2, 'reward')];
+  const plain = { modelId: 2, bestOf: null };
+  const best = { modelId: 2, bestOf: { rewardModelId: 4, n: 8 } };
+  assert.deepEqual([columnKey(plain), columnKey(best)], ['2', '2:best-of-8:4']);
+  assert.deepEqual([columnName(plain, models), columnName(best, models), columnName({ modelId: 9, bestOf: null }, models)], ['m2', 'm2, best of 8 by m4', 'model #9']);
+  assert.deepEqual([startColumn(plain), startColumn(best)], [{ modelId: 2 }, { modelId: 2, bestOf: { rewardModelId: 4, n: 8 } }]);
+  assert.deepEqual(pairParams(plain, best), { modelA: 2, modelB: 2, bestOfB: { rewardModelId: 4, n: 8 } });
+  assert.deepEqual(pairParams(best, plain), { modelA: 2, modelB: 2, bestOfA: { rewardModelId: 4, n: 8 } });
+  assert.deepEqual(uniqueColumns([plain, best, { modelId: 2, bestOf: null }, { modelId: 2, bestOf: { rewardModelId: 4, n: 8 } }]), [plain, best]);
 });
 
 const m = (id: number, parentId: number | null, stage: string | null): ModelInfo => ({ id, name: `m${id}`, kind: id === 1 ? 'builtin' : parentId === null ? 'imported' : 'trained', family: 'gpt2', parentId, stage, runId: null, createdAt: '', params: null, source: null, folder: null, reward: stage === 'reward' });
