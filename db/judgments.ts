@@ -1,5 +1,6 @@
 // Judgments: one A/B comparison of two generations by a human or a judge model.
 import type { StudioDatabase } from './database.ts';
+import { onSide, sideParams, type GenerationSide } from './generations.ts';
 import { parseJson } from './json.ts';
 
 export type Winner = 'a' | 'b' | 'tie' | 'skip';
@@ -46,14 +47,14 @@ export class JudgmentStore {
       .all(generationId, generationId).map(toJudgment);
   }
 
-  /** Judgments of a response of model `a` against one of model `b` (either side), oldest
-   *  first, with the model of each side. */
-  betweenModels(a: number, b: number): (Judgment & { aModelId: number; bModelId: number })[] {
-    return this.db.statement<[{ a: number; b: number }], Row & { aModelId: number; bModelId: number }>(
-      `SELECT ${COLUMNS.split(', ').map((c) => `j.${c}`).join(', ')}, ga.model_id AS aModelId, gb.model_id AS bModelId
+  /** Judgments of a response of side `a` against one of side `b` (plain answers of a model,
+   *  or its Best-of-N picks), oldest first, with the judgment's side that held side a's response. */
+  betweenSides(a: GenerationSide, b: GenerationSide): (Judgment & { sideOfA: 'a' | 'b' })[] {
+    return this.db.statement<[Record<string, number | null>], Row & { sideOfA: 'a' | 'b' }>(
+      `SELECT ${COLUMNS.split(', ').map((c) => `j.${c}`).join(', ')}, CASE WHEN ${onSide('ga', 'x')} THEN 'a' ELSE 'b' END AS sideOfA
        FROM judgments j JOIN generations ga ON ga.id = j.a_generation_id JOIN generations gb ON gb.id = j.b_generation_id
-       WHERE (ga.model_id = @a AND gb.model_id = @b) OR (ga.model_id = @b AND gb.model_id = @a) ORDER BY j.id`,
-    ).all({ a, b }).map((row) => ({ ...toJudgment(row), aModelId: row.aModelId, bModelId: row.bModelId }));
+       WHERE (${onSide('ga', 'x')} AND ${onSide('gb', 'y')}) OR (${onSide('ga', 'y')} AND ${onSide('gb', 'x')}) ORDER BY j.id`,
+    ).all({ ...sideParams(a, 'x'), ...sideParams(b, 'y') }).map((row) => ({ ...toJudgment(row), sideOfA: row.sideOfA }));
   }
 
   list(): Judgment[] {

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { ArtifactStore } from './artifacts.ts';
 import { openDatabase } from './database.ts';
 import { ExperimentStore } from './experiments.ts';
-import { GenerationStore } from './generations.ts';
+import { bestOfScores, GenerationStore } from './generations.ts';
 import { JudgmentStore } from './judgments.ts';
 import { MetricStore } from './metrics.ts';
 import { ModelStore } from './models.ts';
@@ -73,6 +73,40 @@ test('an experiment, its run, metrics, models, generations and a judgment, then 
   assert.equal(generations.get(g1), undefined);
   assert.equal(judgments.get(j.id), undefined);
   assert.equal(models.get(sft.id)?.runId, null);
+  db.close();
+});
+
+test("Best-of-N picks are a side of their own: pairs and judgments keep them apart from their model's plain answers", async () => {
+  const db = await openDatabase(':memory:');
+  const models = new ModelStore(db);
+  const generations = new GenerationStore(db);
+  const judgments = new JudgmentStore(db);
+  const policy = models.insert({ name: 'policy', kind: 'imported' });
+  const rm = models.insert({ name: 'rm', kind: 'trained', stage: 'reward' });
+  const plain = { modelId: policy.id };
+  const best4 = { modelId: policy.id, bestOf: { n: 4, rewardModelId: rm.id } };
+  const best8 = { modelId: policy.id, bestOf: { n: 8, rewardModelId: rm.id } };
+  assert.deepEqual(bestOfScores(best4.bestOf, 1.5), { bestOf: 4, bestOfReward: rm.id, [`rm:${rm.id}`]: 1.5 });
+  const [p1, b1, p2, b2, e1] = generations.insertMany([
+    { modelId: policy.id, prompt: 'p', text: 'plain' },
+    { modelId: policy.id, prompt: 'p', text: 'best of 4', scores: bestOfScores(best4.bestOf, 1.5) },
+    { modelId: policy.id, prompt: 'q', text: 'plain q', scores: { [`rm:${rm.id}`]: 0.2 } }, // scored later, still a plain answer
+    { modelId: policy.id, prompt: 'q', text: 'best of 4 q', scores: bestOfScores(best4.bestOf, 2) },
+    { modelId: policy.id, prompt: 'p', text: 'best of 8', scores: bestOfScores(best8.bestOf, 3) },
+  ]);
+  const pairs = (a: typeof plain, b: typeof plain) => generations.unjudgedPairs(a, b).map((x) => [x.a, x.b]);
+  assert.deepEqual(pairs(plain, best4), [[p2, b2], [p1, b1]]);
+  assert.deepEqual(pairs(best4, plain), [[b2, p2], [b1, p1]]);
+  assert.deepEqual(pairs(best4, best8), [[b1, e1]]);
+  assert.deepEqual(pairs(plain, plain), [], 'an answer is never paired with itself, nor a pick with a plain answer');
+
+  // The best-of-4 answer shown as judgment side b: seen from side best4 it is 'b'.
+  judgments.insert({ aGenerationId: p1, bGenerationId: b1, shownOrder: ['a', 'b'], winner: 'b', judge: 'human' });
+  judgments.insert({ aGenerationId: b1, bGenerationId: e1, shownOrder: ['a', 'b'], winner: 'a', judge: 'human' });
+  assert.deepEqual(judgments.betweenSides(best4, plain).map((j) => [j.sideOfA, j.winner]), [['b', 'b']]);
+  assert.deepEqual(judgments.betweenSides(plain, best4).map((j) => [j.sideOfA, j.winner]), [['a', 'b']]);
+  assert.deepEqual(judgments.betweenSides(best8, best4).map((j) => [j.sideOfA, j.winner]), [['b', 'a']]);
+  assert.deepEqual(pairs(plain, best4), [[p2, b2]], 'a judged pair is not offered again');
   db.close();
 });
 

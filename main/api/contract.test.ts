@@ -57,6 +57,22 @@ test('bad params are refused with a sentence naming the method and the parameter
   refused('__proto__', {}, /is not a method/);
 });
 
+test("compare.start takes columns, a model's Best-of-N among them: N from 2 to 64, each column once, with sampling", () => {
+  const columns = [{ modelId: 2 }, { modelId: 2, bestOf: { rewardModelId: 5, n: 8 } }];
+  assert.deepEqual(validators['compare.start']({ columns, prompts: ['hi'] }), { columns, prompts: ['hi'] });
+  assert.deepEqual(validators['compare.nextPair']({ modelA: 2, modelB: 2, bestOfB: { rewardModelId: 5, n: 8 } }), { modelA: 2, modelB: 2, bestOfB: { rewardModelId: 5, n: 8 } });
+  const bon = (n: unknown) => ({ columns: [{ modelId: 2 }, { modelId: 2, bestOf: { rewardModelId: 5, n } }], prompts: ['a'] });
+  refused('compare.start', bon(1), /columns\.1\.bestOf\.n must be a whole number from 2 to 64, not 1\./);
+  refused('compare.start', bon(65), /columns\.1\.bestOf\.n must be a whole number from 2 to 64, not 65\./);
+  refused('compare.start', { columns: [{ modelId: 2 }, { modelId: 2, bestOf: { rewardModel: 5, n: 4 } }], prompts: ['a'] }, /columns\.1\.bestOf has no key 'rewardModel'; did you mean 'rewardModelId'\?/);
+  refused('compare.start', { columns: [{ modelId: 2 }], prompts: ['a'] }, /columns must be a list of 2 to 8 columns/);
+  refused('compare.start', { modelIds: [1, 2], columns, prompts: ['a'] }, /it names the models twice \(modelIds and columns\); give one of them\./);
+  refused('compare.start', { prompts: ['a'] }, /it names no models; give modelIds or columns\./);
+  refused('compare.start', { columns: [{ modelId: 1 }, ...columns, { modelId: 2, bestOf: { rewardModelId: 5, n: 8 } }], prompts: ['a'] }, /columns 3 and 4 are the same \(model #2, best of 8 by model #5\); give each column once\./);
+  refused('compare.start', { columns, prompts: ['a'], sampling: { temperature: 0 } }, /Best-of-N needs sampled answers, and temperature 0 gives N copies of the greedy one; set sampling\.temperature above 0\./);
+  refused('compare.tally', { modelA: 2, modelB: 2, bestOfA: { rewardModelId: 5, n: 8 }, bestOfB: { n: 8, rewardModelId: 5 } }, /both sides are the same model's Best-of-N with the same N and reward model; choose two different sides\./);
+});
+
 test('an unknown parameter is refused with the closest known one, here or in a nested object', () => {
   refused('datasets.examples', { datasetId: 1, limt: 5 }, /^The request "datasets\.examples" was refused: it has no parameter 'limt'; did you mean 'limit'\?$/);
   refused('runs.list', { experimentID: 1 }, /it has no parameter 'experimentID'; did you mean 'experimentId'\?$/);

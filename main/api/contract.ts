@@ -151,6 +151,8 @@ export interface ModelInfo {
   source: { format: 'gguf'; file: string; quantization: string } | null;
   /** The absolute folder of its files on the machine that runs the studio (null while a trained model has none yet). */
   folder: string | null;
+  /** It scores answers: a reward model (backbone + score head, from a reward, pref-reward or judge stage), which Compare's Best-of-N columns choose by. */
+  reward: boolean;
 }
 
 export const MODEL_EXPORT_FORMATS = ['hf', 'gguf'] as const;
@@ -172,9 +174,11 @@ export type SamplingSettings = Type.Static<typeof SAMPLING>;
  * What a streamed generation is doing: waiting for the generations before it, reading its
  * model's weight files, preparing the model (ONNX Runtime building its sessions), or
  * producing tokens. A model kept loaded from an earlier generation goes straight to
- * 'generating'.
+ * 'generating'. A Best-of-N stream samples its N answers instead ('sampling': `done` of
+ * `total` answers finished), then has the reward model score them ('scoring': `done` of
+ * `total` answers scored, the comparison's prompts together), and streams no tokens.
  */
-export type GenerationPhase = 'queued' | 'loading' | 'preparing' | 'generating';
+export type GenerationPhase = 'queued' | 'loading' | 'preparing' | 'generating' | 'sampling' | 'scoring';
 
 /** A model kept loaded for generation (Settings shows them). */
 export interface LoadedModel {
@@ -204,8 +208,27 @@ export interface ModelCacheInfo {
 export interface GenerationStream {
   streamId: string;
   modelId: number;
+  /** Its column in a comparison (0 for a single generation). */
+  column: number;
+  /** Set for a Best-of-N column: its answer is the reward model's pick of N. */
+  bestOf: BestOf | null;
   promptIndex: number;
   prompt: string;
+}
+
+/** An answer a Best-of-N stream sampled, with the reward model's score of it. */
+export interface BestOfCandidate {
+  text: string;
+  tokens: number;
+  finishReason: 'eos' | 'stop' | 'length';
+  reward: number;
+}
+
+/** What a Best-of-N stream chose: its candidates in the order they were sampled, and
+ *  `chosen`, the index of the one with the highest reward (the first of equal ones). */
+export interface BestOfOutcome extends BestOf {
+  chosen: number;
+  candidates: BestOfCandidate[];
 }
 
 export interface ExperimentSummary {
@@ -289,16 +312,27 @@ export interface BlindPair {
 export const VOTES = ['A', 'B', 'tie', 'skip'] as const;
 export type Vote = (typeof VOTES)[number];
 
+/** A side of a blind vote, revealed: the model, and its Best-of-N when the side was its
+ *  picks; `name` says both ("sft, best of 8 by rm"). */
+export interface RevealedSide {
+  modelId: number;
+  bestOf: BestOf | null;
+  name: string;
+}
+
 export interface VoteResult {
   judgmentId: number;
-  /** Revealed after the vote: which model was shown on each side. */
-  reveal: { a: { modelId: number; name: string }; b: { modelId: number; name: string } };
+  /** Revealed after the vote: which side was shown on each side of the screen. */
+  reveal: { a: RevealedSide; b: RevealedSide };
   tally: Tally;
 }
 
+/** Side A's answers against side B's: each a model's plain answers, or its Best-of-N picks (bestOfA, bestOfB). */
 export interface Tally {
   modelA: number;
   modelB: number;
+  bestOfA: BestOf | null;
+  bestOfB: BestOf | null;
   /** Votes counted (skips excluded). */
   n: number;
   winsA: number;
@@ -337,7 +371,14 @@ const RUN = params({ runId: id() });
 const DATASET = params({ datasetId: id() });
 const EXAMPLE = params({ exampleId: id() });
 const EXPERIMENT = params({ experimentId: id() });
-const PAIR = params({ modelA: id(), modelB: id() });
+const BEST_OF = Type.Object({
+  rewardModelId: integer(1, Number.MAX_SAFE_INTEGER, { description: 'The reward model that scores the answers (one a reward, pref-reward or judge stage made).' }),
+  n: integer(2, 64, { description: 'Answers sampled per prompt; the one the reward model scores highest is kept.' }),
+}, { additionalProperties: false });
+/** A comparison's column: a model's answers, or with `bestOf` its Best-of-N picks. */
+const COLUMN = Type.Object({ modelId: id(), bestOf: opt(BEST_OF) }, { additionalProperties: false });
+/** A side of a blind vote: model A or B, its Best-of-N picks when bestOfA or bestOfB is given. */
+const PAIR = params({ modelA: id(), modelB: id(), bestOfA: opt(BEST_OF), bestOfB: opt(BEST_OF) });
 const fileName = described(Type.String({ minLength: 1, maxLength: 255, pattern: '^(?!\\.\\.?$)[^\\\\/]+$' }), 'a file name without folders, of at most 255 characters');
 /** The chat-template model is a stored model (`chatModelId`) or a model folder on this machine (`chatModelDir`, absolute). */
 const importOptions = { format: opt(oneOf(DATASET_FORMATS)), evalFraction: opt(number(0, 1)), chatModelId: opt(id()), chatModelDir: opt(path()) };
@@ -412,7 +453,8 @@ export const PARAMS = {
   'runs.metrics': params({ runId: id(), names: opt(described(Type.Array(Type.String({ maxLength: LIMITS.name }), { minItems: 1, maxItems: 100 }), `a list of 1 to 100 metric names, each of at most ${LIMITS.name} characters`)) }),
 
   'compare.start': params({
-    modelIds: described(Type.Array(id(), { minItems: 2, maxItems: LIMITS.models, uniqueItems: true }), `a list of 2 to ${LIMITS.models} different model ids`),
+    modelIds: opt(described(Type.Array(id(), { minItems: 2, maxItems: LIMITS.models, uniqueItems: true }), `a list of 2 to ${LIMITS.models} different model ids`)),
+    columns: opt(described(Type.Array(COLUMN, { minItems: 2, maxItems: LIMITS.models }), `a list of 2 to ${LIMITS.models} columns, each {modelId} or {modelId, bestOf: {rewardModelId, n}}`)),
     prompts: described(Type.Array(text({ max: LIMITS.promptChars }), { minItems: 1, maxItems: LIMITS.prompts }), `a list of 1 to ${LIMITS.prompts} prompts, each a non-empty text of at most ${LIMITS.promptChars} characters`),
     sampling: opt(SAMPLING),
   }),
@@ -428,6 +470,12 @@ export const PARAMS = {
 
 /** The params of a method, as its schema types them. */
 type P<K extends keyof typeof PARAMS> = Type.Static<(typeof PARAMS)[K]>;
+
+/** Best-of-N (the bon stage's rule, DESIGN.md §2.4): sample `n` answers per prompt and keep
+ *  the one reward model `rewardModelId` scores highest. */
+export type BestOf = Type.Static<typeof BEST_OF>;
+/** A column of compare.start. */
+export type CompareColumn = Type.Static<typeof COLUMN>;
 
 // ---- the method table ----
 
@@ -496,9 +544,14 @@ export interface Methods {
   /** Every metric of the run when `names` is absent. */
   'runs.metrics': { params: P<'runs.metrics'>; result: MetricSeries[] };
 
-  /** Generates each prompt on each model (2..8 models, 1..20 prompts), streamed; the responses are stored for blind voting. */
+  /**
+   * Generates each prompt in each column (2..8 columns, 1..20 prompts), streamed; the
+   * responses are stored for blind voting. A column is a model (`modelIds`, or `columns`
+   * without bestOf) or a model's Best-of-N by a reward model (`columns` with bestOf: its
+   * N answers are sampled and scored, the best is its answer, stored with its label).
+   */
   'compare.start': { params: P<'compare.start'>; result: { compareId: string; streams: GenerationStream[] } };
-  /** A random prompt both models answered, the two responses in a random order that is recorded; null when there is none left. */
+  /** A random prompt both sides answered, the two responses in a random order that is recorded; null when there is none left. */
   'compare.nextPair': { params: P<'compare.nextPair'>; result: BlindPair | null };
   'compare.vote': { params: P<'compare.vote'>; result: VoteResult };
   'compare.tally': { params: P<'compare.tally'>; result: Tally };
@@ -536,7 +589,8 @@ export type StudioEvent =
   | { type: 'generation.phase'; streamId: string; phase: GenerationPhase; done: number; total: number | null; etaMs: number | null }
   /** `text` is the new text of this token (may be empty while a character is incomplete). */
   | { type: 'generation.token'; streamId: string; index: number; text: string }
-  | { type: 'generation.done'; streamId: string; text: string; tokens: number; finishReason: 'eos' | 'stop' | 'length' | 'cancelled' | 'error'; error: string | null; generationId: number | null }
+  /** `bestOf`: a Best-of-N stream's candidates and pick (its text and tokens are the pick's), when it got that far. */
+  | { type: 'generation.done'; streamId: string; text: string; tokens: number; finishReason: 'eos' | 'stop' | 'length' | 'cancelled' | 'error'; error: string | null; generationId: number | null; bestOf?: BestOfOutcome }
   | { type: 'app.log'; line: AppLogLine };
 
 export type StudioEventListener = (event: StudioEvent) => void;
@@ -576,7 +630,23 @@ export class ValidationError extends Error {
 
 type Validator<M extends Method> = (raw: unknown) => Params<M>;
 
-const SAME_MODEL = 'modelA and modelB are the same model; choose two different models.';
+const sameBestOf = (a: BestOf | undefined, b: BestOf | undefined): boolean => (a === undefined ? b === undefined : b !== undefined && a.n === b.n && a.rewardModelId === b.rewardModelId);
+const SAME_SIDE = (p: { modelA: number; modelB: number; bestOfA?: BestOf; bestOfB?: BestOf }): string | null => {
+  if (p.modelA !== p.modelB || !sameBestOf(p.bestOfA, p.bestOfB)) return null;
+  return p.bestOfA === undefined ? 'modelA and modelB are the same model; choose two different models.' : "both sides are the same model's Best-of-N with the same N and reward model; choose two different sides.";
+};
+/** What compare.start's params cannot say by schema: one way of naming the columns, each column once, Best-of-N with sampling. */
+const COMPARE_START = (p: { modelIds?: number[]; columns?: CompareColumn[]; sampling?: { temperature?: number } }): string | null => {
+  if (p.modelIds !== undefined && p.columns !== undefined) return 'it names the models twice (modelIds and columns); give one of them.';
+  if (p.modelIds === undefined && p.columns === undefined) return 'it names no models; give modelIds or columns.';
+  const columns = p.columns ?? [];
+  for (const [i, c] of columns.entries()) {
+    const j = columns.findIndex((d) => d.modelId === c.modelId && sameBestOf(d.bestOf, c.bestOf));
+    if (j < i) return `columns ${j + 1} and ${i + 1} are the same (model #${c.modelId}${c.bestOf === undefined ? '' : `, best of ${c.bestOf.n} by model #${c.bestOf.rewardModelId}`}); give each column once.`;
+  }
+  if (p.sampling?.temperature === 0 && columns.some((c) => c.bestOf !== undefined)) return 'Best-of-N needs sampled answers, and temperature 0 gives N copies of the greedy one; set sampling.temperature above 0.';
+  return null;
+};
 const ONE_CHAT_MODEL = (p: { chatModelId?: number; chatModelDir?: string }): string | null => (p.chatModelId !== undefined && p.chatModelDir !== undefined ? 'it names a chat-template model twice (chatModelId and chatModelDir); give one of them.' : null);
 
 /** What a schema cannot say: a sentence when the params are refused, else null. */
@@ -584,9 +654,10 @@ const CHECKS: { [M in Method]?: (p: Params<M>) => string | null } = {
   'datasets.importFile': ONE_CHAT_MODEL,
   'datasets.importText': ONE_CHAT_MODEL,
   'datasets.updateExample': (p) => (Object.keys(p.patch).length === 0 ? 'patch changes nothing; give at least one field to change.' : null),
-  'compare.nextPair': (p) => (p.modelA === p.modelB ? SAME_MODEL : null),
+  'compare.start': COMPARE_START,
+  'compare.nextPair': SAME_SIDE,
+  'compare.tally': SAME_SIDE,
   'experiments.exportTrl': (p) => ((p.experimentId === undefined) === (p.definition === undefined) ? 'give the experiment to export once: experimentId (a stored experiment) or definition (one not stored).' : null),
-  'compare.tally': (p) => (p.modelA === p.modelB ? SAME_MODEL : null),
 };
 
 /** Reads one method's params by its schema, naming the method in every refusal. Absent

@@ -16,6 +16,9 @@ export interface GenerateRequest {
   provider: ProviderSetting;
   /** Memory budget of the worker's loaded models (bytes); see model-cache.ts. */
   cacheBytes: number;
+  /** Best-of-N: `n` answers sampled per prompt and scored by the reward model saved in
+   *  `rewardDir` (a scorer folder); each row's result is the best, with every candidate. */
+  bestOf?: { n: number; rewardDir: string };
 }
 
 /**
@@ -24,16 +27,28 @@ export interface GenerateRequest {
  * new tokens at most). `etaMs`: time left in the phase when known.
  */
 export interface WorkerPhase {
-  phase: 'loading' | 'preparing' | 'generating';
+  phase: 'loading' | 'preparing' | 'generating' | 'sampling' | 'scoring';
   done: number;
   total: number | null;
   etaMs: number | null;
+  /** The prompt (index) it is about, where prompts differ (a Best-of-N request's sampling); absent: all of them. */
+  prompt?: number;
 }
 
 export interface GeneratedRow {
   text: string;
   tokens: number;
   finishReason: FinishReason;
+  /** A Best-of-N request's row: its candidates in sampling order with their rewards, and
+   *  the index of the one chosen (whose text, tokens and finish reason the row has). */
+  bestOf?: { chosen: number; candidates: ScoredCandidate[] };
+}
+
+export interface ScoredCandidate {
+  text: string;
+  tokens: number;
+  finishReason: Exclude<FinishReason, 'cancelled'>;
+  reward: number;
 }
 
 export interface ProviderProbe {

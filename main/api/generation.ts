@@ -118,7 +118,7 @@ export class WorkerGeneration implements GenerationBackend {
     if (p === undefined) return;
     switch (m.type) {
       case 'phase':
-        p.on?.phase({ phase: m.phase, done: m.done, total: m.total, etaMs: m.etaMs });
+        p.on?.phase({ phase: m.phase, done: m.done, total: m.total, etaMs: m.etaMs, ...(m.prompt === undefined ? {} : { prompt: m.prompt }) });
         return;
       case 'token':
         p.on?.token(m.row, m.index, m.text);

@@ -5,13 +5,15 @@
 //
 // Requests whose models are loaded generate at the same time: the decoding loop yields
 // between steps, so two models in Compare stream side by side (each at about half the
-// speed) instead of the second waiting for the first to finish.
+// speed) instead of the second waiting for the first to finish. A Best-of-N request
+// (generation-best-of.ts) samples and scores instead of streaming tokens.
 import { parentPort } from 'node:worker_threads';
 import type { GenerationResult } from '../../native-models/generate/generator.ts';
 import { GenerationCancelledError } from '../../native-models/generate/generator.ts';
 import type { ProviderName } from '../../native-models/runtime/providers.ts';
 import { chooseProvider } from '../../native-models/runtime/providers.ts';
 import type { ProviderSetting } from './contract.ts';
+import { bestOfN } from './generation-best-of.ts';
 import { loadForGeneration, weightFiles, type LoadedForGeneration } from './generation-load.ts';
 import type { GenCommand, GeneratedRow, GenerateRequest, GenReply, ProviderProbe } from './generation-protocol.ts';
 import { ModelCache, type Acquired } from './model-cache.ts';
@@ -173,25 +175,33 @@ async function run(id: number, req: GenerateRequest, model: LoadedForGeneration,
     const text = chat && tokenizer.hasChatTemplate ? tokenizer.applyChatTemplate([{ role: 'user', content: p }], { addGenerationPrompt: true }) : p;
     const ids = tokenizer.encode(text);
     if (ids.length === 0) throw new Error(`Prompt ${i + 1} is empty after tokenization; give some text.`);
-    return ids;
+    return { text, ids };
   });
   const temperature = s.temperature ?? 0.8;
   const greedy = temperature === 0;
   const maxNewTokens = s.maxTokens ?? 128;
-  const counts = req.prompts.map(() => 0);
-  post({ type: 'phase', id, phase: 'generating', done: 0, total: maxNewTokens, etaMs: null });
+  const sampling = {
+    maxNewTokens,
+    greedy: greedy || undefined,
+    temperature: greedy ? undefined : temperature,
+    topP: greedy ? undefined : s.topP,
+    topK: greedy ? undefined : s.topK,
+    seed: greedy ? undefined : s.seed,
+  };
+  const decode = (ids: readonly number[]): string => tokenizer.decode(ids, { skipSpecialTokens: true });
   generating++;
   loadDisturbed = true; // a load in progress, if any, is no longer measured alone
   try {
-    const results = await generator.generate(prompts, {
-      maxNewTokens,
-      greedy: greedy || undefined,
-      temperature: greedy ? undefined : temperature,
-      topP: greedy ? undefined : s.topP,
-      topK: greedy ? undefined : s.topK,
-      seed: greedy ? undefined : s.seed,
+    if (req.bestOf !== undefined) {
+      const rows = await bestOfN({ generator, decode, eos, prompts, n: req.bestOf.n, rewardDir: req.bestOf.rewardDir, sampling, signal, phase: (p) => post({ type: 'phase', id, ...p }) });
+      return { type: 'done', id, rows };
+    }
+    const counts = req.prompts.map(() => 0);
+    post({ type: 'phase', id, phase: 'generating', done: 0, total: maxNewTokens, etaMs: null });
+    const results = await generator.generate(prompts.map((p) => p.ids), {
+      ...sampling,
       eosTokenIds: eos,
-      decode: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
+      decode,
       onToken: (e) => post({ type: 'token', id, row: e.row, index: counts[e.row]++, text: e.textDelta ?? '' }),
       signal,
     });

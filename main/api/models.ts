@@ -8,21 +8,23 @@ import { basename, isAbsolute, join } from 'node:path';
 import { GGUF_SOURCE_FILE } from '../../native-models/checkpoint/gguf/to-hf.ts';
 import type { ModelFamily } from '../../native-models/models/family.ts';
 import { familyOf, gpt2Family, llamaFamily } from '../../native-models/models/index.ts';
-import { GenerationStore } from '../../db/generations.ts';
+import { bestOfScores, GenerationStore } from '../../db/generations.ts';
 import type { Model } from '../../db/models.ts';
 import { ModelStore } from '../../db/models.ts';
-import type { GenerationStream, ModelCacheInfo, ModelInfo, SamplingSettings } from './contract.ts';
+import type { BestOf, GenerationStream, ModelCacheInfo, ModelInfo, SamplingSettings } from './contract.ts';
 import type { ApiContext, Handlers } from './context.ts';
-import type { GeneratedRow, ModelCacheState } from './generation.ts';
+import type { GeneratedRow, ModelCacheState, WorkerPhase } from './generation.ts';
 import { GenerationStopped } from './generation.ts';
 import { runInfo } from './runs.ts';
 import { DEFAULT_MODEL_DIR, ensureBuiltinModel, isBuiltinModel } from '../models/builtin.ts';
+import { isSavedScorer } from '../stages/scorer-folder.ts';
 
 /** A store model as the API shows it, with the folder of its files (which tells where a GGUF import came from). */
 export function modelInfo(m: Model, folder: string | null = null): ModelInfo {
   return {
     id: m.id, name: m.name, kind: isBuiltinModel(m) ? 'builtin' : m.kind, family: m.family, parentId: m.parentId, stage: m.stage, runId: m.runId, createdAt: m.createdAt,
     params: paramCount(m) ?? (folder === null ? null : folderParamCount(folder)), source: folder === null ? null : ggufSource(folder), folder,
+    reward: folder !== null && isSavedScorer(folder),
   };
 }
 
@@ -72,7 +74,14 @@ export function modelFolder(ctx: ApiContext, models: ModelStore, modelId: number
   return isAbsolute(m.path) ? m.path : ctx.runner.files.absolute(m.path);
 }
 
-/** Streams of generation: each (model, prompt) is one stream with its own id. */
+/** Where a column's streams sit in a comparison, and the Best-of-N it runs (null: plain answers). */
+export interface StreamColumn {
+  column: number;
+  bestOf: BestOf | null;
+}
+
+/** Streams of generation: each (model, prompt) is one stream with its own id; a
+ *  comparison's Best-of-N column is one stream per prompt too. */
 export class GenerationStreams {
   private readonly ctx: ApiContext;
   private readonly models: ModelStore;
@@ -92,6 +101,16 @@ export class GenerationStreams {
     return modelFolder(this.ctx, this.models, modelId);
   }
 
+  /** Where the saved scorer of reward model `modelId` is; a sentence when the model is not a reward model. */
+  rewardModelDir(modelId: number): string {
+    const dir = this.modelDir(modelId);
+    if (!isSavedScorer(dir)) {
+      const name = this.models.get(modelId)?.name ?? 'model';
+      throw new Error(`Model "${name}" (#${modelId}) is not a reward model (its folder holds no saved scorer), so it cannot choose a Best-of-N answer; choose a model that a reward, pref-reward or judge stage made.`);
+    }
+    return dir;
+  }
+
   /** How many streams are unfinished (waiting ones included): the status bar's count. */
   running(): number {
     return this.unfinished.size;
@@ -100,11 +119,13 @@ export class GenerationStreams {
   /**
    * Starts one model on several prompts (one batch in the worker); returns at once. Each
    * stream is 'queued' until the worker takes the batch (at once, unless another model is
-   * loading), then its phases follow.
+   * loading), then its phases follow. With `bestOf` each prompt's answer is the reward
+   * model's pick of N sampled ones: no tokens stream, the phases say how far it is.
    */
-  start(modelId: number, prompts: readonly string[], sampling: SamplingSettings = {}): GenerationStream[] {
+  start(modelId: number, prompts: readonly string[], sampling: SamplingSettings = {}, where: StreamColumn = { column: 0, bestOf: null }): GenerationStream[] {
     const modelDir = this.modelDir(modelId);
-    const streams = prompts.map((prompt, promptIndex) => ({ streamId: randomUUID(), modelId, promptIndex, prompt }));
+    const bestOf = where.bestOf === null ? undefined : { n: where.bestOf.n, rewardDir: this.rewardModelDir(where.bestOf.rewardModelId) };
+    const streams = prompts.map((prompt, promptIndex) => ({ streamId: randomUUID(), modelId, column: where.column, bestOf: where.bestOf, promptIndex, prompt }));
     const abort = new AbortController();
     for (const s of streams) {
       this.aborts.set(s.streamId, abort);
@@ -117,12 +138,12 @@ export class GenerationStreams {
         texts[row] += text;
         this.ctx.emit({ type: 'generation.token', streamId: streams[row].streamId, index, text });
       },
-      phase: (p: { phase: 'loading' | 'preparing' | 'generating'; done: number; total: number | null; etaMs: number | null }): void => {
-        for (const s of streams) this.ctx.emit({ type: 'generation.phase', streamId: s.streamId, ...p });
+      phase: ({ prompt, ...p }: WorkerPhase): void => {
+        for (const s of prompt === undefined ? streams : [streams[prompt]]) this.ctx.emit({ type: 'generation.phase', streamId: s.streamId, ...p });
       },
     };
     const { forcedProvider: provider, modelCacheBytes: cacheBytes } = this.ctx.settings.get();
-    void this.ctx.generation.generate({ modelDir, prompts: [...prompts], sampling, provider, cacheBytes }, on, abort.signal)
+    void this.ctx.generation.generate({ modelDir, prompts: [...prompts], sampling, provider, cacheBytes, ...(bestOf === undefined ? {} : { bestOf }) }, on, abort.signal)
       .then((rows) => this.finish(modelId, streams, rows, null))
       .catch((err: Error) => {
         if (err instanceof GenerationStopped) this.finish(modelId, streams, streams.map((_, i) => err.partial[i] ?? { text: texts[i], tokens: 0, finishReason: 'cancelled' }), null);
@@ -169,10 +190,15 @@ export class GenerationStreams {
     }
     let ids: (number | null)[] = streams.map(() => null);
     if (error === null) {
-      // Complete responses only: a stopped one would bias a vote against its model.
-      const keep = streams.map((s, i) => ({ s, r: rows[i] })).filter(({ r }) => r.finishReason !== 'cancelled');
+      // Complete responses only: a stopped one would bias a vote against its model (and a
+      // Best-of-N column's answer without its candidates would pass for a plain one).
+      const keep = streams.map((s, i) => ({ s, r: rows[i] })).filter(({ s, r }) => r.finishReason !== 'cancelled' && (s.bestOf === null || r.bestOf !== undefined));
       try {
-        const stored = this.generations.insertMany(keep.map(({ s, r }) => ({ modelId, prompt: s.prompt, text: r.text, tokenCount: r.tokens })));
+        // A Best-of-N pick is labelled by its scores (db/generations.ts bestOfScores), which keep it apart from the model's plain answers in blind votes.
+        const stored = this.generations.insertMany(keep.map(({ s, r }) => ({
+          modelId, prompt: s.prompt, text: r.text, tokenCount: r.tokens,
+          ...(s.bestOf !== null && r.bestOf !== undefined ? { sampleIndex: r.bestOf.chosen, scores: bestOfScores(s.bestOf, r.bestOf.candidates[r.bestOf.chosen].reward) } : {}),
+        })));
         ids = streams.map((s) => {
           const k = keep.findIndex((x) => x.s === s);
           return k < 0 ? null : stored[k];
@@ -188,6 +214,7 @@ export class GenerationStreams {
       this.ctx.emit({
         type: 'generation.done', streamId: s.streamId, text: r.text, tokens: r.tokens,
         finishReason: error === null ? r.finishReason : 'error', error: error === null ? null : error.message, generationId: ids[i],
+        ...(s.bestOf !== null && r.bestOf !== undefined ? { bestOf: { ...s.bestOf, ...r.bestOf } } : {}),
       });
     });
   }

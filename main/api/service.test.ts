@@ -2,9 +2,10 @@
 // history, export, statistics), runs, streamed generation, blind A/B voting (random,
 // recorded order; the tally), status and settings, experiments through a fake pipeline.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { GenerationStore } from '../../db/generations.ts';
 import { JudgmentStore } from '../../db/judgments.ts';
 import { ModelStore } from '../../db/models.ts';
 import { withTempDir } from '../../test/support/temp-dir.ts';
@@ -221,7 +222,7 @@ test('blind A/B: both models answer, pairs come in a random recorded order, vote
   assert.equal(first.a, `base: ${first.prompt}`, 'model B was shown on the left');
   assert.equal(first.b, `sft: ${first.prompt}`);
   const vote = await service.call('compare.vote', { pairId: first.pairId, vote: 'B' }); // the right one: model A
-  assert.deepEqual(vote.reveal, { a: { modelId: b.id, name: 'base' }, b: { modelId: a.id, name: 'sft' } });
+  assert.deepEqual(vote.reveal, { a: { modelId: b.id, bestOf: null, name: 'base' }, b: { modelId: a.id, bestOf: null, name: 'sft' } });
   const j = new JudgmentStore(studio.db).get(vote.judgmentId);
   assert.deepEqual(j?.shownOrder, ['b', 'a']);
   assert.equal(j?.winner, 'a');
@@ -250,6 +251,80 @@ test('blind A/B: both models answer, pairs come in a random recorded order, vote
   const mirrored = await service.call('compare.tally', { modelA: b.id, modelB: a.id });
   assert.equal(mirrored.winRateA, 0.25);
   assert.equal(mirrored.winsB, 1);
+});
+
+test("a Best-of-N column beside its model's plain one: sampling and scoring phases, the pick with every candidate, stored with its label and voted on as a side of its own", async () => {
+  await withTempDir('api-bon', async (dir) => {
+    // The fake backend never reads the reward model; the service only asks that its folder holds a saved scorer.
+    writeFileSync(join(dir, 'scorer.json'), '{}');
+    writeFileSync(join(dir, 'score_head.safetensors'), '');
+    const store = new ModelStore(studio.db);
+    const policy = store.insert({ name: 'policy', kind: 'imported', path: '/models/policy' });
+    const rm = store.insert({ name: 'rm', kind: 'trained', stage: 'reward', path: dir });
+    const bestOf = { rewardModelId: rm.id, n: 3 };
+
+    const before = studio.generation.requests.length;
+    await assert.rejects(service.call('compare.start', { columns: [{ modelId: policy.id }, { modelId: policy.id, bestOf: { rewardModelId: policy.id, n: 3 } }], prompts: ['p'] }), /^Error: Model "policy" \(#\d+\) is not a reward model \(its folder holds no saved scorer\), so it cannot choose a Best-of-N answer; choose a model that a reward, pref-reward or judge stage made\.$/);
+    await assert.rejects(service.call('compare.start', { columns: [{ modelId: policy.id }, { modelId: policy.id, bestOf: { rewardModelId: 9999, n: 3 } }], prompts: ['p'] }), /There is no model #9999/);
+    assert.equal(studio.generation.requests.length, before, 'a refused comparison starts no column');
+    assert.deepEqual((await service.call('models.list', {})).filter((m) => m.reward).map((m) => m.id), [rm.id]);
+
+    const started = await service.call('compare.start', { columns: [{ modelId: policy.id }, { modelId: policy.id, bestOf }], prompts: ['q1', 'q2'], sampling: { seed: 4 } });
+    assert.deepEqual(started.streams.map((x) => [x.column, x.modelId, x.bestOf, x.promptIndex]), [[0, policy.id, null, 0], [0, policy.id, null, 1], [1, policy.id, bestOf, 0], [1, policy.id, bestOf, 1]]);
+    const dones = await Promise.all(started.streams.map((x) => studio.next((e) => e.type === 'generation.done' && e.streamId === x.streamId)));
+    assert.deepEqual(studio.generation.requests.at(-1)?.bestOf, { n: 3, rewardDir: dir });
+
+    const bon = started.streams[2];
+    const phases = studio.events.flatMap((e) => (e.type === 'generation.phase' && e.streamId === bon.streamId ? [`${e.phase} ${e.done}/${e.total}`] : []));
+    assert.deepEqual(phases.slice(phases.indexOf('sampling 0/3')), ['sampling 0/3', 'sampling 1/3', 'sampling 2/3', 'sampling 3/3', 'scoring 0/6', 'scoring 6/6'], "each stream counts its own prompt's samples, then the scoring of all of them");
+    assert.equal(studio.events.some((e) => e.type === 'generation.token' && e.streamId === bon.streamId), false, 'no tokens stream');
+
+    const done = dones[2];
+    assert.ok(done.type === 'generation.done' && done.bestOf !== undefined && done.generationId !== null);
+    assert.deepEqual(done.bestOf.candidates.map((c) => [c.text, c.reward]), [['policy: q1 #0', 9], ['policy: q1 #1', 10], ['policy: q1 #2', 9]]);
+    assert.deepEqual([done.bestOf.chosen, done.bestOf.n, done.bestOf.rewardModelId, done.text], [1, 3, rm.id, 'policy: q1 #1']);
+    const stored = new GenerationStore(studio.db).get(done.generationId);
+    assert.deepEqual([stored?.modelId, stored?.text, stored?.sampleIndex, stored?.scores], [policy.id, 'policy: q1 #1', 1, { bestOf: 3, bestOfReward: rm.id, [`rm:${rm.id}`]: 10 }]);
+
+    // Voting: the plain answers against the picks, never a pick against a plain answer of the same side.
+    const plainSide = { modelA: policy.id, modelB: policy.id, bestOfB: bestOf };
+    randoms = [0, 0.1];
+    const pair = await service.call('compare.nextPair', plainSide);
+    assert.ok(pair !== null);
+    assert.deepEqual([pair.a, pair.b], [`policy: ${pair.prompt}`, `policy: ${pair.prompt} #1`]);
+    const vote = await service.call('compare.vote', { pairId: pair.pairId, vote: 'B' });
+    assert.deepEqual(vote.reveal.b, { modelId: policy.id, bestOf, name: 'policy, best of 3 by rm' });
+    assert.deepEqual(vote.reveal.a, { modelId: policy.id, bestOf: null, name: 'policy' });
+    assert.deepEqual([vote.tally.winsA, vote.tally.winsB, vote.tally.bestOfA, vote.tally.bestOfB], [0, 1, null, bestOf]);
+    const mirrored = await service.call('compare.tally', { modelA: policy.id, bestOfA: bestOf, modelB: policy.id });
+    assert.deepEqual([mirrored.winsA, mirrored.winsB], [1, 0]);
+    assert.equal((await service.call('compare.tally', { modelA: policy.id, bestOfA: { ...bestOf, n: 4 }, modelB: policy.id })).n, 0, 'another N is another side');
+    await assert.rejects(service.call('compare.nextPair', { modelA: policy.id, bestOfA: bestOf, modelB: policy.id, bestOfB: bestOf }), /both sides are the same model's Best-of-N/);
+  });
+});
+
+test('a Best-of-N column stops like a plain one: cancelled, nothing stored', async () => {
+  await withTempDir('api-bon-stop', async (dir) => {
+    writeFileSync(join(dir, 'scorer.json'), '{}');
+    writeFileSync(join(dir, 'score_head.safetensors'), '');
+    const store = new ModelStore(studio.db);
+    const policy = store.insert({ name: 'policy2', kind: 'imported', path: '/models/policy2' });
+    const rm = store.insert({ name: 'rm2', kind: 'trained', stage: 'reward', path: dir });
+    studio.generation.delayMs = 20;
+    try {
+      const started = await service.call('compare.start', { columns: [{ modelId: policy.id, bestOf: { rewardModelId: rm.id, n: 8 } }, { modelId: policy.id, bestOf: { rewardModelId: rm.id, n: 2 } }], prompts: ['long'] });
+      await studio.next((e) => e.type === 'generation.phase' && e.streamId === started.streams[0].streamId && e.phase === 'sampling');
+      assert.deepEqual(await service.call('generation.cancel', { streamId: started.streams[0].streamId }), { cancelled: true });
+      const done = await studio.next((e) => e.type === 'generation.done' && e.streamId === started.streams[0].streamId);
+      assert.ok(done.type === 'generation.done');
+      assert.deepEqual([done.finishReason, done.generationId, done.bestOf], ['cancelled', null, undefined]);
+      const other = await studio.next((e) => e.type === 'generation.done' && e.streamId === started.streams[1].streamId);
+      assert.ok(other.type === 'generation.done' && other.finishReason === 'length' && other.generationId !== null, 'the other column ran on');
+      assert.deepEqual(new GenerationStore(studio.db).listByModel(policy.id).map((g) => g.scores.bestOf), [2]);
+    } finally {
+      studio.generation.delayMs = 0;
+    }
+  });
 });
 
 test('status reports the device and why no GPU is used; settings persist the forced provider', async () => {

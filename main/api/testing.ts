@@ -1,5 +1,6 @@
 // Test helpers: a studio service over a throwaway database and runner, with a fake
-// generation backend (no ONNX Runtime) that answers "<model folder name>: <prompt>".
+// generation backend (no ONNX Runtime) that answers "<model folder name>: <prompt>", and
+// for Best-of-N samples "<model folder name>: <prompt> #k" with rewards it makes up.
 import { basename } from 'node:path';
 import type { StudioDatabase } from '../../db/database.ts';
 import { openDatabase } from '../../db/database.ts';
@@ -15,7 +16,9 @@ import { StudioService } from './service.ts';
 /**
  * A generation backend without ONNX Runtime: a model folder is "loaded" the first time
  * (phases loading of 100 bytes, then preparing), kept in a cache whose budget counts each
- * model as 100 bytes, and answers "<model folder name>: <prompt>" word by word.
+ * model as 100 bytes, and answers "<model folder name>: <prompt>" word by word. A
+ * Best-of-N request samples "<model folder name>: <prompt> #k" (k < N) with the phases of
+ * the real one and gives answer k the reward `bestOfReward(k)`, streaming no tokens.
  */
 export class FakeGeneration implements GenerationBackend {
   readonly requests: GenerateRequest[] = [];
@@ -24,6 +27,8 @@ export class FakeGeneration implements GenerationBackend {
   /** Loaded folders, most recently used last. */
   private loaded: string[] = [];
   private budget = 0;
+  /** The reward of Best-of-N answer k (default: highest at k = 1, so the pick is not the first answer). */
+  bestOfReward: (k: number) => number = (k) => 10 - (k - 1) ** 2;
 
   async generate(request: GenerateRequest, on: GenerationListener, signal: AbortSignal): Promise<GeneratedRow[]> {
     this.requests.push(request);
@@ -36,6 +41,7 @@ export class FakeGeneration implements GenerationBackend {
       on.phase({ phase: 'preparing', done: 1, total: null, etaMs: null });
     }
     this.loaded = [...this.loaded.filter((k) => k !== key), key];
+    if (request.bestOf !== undefined) return this.bestOf(request, request.bestOf.n, on, signal);
     on.phase({ phase: 'generating', done: 0, total: request.sampling.maxTokens ?? 128, etaMs: null });
     const rows = request.prompts.map((p) => `${basename(request.modelDir)}: ${p}`.split(/(?<= )/));
     const done = rows.map(() => '');
@@ -53,6 +59,32 @@ export class FakeGeneration implements GenerationBackend {
       this.shrink();
     }
     return rows.map((r) => ({ text: r.join(''), tokens: r.length, finishReason: 'length' }));
+  }
+
+  private async bestOf(request: GenerateRequest, n: number, on: GenerationListener, signal: AbortSignal): Promise<GeneratedRow[]> {
+    const stop = (): GenerationStopped => new GenerationStopped(request.prompts.map(() => ({ text: '', tokens: 0, finishReason: 'cancelled' })));
+    try {
+      for (const [prompt] of request.prompts.entries()) {
+        for (let done = 0; done <= n; done++) {
+          if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+          if (signal.aborted) throw stop();
+          on.phase({ phase: 'sampling', done, total: n, etaMs: null, prompt });
+        }
+      }
+      const total = n * request.prompts.length;
+      on.phase({ phase: 'scoring', done: 0, total, etaMs: null });
+      on.phase({ phase: 'scoring', done: total, total, etaMs: null });
+    } finally {
+      this.shrink();
+    }
+    return request.prompts.map((p) => {
+      const candidates = Array.from({ length: n }, (_, k) => {
+        const text = `${basename(request.modelDir)}: ${p} #${k}`;
+        return { text, tokens: text.split(' ').length, finishReason: 'length' as const, reward: this.bestOfReward(k) };
+      });
+      const chosen = candidates.reduce((best, c, k) => (c.reward > candidates[best].reward ? k : best), 0);
+      return { text: candidates[chosen].text, tokens: candidates[chosen].tokens, finishReason: 'length', bestOf: { chosen, candidates } };
+    });
   }
 
   async cache(budgetBytes: number): Promise<ModelCacheState> {

@@ -11,6 +11,7 @@ import { readSafetensors } from '../../native-models/runtime/safetensors.ts';
 import { Rng } from '../../native-models/train/rng.ts';
 import { encodePair, loadModel, type LoadedModel } from './lm.ts';
 import { HEAD_FILE, hiddenSize, loadScorerReward, saveScorer, SCORER_JSON, type ScoreHead } from './scorer.ts';
+import { isSavedScorer } from './scorer-folder.ts';
 import { buildToyModel } from './toy.ts';
 
 let root: string, model: LoadedModel, head: ScoreHead;
@@ -56,6 +57,7 @@ test('a saved scorer scores h_last . w + b, where h_last is the hidden state of 
   assert.deepEqual(st.tensors.get('score.weight')?.shape, [head.weight.length, 1]);
   assert.deepEqual(st.tensors.get('score.bias')?.shape, [1]);
   assert.ok(existsSync(join(dir, 'config.json')) && existsSync(join(dir, 'tokenizer.json')), 'the backbone is a Hugging Face folder');
+  assert.deepEqual([isSavedScorer(dir), isSavedScorer(join(root, 'pi0'))], [true, false], 'a saved scorer is told from the language model it was made of');
 
   const reward = await loadScorerReward(dir, { provider: 'cpu', threads: 1 });
   try {

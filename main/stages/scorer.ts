@@ -13,14 +13,12 @@ import { fromFloat32, readSafetensors, toFloat32, writeSafetensors } from '../..
 import type { Rng } from '../../native-models/train/rng.ts';
 import { encodePair, lastHidden, loadModel, saveModel, sequenceFeeds, type LoadedModel, type TrainableModel } from './lm.ts';
 import { graphSession } from './graph-session.ts';
+import { HEAD_FILE, SCORER_DIR, SCORER_JSON } from './scorer-folder.ts';
 import type { RewardFunction, RewardRuntime, Scored } from './reward-function.ts';
 
 export const SCORE_WEIGHT = 'score.weight';
 export const SCORE_BIAS = 'score.bias';
-export const HEAD_FILE = 'score_head.safetensors';
-export const SCORER_JSON = 'scorer.json';
-/** The scorer's folder inside a reward stage's folder. */
-export const SCORER_DIR = 'scorer';
+export { HEAD_FILE, SCORER_DIR, SCORER_JSON } from './scorer-folder.ts';
 
 /** The head's values: weight [D] (stored as [D, 1]) and bias. */
 export interface ScoreHead {

@@ -43,7 +43,13 @@
       setTimeout(() => emit({ type: 'generation.done', streamId: p.streamId, text: '', tokens: 0, finishReason: 'cancelled', error: null, generationId: null }), 5);
       return { cancelled: true };
     },
-    'compare.start': (p) => ({ compareId: 'c1', streams: p.modelIds.flatMap((modelId) => p.prompts.map((prompt, promptIndex) => ({ streamId: `m${modelId}p${promptIndex}`, modelId, promptIndex, prompt }))) }),
+    // Stream ids: m<model>p<prompt>, m<model>b<N>p<prompt> for a Best-of-N column.
+    'compare.start': (p) => ({
+      compareId: 'c1',
+      streams: (p.columns ?? p.modelIds.map((modelId) => ({ modelId }))).flatMap((c, column) => p.prompts.map((prompt, promptIndex) => ({
+        streamId: `m${c.modelId}${c.bestOf ? `b${c.bestOf.n}` : ''}p${promptIndex}`, modelId: c.modelId, column, bestOf: c.bestOf ?? null, promptIndex, prompt,
+      }))),
+    }),
     'logs.app': () => f.appLogs ?? [],
     'runs.list': () => f.runs ?? [],
     'runs.logs': () => [],
@@ -67,7 +73,7 @@
       setTimeout(() => emit({ type: 'generation.phase', streamId, phase: 'loading', done: 269e6, total: 538e6, etaMs: 2000 }), 5);
       words.forEach((w, i) => setTimeout(() => emit({ type: 'generation.token', streamId, index: i, text: w }), wait + 20 * (i + 1)));
       setTimeout(() => emit({ type: 'generation.done', streamId, text: words.join(''), tokens: 3, finishReason: 'eos', error: null, generationId: 1 }), wait + 100);
-      return { streamId, modelId: p.modelId, promptIndex: 0, prompt: p.prompt };
+      return { streamId, modelId: p.modelId, column: 0, bestOf: null, promptIndex: 0, prompt: p.prompt };
     },
     'experiments.recipes': () => f.recipes ?? [],
     'experiments.stageKinds': () => f.stageKinds ?? [],
@@ -76,11 +82,11 @@
     'experiments.get': (p) => f.experimentDetails[p.experimentId],
     'experiments.start': (p) => ({ ...f.experimentDetails[f.startedId], definition: p.definition }),
     'compare.nextPair': () => (f.pairs ?? [])[votes.length] ?? null,
-    'compare.tally': (p) => tally(p.modelA, p.modelB),
+    'compare.tally': (p) => ({ ...tally(p.modelA, p.modelB), bestOfA: p.bestOfA ?? null, bestOfB: p.bestOfB ?? null }),
     'compare.vote': (p) => {
       votes.push(p.vote);
       const [a, b] = f.models;
-      return { judgmentId: votes.length, reveal: { a: { modelId: b.id, name: b.name }, b: { modelId: a.id, name: a.name } }, tally: tally(a.id, b.id) };
+      return { judgmentId: votes.length, reveal: { a: { modelId: b.id, bestOf: null, name: b.name }, b: { modelId: a.id, bestOf: null, name: a.name } }, tally: { ...tally(a.id, b.id), bestOfA: null, bestOfB: null } };
     },
     'results.get': (p) => (f.results ?? {})[p.experimentId] ?? null,
   };

@@ -39,5 +39,5 @@ export function example(id: number, datasetId: number, prompt: string, response:
 }
 
 export function model(id: number, name: string, parentId: number | null = null, stage: string | null = null): ModelInfo {
-  return { id, name, kind: id === 1 ? 'builtin' : parentId === null ? 'imported' : 'trained', family: 'gpt2', parentId, stage, runId: null, createdAt: '2025-01-01T00:00:00Z', params: id === 1 ? 4_300_000 : 134_515_008, source: id === 2 ? { format: 'gguf', file: 'SmolLM2-135M-Instruct.Q4_1.gguf', quantization: 'Q4_1' } : null, folder: `/data/afd/studio.db.files/models/${id}` };
+  return { id, name, kind: id === 1 ? 'builtin' : parentId === null ? 'imported' : 'trained', family: 'gpt2', parentId, stage, runId: null, createdAt: '2025-01-01T00:00:00Z', params: id === 1 ? 4_300_000 : 134_515_008, source: id === 2 ? { format: 'gguf', file: 'SmolLM2-135M-Instruct.Q4_1.gguf', quantization: 'Q4_1' } : null, folder: `/data/afd/studio.db.files/models/${id}`, reward: stage === 'reward' };
 }

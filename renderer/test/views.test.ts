@@ -114,7 +114,7 @@ describe('the views in Chromium against a fake studio', { skip: chromiumSkip('re
     await page.waitForFunction(() => document.querySelector('[data-testid=tally-ties]')?.textContent === '1');
     assert.match(await page.getByTestId('win-rate').innerText(), /^75%/);
     await page.getByRole('button', { name: /skip/ }).click();
-    await page.getByText('No pairs left to judge for these two models.').waitFor();
+    await page.getByText('No pairs left to judge for these two sides.').waitFor();
     assert.deepEqual((await calls(page)).filter((c) => c.method === 'compare.vote').map((c) => c.params.vote), ['A', 'tie', 'skip']);
     assert.match(await page.getByTestId('reveal').innerText(), /left was sft, right was default/);
     assert.deepEqual(errors, []);
@@ -129,9 +129,9 @@ describe('the views in Chromium against a fake studio', { skip: chromiumSkip('re
     assert.deepEqual((await page.getByRole('form', { name: 'Side-by-side generation' }).locator('label.inline').allInnerTexts()).map((x) => x.trim()), ['default', 'smollm2', 'smollm2-sft']);
     await page.getByRole('button', { name: 'Generate side by side' }).click();
     await page.getByTestId('side-by-side').waitFor();
-    assert.deepEqual((await calls(page)).find((c) => c.method === 'compare.start')?.params.modelIds, [2, 3], 'the base model before its SFT');
+    assert.deepEqual((await calls(page)).find((c) => c.method === 'compare.start')?.params.columns, [{ modelId: 2 }, { modelId: 3 }], 'the base model before its SFT');
     assert.deepEqual(await page.locator('[data-testid=side-by-side] .response .name').allInnerTexts(), ['smollm2', 'smollm2-sft', 'smollm2', 'smollm2-sft']);
-    const pane = (modelId: number, prompt: number) => page.locator(`[data-testid=side-by-side] .response[data-model="${modelId}"]`).nth(prompt);
+    const pane = (modelId: number, prompt: number) => page.locator(`[data-testid=side-by-side] .response[data-column="${modelId}"]`).nth(prompt);
     await pane(2, 0).getByText('Starting').waitFor();
     assert.equal(await page.getByRole('button', { name: 'Stop' }).isEnabled(), true);
 
@@ -162,6 +162,55 @@ describe('the views in Chromium against a fake studio', { skip: chromiumSkip('re
     await page.evaluate(() => Object.assign((window as unknown as { __afdFixture: { status: object } }).__afdFixture.status, { runningGenerations: 0, runningRuns: [] }));
     await emit(page, { type: 'generation.done', streamId: 'm2p0', text: '', tokens: 0, finishReason: 'cancelled', error: null, generationId: null });
     await footer.getByText('idle').waitFor();
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test("compare: a Best-of-N column beside a plain one counts its samples, then their scoring, then shows the pick's reward and the other samples by reward; it is a side to vote on", async () => {
+    // The reward model is not chosen as a plain column; it is the Best-of-N form's reward model.
+    const { page, errors } = await open('compare', { models: [model(4, 'rm', 3, 'reward'), model(3, 'smollm2-sft', 2, 'sft'), model(2, 'smollm2')] });
+    const form = page.getByRole('form', { name: 'Side-by-side generation' });
+    await form.getByTestId('best-of-reward-model').waitFor();
+    assert.deepEqual(await form.locator('label.inline input:checked').evaluateAll((xs) => xs.map((x) => (x as HTMLInputElement).value)), ['2', '3']);
+    assert.deepEqual(await form.getByTestId('best-of-reward-model').locator('option').allInnerTexts(), ['rm'], 'only reward models score');
+    await form.getByRole('checkbox', { name: 'smollm2-sft' }).uncheck();
+    await form.getByTestId('best-of-model').selectOption({ label: 'smollm2-sft' });
+    await form.getByTestId('best-of-n').fill('1');
+    await form.getByRole('button', { name: 'Add column' }).click();
+    await form.getByRole('alert').getByText('N must be a whole number from 2 to 64.').waitFor();
+    await form.getByTestId('best-of-n').fill('4');
+    await form.getByRole('button', { name: 'Add column' }).click();
+    assert.deepEqual(await form.getByTestId('best-of-column').locator('span').allInnerTexts(), ['smollm2-sft, best of 4 by rm']);
+    assert.equal(await form.getByRole('button', { name: 'Remove smollm2-sft, best of 4 by rm' }).count(), 1);
+
+    await form.getByTestId('compare-prompts').fill('How do I make tea?');
+    await page.getByRole('button', { name: 'Generate side by side' }).click();
+    await page.getByTestId('side-by-side').waitFor();
+    assert.deepEqual((await calls(page)).find((c) => c.method === 'compare.start')?.params.columns, [{ modelId: 2 }, { modelId: 3, bestOf: { rewardModelId: 4, n: 4 } }]);
+    assert.deepEqual(await page.locator('[data-testid=side-by-side] .response .name').allInnerTexts(), ['smollm2', 'smollm2-sft, best of 4 by rm']);
+    const pane = page.locator('[data-testid=side-by-side] .response[data-column="3:best-of-4:4"]');
+
+    await emit(page, { type: 'generation.phase', streamId: 'm3b4p0', phase: 'sampling', done: 1, total: 4, etaMs: null });
+    await pane.getByText(/^Best-of-4: 1 of 4 samples drawn/).waitFor();
+    assert.equal(await pane.getByRole('progressbar').getAttribute('aria-valuenow'), '25');
+    await emit(page, { type: 'generation.phase', streamId: 'm3b4p0', phase: 'scoring', done: 0, total: 4, etaMs: null });
+    await pane.getByText(/^Scoring 4 samples with the reward model: 0 done/).waitFor();
+
+    const candidates = [['Boil water.', 0.5], ['Boil water, steep the tea 3 minutes.', 2.25], ['Tea.', -1], ['Use a kettle.', 1]].map(([text, reward]) => ({ text, tokens: 4, finishReason: 'eos', reward }));
+    await emit(page, { type: 'generation.done', streamId: 'm3b4p0', text: candidates[1].text, tokens: 4, finishReason: 'eos', error: null, generationId: 9, bestOf: { rewardModelId: 4, n: 4, chosen: 1, candidates } });
+    await emit(page, { type: 'generation.done', streamId: 'm2p0', text: 'Boil.', tokens: 2, finishReason: 'eos', error: null, generationId: 8 });
+    await pane.getByTestId('best-of-reward').getByText('Reward 2.25: the highest of 4 samples.').waitFor();
+    assert.equal(await pane.locator(':scope > pre').innerText(), 'Boil water, steep the tea 3 minutes.');
+    const others = pane.getByTestId('best-of-candidates');
+    assert.equal(await others.locator('li').first().isVisible(), false, 'folded until asked for');
+    await others.getByText('The other 3 samples, by reward').click();
+    assert.deepEqual(await others.locator('li .reward').allInnerTexts(), ['1.00', '0.500', '−1.00']);
+    assert.deepEqual(await others.locator('li pre').allInnerTexts(), ['Use a kettle.', 'Boil water.', 'Tea.']);
+
+    // Once the comparison is done, the blind vote sets the two columns against each other.
+    await page.waitForFunction(() => (window as unknown as { __afd: { calls: { method: string; params: { bestOfB?: unknown } }[] } }).__afd.calls.some((c) => c.method === 'compare.nextPair' && c.params.bestOfB !== undefined));
+    assert.deepEqual((await calls(page)).filter((c) => c.method === 'compare.nextPair').at(-1)?.params, { modelA: 2, modelB: 3, bestOfB: { rewardModelId: 4, n: 4 } });
+    assert.equal(await page.getByTestId('vote-side-b').locator('option:checked').innerText(), 'smollm2-sft, best of 4 by rm');
     assert.deepEqual(errors, []);
     await page.close();
   });

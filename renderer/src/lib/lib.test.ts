@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { JsonObject, ModelInfo, Tally } from '../../../main/api/contract.ts';
+import { columnKey, columnName, pairParams, startColumn, uniqueColumns } from './columns.ts';
 import { csvField, toCsv } from './csv.ts';
 import { formatBytes, formatDuration, formatProgress, progressPercent } from './format.ts';
 import { binsFromEdges, niceStep, quantile } from './histogram.ts';
@@ -11,7 +12,7 @@ import { addStage, draftFromDefinition, moveStage, stageTemplates, toDefinition 
 import { goldVsN, resultsCsv } from './results.ts';
 import { hashOf, parseHash, viewForShortcut } from './router.ts';
 import { bandPath, linePath, linearScale, log2Ticks, niceTicks } from './scale.ts';
-import { applyGenerationEvent, phaseView, type StreamState } from './streams.ts';
+import { applyGenerationEvent, formatReward, phaseView, rankedCandidates, type StreamState } from './streams.ts';
 import { nextTheme, resolveTheme } from './theme.ts';
 import { takeToken } from './token.ts';
 import { describeWinRate, voteForKey } from './voting.ts';
@@ -49,7 +50,7 @@ test('voting: keys A/B/T/S, not while typing or with modifiers; the win-rate sen
   assert.deepEqual(['a', 'B', 't', 's', 'x'].map((key) => voteForKey({ key })), ['A', 'B', 'tie', 'skip', null]);
   assert.equal(voteForKey({ key: 'a', ctrlKey: true }), null);
   assert.equal(voteForKey({ key: 'a', inTextField: true }), null);
-  const t: Tally = { modelA: 1, modelB: 2, n: 4, winsA: 3, winsB: 1, ties: 0, skips: 0, winRateA: 0.75, ci95: [0.3, 0.954], leftWinRate: 0.5 };
+  const t: Tally = { modelA: 1, modelB: 2, bestOfA: null, bestOfB: null, n: 4, winsA: 3, winsB: 1, ties: 0, skips: 0, winRateA: 0.75, ci95: [0.3, 0.954], leftWinRate: 0.5 };
   assert.equal(describeWinRate(t), '75% (95% CI 30%–95%)');
   assert.equal(describeWinRate({ ...t, n: 0, winRateA: null }), 'no votes yet');
 });
@@ -97,7 +98,37 @@ test('streams: phases with their progress; what a pane says in each, counted dow
   assert.equal(phaseView(s.x), null);
 });
 
-const m = (id: number, parentId: number | null, stage: string | null): ModelInfo => ({ id, name: `m${id}`, kind: id === 1 ? 'builtin' : parentId === null ? 'imported' : 'trained', family: 'gpt2', parentId, stage, runId: null, createdAt: '', params: null, source: null, folder: null });
+test("streams: a Best-of-N stream counts its samples, then their scoring; done, it keeps the candidates, ranked by reward", () => {
+  const s: Record<string, StreamState> = {};
+  applyGenerationEvent(s, { type: 'generation.phase', streamId: 'x', phase: 'sampling', done: 0, total: 8, etaMs: null }, 0);
+  assert.deepEqual(phaseView(s.x, 500), { label: 'Best-of-8: 0 of 8 samples drawn', percent: 0, etaMs: null });
+  applyGenerationEvent(s, { type: 'generation.phase', streamId: 'x', phase: 'sampling', done: 2, total: 8, etaMs: null }, 2000);
+  assert.deepEqual(phaseView(s.x, 2000), { label: 'Best-of-8: 2 of 8 samples drawn · 2 s', percent: 25, etaMs: 6000 }, 'the time left at the rate so far');
+  applyGenerationEvent(s, { type: 'generation.phase', streamId: 'x', phase: 'scoring', done: 4, total: 16, etaMs: null }, 3000);
+  assert.deepEqual(phaseView(s.x, 3000), { label: 'Scoring 16 samples with the reward model: 4 done', percent: 25, etaMs: null });
+  const candidates = [0.5, 2, -1, 2].map((reward, k) => ({ text: `t${k}`, tokens: 1, finishReason: 'eos' as const, reward }));
+  const bestOf = { rewardModelId: 4, n: 4, chosen: 1, candidates };
+  applyGenerationEvent(s, { type: 'generation.done', streamId: 'x', text: 't1', tokens: 1, finishReason: 'eos', error: null, generationId: 3, bestOf });
+  assert.deepEqual(s.x.bestOf, bestOf);
+  assert.deepEqual(rankedCandidates(bestOf).map((c) => [c.index, c.chosen]), [[1, true], [3, false], [0, false], [2, false]], 'equal rewards keep sampling order');
+  assert.deepEqual([2.25, -1, 0.5, 123.4, -0.01234].map(formatReward), ['2.25', '−1.00', '0.500', '123', '−0.0123']);
+  applyGenerationEvent(s, { type: 'generation.done', streamId: 'y', text: '', tokens: 0, finishReason: 'cancelled', error: null, generationId: null });
+  assert.equal(s.y.bestOf, null);
+});
+
+test("columns: a model or its Best-of-N, named, keyed, as compare.start and the vote's sides take them", () => {
+  const models = [m(2, null, null), m(4, 2, 'reward')];
+  const plain = { modelId: 2, bestOf: null };
+  const best = { modelId: 2, bestOf: { rewardModelId: 4, n: 8 } };
+  assert.deepEqual([columnKey(plain), columnKey(best)], ['2', '2:best-of-8:4']);
+  assert.deepEqual([columnName(plain, models), columnName(best, models), columnName({ modelId: 9, bestOf: null }, models)], ['m2', 'm2, best of 8 by m4', 'model #9']);
+  assert.deepEqual([startColumn(plain), startColumn(best)], [{ modelId: 2 }, { modelId: 2, bestOf: { rewardModelId: 4, n: 8 } }]);
+  assert.deepEqual(pairParams(plain, best), { modelA: 2, modelB: 2, bestOfB: { rewardModelId: 4, n: 8 } });
+  assert.deepEqual(pairParams(best, plain), { modelA: 2, modelB: 2, bestOfA: { rewardModelId: 4, n: 8 } });
+  assert.deepEqual(uniqueColumns([plain, best, { modelId: 2, bestOf: null }, { modelId: 2, bestOf: { rewardModelId: 4, n: 8 } }]), [plain, best]);
+});
+
+const m = (id: number, parentId: number | null, stage: string | null): ModelInfo => ({ id, name: `m${id}`, kind: id === 1 ? 'builtin' : parentId === null ? 'imported' : 'trained', family: 'gpt2', parentId, stage, runId: null, createdAt: '', params: null, source: null, folder: null, reward: stage === 'reward' });
 
 test('lineage: parents before children, orphans and cycles still listed; labels; ancestry', () => {
   const models = [m(4, 2, 'rl'), m(3, 2, 'reward'), m(2, 1, 'sft'), m(1, null, null), m(5, 99, 'sft'), m(6, 7, 'sft'), m(7, 6, 'sft')];

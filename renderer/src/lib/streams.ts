@@ -1,7 +1,7 @@
 // Streamed generations: phases and tokens arrive as events, possibly before the call that
 // started the stream has returned, so they are kept by stream id from the first event on.
 // What a pane shows while it waits (phaseView) is computed here, from the page's clock.
-import type { GenerationPhase, StudioEvent } from '../../../main/api/contract.ts';
+import type { BestOfCandidate, BestOfOutcome, GenerationPhase, StudioEvent } from '../../../main/api/contract.ts';
 import { formatBytes, formatDuration } from './format.ts';
 
 export interface StreamState {
@@ -18,10 +18,12 @@ export interface StreamState {
   progress: { done: number; total: number | null; etaMs: number | null; at: number };
   /** When the current phase began (page clock). */
   phaseSince: number;
+  /** A finished Best-of-N stream's candidates and pick (its text is the pick's). */
+  bestOf: BestOfOutcome | null;
 }
 
 export function emptyStream(now = Date.now()): StreamState {
-  return { parts: [], text: '', done: false, finishReason: null, error: null, tokens: 0, phase: null, progress: { done: 0, total: null, etaMs: null, at: now }, phaseSince: now };
+  return { parts: [], text: '', done: false, finishReason: null, error: null, tokens: 0, phase: null, progress: { done: 0, total: null, etaMs: null, at: now }, phaseSince: now, bestOf: null };
 }
 
 /** Applies a generation event to the streams (mutating and returning the changed one), or
@@ -47,8 +49,20 @@ export function applyGenerationEvent(streams: Record<string, StreamState>, e: St
     s.tokens = e.tokens;
     s.finishReason = e.finishReason;
     s.error = e.error;
+    s.bestOf = e.bestOf ?? null;
   }
   return s;
+}
+
+/** A Best-of-N pick's candidates, highest reward first, each with its place in sampling
+ *  order and whether it is the one chosen (equal rewards keep sampling order). */
+export function rankedCandidates(o: BestOfOutcome): (BestOfCandidate & { index: number; chosen: boolean })[] {
+  return o.candidates.map((c, index) => ({ ...c, index, chosen: index === o.chosen })).sort((a, b) => b.reward - a.reward || a.index - b.index);
+}
+
+/** A reward as a pane shows it: 3 significant digits, a real minus sign. */
+export function formatReward(r: number): string {
+  return (Math.abs(r) >= 100 ? r.toFixed(0) : r.toPrecision(3)).replace('-', '−');
 }
 
 /** What a pane says about an unfinished stream: a line, a percent (null: unknown) and the time left (null: unknown). */
@@ -88,6 +102,16 @@ export function phaseView(s: StreamState, now = Date.now()): PhaseView | null {
         percent: total === null || total === 0 ? null : Math.min(100, (100 * s.tokens) / total),
         etaMs,
       };
+    }
+    case 'sampling': {
+      // Finished answers so far; the time left from their rate in this phase.
+      const total = p.total ?? 0;
+      const etaMs = p.done === 0 || total === 0 ? null : (elapsed / p.done) * Math.max(0, total - p.done);
+      return { label: `Best-of-${total}: ${p.done} of ${total} samples drawn${since}`, percent: total === 0 ? null : Math.min(100, (100 * p.done) / total), etaMs };
+    }
+    case 'scoring': {
+      const total = p.total ?? 0;
+      return { label: `Scoring ${total} samples with the reward model: ${p.done} done${since}`, percent: total === 0 ? null : Math.min(100, (100 * p.done) / total), etaMs: null };
     }
   }
 }
