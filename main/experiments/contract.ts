@@ -4,8 +4,9 @@
 // results.ts (the tables of DESIGN.md §3). What a stage run reads and writes that the
 // layers above read too (the data, the results table) is the stage library's
 // (main/stages/contract.ts), re-exported here so that one module is the whole contract.
+import type { Static } from 'typebox';
 import type { JsonObject } from '../../db/json.ts';
-import type { DataSpec } from '../stages/contract.ts';
+import type { EXPERIMENT, ORIGIN } from './definition-schema.ts';
 
 export type { DataSpec, ResultRow, ResultsTable } from '../stages/contract.ts';
 
@@ -18,29 +19,18 @@ export interface StageSpec {
   [setting: string]: JsonObject[string];
 }
 
-export interface ExperimentDefinition {
-  name: string;
-  seed: number;
-  /** pi_0: 'default' (the embedded model), a model folder, or `store:<model name>`. */
-  model: string;
-  /** Other models the stages may name as inputs beside `pi0` (for example a second gold
-   *  judge's backbone): name -> the same forms as `model`. */
-  models?: Record<string, string>;
-  data: DataSpec;
-  /** Execution provider and threads for every stage (stages may override). */
-  provider: 'auto' | 'cpu' | 'webgpu' | 'cuda';
-  threads: number | null;
-  stages: StageSpec[];
-  /** Where an imported experiment came from (`afd import results`): the experiment it was
-   *  exported from (its id when the store had it) and the exported project's folder. */
-  origin?: ExperimentOrigin;
-}
+/**
+ * An experiment as parsed (defaults filled in): the schema's static type (definition-schema.ts:
+ * name, seed, pi_0 as `model` ('default', 'smollm2', a .gguf file, a folder or `store:NAME`),
+ * other `models` stages may name beside `pi0`, `data`, `provider` and `threads` for every
+ * stage, and `origin` for an experiment read back from a TRL project), with each stage as
+ * its kind's schema parsed it.
+ */
+export type ExperimentDefinition = Omit<Static<typeof EXPERIMENT>, 'stages'> & { stages: StageSpec[] };
 
-export interface ExperimentOrigin {
-  experimentId: number | null;
-  name: string;
-  project: string;
-}
+/** Where an imported experiment came from (`afd import results`): the experiment it was
+ *  exported from (its id when the store had it) and the exported project's folder. */
+export type ExperimentOrigin = Static<typeof ORIGIN>;
 
 /** A named, ready-made pipeline (the experiments view's one-click recipes). */
 export interface Recipe {

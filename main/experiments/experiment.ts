@@ -4,45 +4,17 @@
 // stage not defined before them or of the wrong type; each error names the stage.
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import Type from 'typebox';
+import type Type from 'typebox';
 import type { JsonObject } from '../../db/json.ts';
-import { described, integer, nullable, number, oneOf, text } from '../schema/fields.ts';
 import { isObject, parseObject, SchemaError } from '../schema/parse.ts';
 import type { ExperimentDefinition, StageSpec } from './contract.ts';
-import { HH_HARMLESS_SOURCE } from '../stages/data.ts';
+import { EXPERIMENT } from './definition-schema.ts';
 import type { ArtifactType } from '../stages/stage.ts';
 import { STAGES } from '../stages/kinds/index.ts';
 
 /** Input values that are not stage ids: the initial model, and the demonstrations themselves. */
 export const PI0 = 'pi0';
 export const DEMOS = 'demos';
-
-const DATA = Type.Object({
-  source: text({ default: HH_HARMLESS_SOURCE, description: "'hh-harmless', a file, or store:NAME" }),
-  format: Type.Optional(oneOf(['hh', 'jsonl', 'csv'])),
-  evalFraction: number(0.01, 0.99, { default: 0.2 }),
-  maxTrain: Type.Optional(integer(1)),
-  maxEval: Type.Optional(integer(1)),
-}, { additionalProperties: false, default: {}, must: 'a mapping (source, format, evalFraction, maxTrain, maxEval)' });
-
-const ORIGIN = Type.Object({
-  experimentId: nullable(integer(1), { default: null }),
-  name: text(),
-  project: text(),
-}, { additionalProperties: false, must: 'a mapping with experimentId, name and project' });
-
-/** The definition's own keys; each stage's settings are its kind's (stage.settings). */
-const EXPERIMENT = Type.Object({
-  name: text(),
-  seed: integer(0, 2 ** 32 - 1, { default: 0 }),
-  model: text({ default: 'default' }),
-  models: Type.Optional(described(Type.Record(Type.String(), text()), 'a mapping from a name to a model (default, smollm2, a .gguf file, a folder or store:NAME)')),
-  data: DATA,
-  provider: oneOf(['auto', 'cpu', 'webgpu', 'cuda'], { default: 'auto' }),
-  threads: nullable(integer(1, 1024), { default: null }),
-  stages: described(Type.Array(Type.Unknown(), { minItems: 1 }), 'a list of at least one stage'),
-  origin: Type.Optional(ORIGIN),
-}, { additionalProperties: false });
 
 /** The stage ids an input field names (one or a list), as written. */
 export function inputRefs(value: unknown): string[] {
