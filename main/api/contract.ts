@@ -126,6 +126,8 @@ export interface RunDetail {
   logs: LogLine[];
   /** The absolute path of its checkpoint file on the machine that runs it (null without one). */
   checkpointFile: string | null;
+  /** A pause or cancel asked (from any process) that the running job has not reached yet: it stops at its next step boundary. */
+  asked: 'pause' | 'cancel' | null;
 }
 
 export interface MetricSeries {

@@ -59,6 +59,7 @@ export function runHandlers(ctx: ApiContext): Handlers<'runs.list' | 'runs.get' 
         metrics: metrics.summary(p.runId).map((m) => ({ ...m, last: finite(m.last) })),
         logs: logs.tail(p.runId, p.logs ?? 50),
         checkpointFile: r.checkpointPath === null ? null : ctx.runner.files.absolute(r.checkpointPath),
+        asked: r.status === 'queued' || r.status === 'running' ? r.control : null,
       };
     },
     'runs.start': (p) => {

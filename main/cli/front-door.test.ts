@@ -74,6 +74,8 @@ test('afd runs list/show --json print what runs.list/runs.get return, without th
   assert.equal(shown.code, 0, shown.stderr);
   const twoLines = await afd('runs', 'show', String(done.id), '--json', '--logs', '2');
   const noLines = await afd('runs', 'show', String(done.id), '--json', '--logs', '0');
+  const liveShown = await afd('runs', 'show', String(live.id));
+  const liveJson = await afd('runs', 'show', String(live.id), '--json');
   await withWindowService(async (service) => {
     assert.deepEqual(printed, await service.call('runs.list', {}));
     assert.equal(printed.length, 2);
@@ -89,6 +91,11 @@ test('afd runs list/show --json print what runs.list/runs.get return, without th
     assert.deepEqual(detail.logs.map((l) => l.text), ['Line 1.', 'Line 2.', 'Line 3.']);
     assert.deepEqual(JSON.parse(twoLines.stdout), await service.call('runs.get', { runId: done.id, logs: 2 }));
     assert.deepEqual((JSON.parse(noLines.stdout) as { logs: unknown[] }).logs, []);
+    // The pause asked of the running run (by another process) is said, though the runner's control field is not shown.
+    assert.equal(detail.asked, null);
+    assert.deepEqual(JSON.parse(liveJson.stdout), await service.call('runs.get', { runId: live.id, logs: 20 }));
+    assert.equal((JSON.parse(liveJson.stdout) as { asked: string }).asked, 'pause');
+    assert.match(liveShown.stdout, /\n {2}asked to pause: it stops at its next step boundary\n/);
   });
 });
 

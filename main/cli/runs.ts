@@ -47,12 +47,13 @@ export async function runsShow(argv: string[]): Promise<number> {
       printJson(detail);
       return 0;
     }
-    const { run, metrics, logs, checkpointFile: checkpoint } = detail;
+    const { run, metrics, logs, checkpointFile: checkpoint, asked } = detail;
     const lines = [
       `Run #${run.id}: ${run.stage}, ${run.status}${run.provider !== null ? ` on ${run.provider}` : ''}`,
       `  created ${run.createdAt}${run.startedAt !== null ? `, started ${run.startedAt}` : ''}${run.finishedAt !== null ? `, finished ${run.finishedAt}` : ''}`,
       `  config: ${JSON.stringify(run.config)}`,
     ];
+    if (asked !== null) lines.push(`  asked to ${asked}: it stops at its next step boundary`);
     if (run.seed !== null) lines.push(`  seed: ${run.seed}`);
     if (run.error !== null) lines.push(`  error: ${run.error}`);
     if (run.result !== null) lines.push(`  result: ${JSON.stringify(run.result)}`);
