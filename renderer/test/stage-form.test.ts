@@ -1,7 +1,8 @@
 // End to end: the Experiments view's stage forms in Chromium against `afd serve` (a real
 // studio on a temporary database): a recipe customized in the form built from the stages'
 // schemas, an invalid setting refused by the server's check beside its field with what was
-// typed kept, fixed, and the experiment started with the value typed.
+// typed kept (a stage's setting, and a field of the definition's own), fixed, and the
+// experiment started with the value typed.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { JsonObject } from '../../main/api/contract.ts';
@@ -58,6 +59,15 @@ describe('stage forms in Chromium against afd serve', { skip: chromiumSkip('stag
     // Fixed: the error goes, and the experiment starts with the value typed.
     await sft.getByLabel('epochs', { exact: true }).fill('2');
     await problem.waitFor({ state: 'detached' });
+    // A field of the definition's own: its problem beside it as well.
+    const share = page.getByLabel('Eval share');
+    await share.fill('2');
+    const shareProblem = page.locator('label:has-text("Eval share") [role=alert]');
+    await shareProblem.waitFor();
+    assert.match(await shareProblem.innerText(), /evalFraction must be a number from 0\.01 to 0\.99, not 2/);
+    assert.equal(await share.getAttribute('aria-invalid'), 'true');
+    await share.fill('0.2');
+    await shareProblem.waitFor({ state: 'detached' });
     await sft.getByLabel('batch', { exact: true }).fill('2');
     await page.getByRole('button', { name: 'Start', exact: true }).click();
     await page.getByTestId('experiment-detail').waitFor();

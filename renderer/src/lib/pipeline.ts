@@ -86,20 +86,14 @@ export function moveStage(draft: Draft, index: number, delta: number): Draft {
   return { ...draft, stages };
 }
 
-/** The definition to send, or the sentences saying what to fix first. The server checks
- *  the rest (stage kinds, inputs) with its own sentences. */
+/** The definition to send, or the sentences saying what to fix first: only what the server
+ *  cannot see, a stage's settings text that is not a JSON object. Everything else (a name,
+ *  stages, ids, bounds) the server's check judges, in its own sentences, beside the field. */
 export function toDefinition(draft: Draft): { definition: JsonObject } | { errors: string[] } {
   const errors: string[] = [];
-  if (draft.name.trim() === '') errors.push('The experiment needs a name; type one in.');
-  if (draft.stages.length === 0) errors.push('The pipeline has no stages; pick a recipe or add a stage.');
-  if (!(draft.evalFraction > 0 && draft.evalFraction < 1)) errors.push('The evaluation fraction must be between 0 and 1 (0.2 keeps a fifth of the prompts for evaluation).');
-  const ids = new Set<string>();
   const stages: JsonObject[] = [];
   draft.stages.forEach((s, i) => {
     const label = `Stage ${i + 1}${s.id === '' ? '' : ` ("${s.id}")`}`;
-    if (s.id.trim() === '') errors.push(`${label} needs an id; later stages name it as their input.`);
-    else if (ids.has(s.id)) errors.push(`${label} has the same id as an earlier stage; ids must be unique.`);
-    ids.add(s.id);
     let settings: unknown;
     try {
       settings = s.settings.trim() === '' ? {} : JSON.parse(s.settings);

@@ -73,7 +73,7 @@ test('stage form: typed text to settings and back; text that does not fit is kep
   assert.equal(readSettings('[1]'), null);
 });
 
-test("stage form: the server's problems go beside the field they name, else to the stage or the definition", () => {
+test("stage form: the server's problems go beside the field they name (a stage's setting or id, the definition's own field), else to the stage or the definition", () => {
   const stages = [{ kind: 'demo' }, { kind: 'demo' }, { kind: 'unknown' }];
   const placed = placeProblems([
     { message: "stage 'a' (demo): epochs must be a whole number from 1 to 1000, not 0.", stage: 0, stageId: 'a', path: ['epochs'] },
@@ -81,6 +81,8 @@ test("stage form: the server's problems go beside the field they name, else to t
     { message: "stage id 'a' is used twice.", stage: 1, stageId: 'a', path: ['id'] },
     { message: "stage 'c': kind must be one of demo, not \"unknown\".", stage: 2, stageId: 'c', path: ['kind'] },
     { message: 'data.evalFraction must be a number from 0.01 to 0.99, not 2.', stage: null, stageId: null, path: ['data', 'evalFraction'] },
+    { message: "the experiment has no setting 'sed'; did you mean 'seed'?", stage: null, stageId: null, path: ['sed'] },
+    { message: 'An experiment needs `stages`: a list of at least one stage.', stage: null, stageId: null, path: ['stages'] },
   ], stages, [KIND]);
   assert.deepEqual(placed, {
     stages: [
@@ -88,6 +90,8 @@ test("stage form: the server's problems go beside the field they name, else to t
       { fields: { id: "stage id 'a' is used twice." }, stage: [] },
       { fields: {}, stage: ["stage 'c': kind must be one of demo, not \"unknown\"."] },
     ],
-    definition: ['data.evalFraction must be a number from 0.01 to 0.99, not 2.'],
+    // The definition's own: beside the composer's field where it has one, else at the top.
+    definitionFields: { 'data.evalFraction': 'data.evalFraction must be a number from 0.01 to 0.99, not 2.' },
+    definition: ["the experiment has no setting 'sed'; did you mean 'seed'?", 'An experiment needs `stages`: a list of at least one stage.'],
   });
 });

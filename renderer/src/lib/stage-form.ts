@@ -122,16 +122,23 @@ export interface StageProblems {
   stage: string[];
 }
 
+/** The definition's own fields the composer shows, by their path joined with '.'. */
+export const DEFINITION_FIELDS = ['name', 'seed', 'model', 'provider', 'data.source', 'data.evalFraction', 'data.maxTrain', 'data.maxEval'] as const;
+
 /** The problems of a check placed where the form shows them: per stage (by index in the
  *  definition, which is the draft's order), beside a field the stage's form has (or its
- *  id), else at the stage; the definition's own at the top (`definition`). */
-export function placeProblems(problems: readonly DefinitionProblem[], stages: readonly { kind: string }[], kinds: readonly StageKind[]): { stages: StageProblems[]; definition: string[] } {
+ *  id), else at the stage; the definition's own beside its field (`definitionFields`, by
+ *  DEFINITION_FIELDS) or at the top (`definition`). */
+export function placeProblems(problems: readonly DefinitionProblem[], stages: readonly { kind: string }[], kinds: readonly StageKind[]): { stages: StageProblems[]; definitionFields: Record<string, string>; definition: string[] } {
   const out = stages.map((): StageProblems => ({ fields: {}, stage: [] }));
+  const definitionFields: Record<string, string> = {};
   const definition: string[] = [];
   for (const p of problems) {
     const at = p.stage === null ? undefined : out[p.stage];
     if (at === undefined) {
-      definition.push(p.message);
+      const field = p.path.join('.');
+      if (p.stage === null && (DEFINITION_FIELDS as readonly string[]).includes(field) && definitionFields[field] === undefined) definitionFields[field] = p.message;
+      else definition.push(p.message);
       continue;
     }
     const kind = kinds.find((k) => k.kind === stages[p.stage!].kind);
@@ -140,5 +147,5 @@ export function placeProblems(problems: readonly DefinitionProblem[], stages: re
     if (shown && at.fields[key] === undefined) at.fields[key] = p.message;
     else at.stage.push(p.message);
   }
-  return { stages: out, definition };
+  return { stages: out, definitionFields, definition };
 }
