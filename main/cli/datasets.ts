@@ -28,9 +28,9 @@ export async function datasetsImport(argv: string[]): Promise<number> {
   if (values['eval-fraction'] !== undefined) params.evalFraction = decimal('eval-fraction', values['eval-fraction']);
   // The CLI names a chat-template model by its folder; the window picks a stored one (chatModelId).
   if (values.model !== undefined) params.chatModelDir = resolve(values.model);
-  return withService(values.db, async ({ service, runner }) => {
+  return withService(values.db, async ({ service }) => {
     const run = await service.call('datasets.importFile', params);
-    return followInForeground(runner, run.id, `Importing ${name}`, []);
+    return followInForeground(service, run.id, `Importing ${name}`, []);
   });
 }
 

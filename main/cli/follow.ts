@@ -1,8 +1,9 @@
 // Following a job in the foreground: a progress line on stderr (a bar with the time left
 // on a terminal, a line every few seconds otherwise), the job's log lines, and Ctrl-C to
 // cancel cleanly (a second Ctrl-C stops at once; the run then shows as interrupted).
-import type { Run } from '../../db/runs.ts';
-import type { JobEvent, JobRunner } from '../jobs/runner.ts';
+import type { RunInfo, RunStatus, StudioEvent } from '../api/contract.ts';
+import type { StudioService } from '../api/service.ts';
+import type { JobEvent } from '../jobs/runner.ts';
 import { formatEta } from './progress.ts';
 
 export interface FollowOptions {
@@ -14,7 +15,7 @@ export interface FollowOptions {
 }
 
 export interface FollowResult {
-  run: Run;
+  run: RunInfo;
   /** The user pressed Ctrl-C. */
   interrupted: boolean;
 }
@@ -22,13 +23,15 @@ export interface FollowResult {
 const BAR = 24;
 const TTY_INTERVAL_MS = 100;
 const PLAIN_INTERVAL_MS = 5000;
+const ENDED: readonly RunStatus[] = ['done', 'failed', 'cancelled', 'paused', 'interrupted'];
 
-export async function followRun(runner: JobRunner, runId: number, options: FollowOptions): Promise<FollowResult> {
+/** Follows a run from the service's events (the window's stream) until it ends; Ctrl-C asks runs.cancel. */
+export async function followRun(service: StudioService, runId: number, options: FollowOptions): Promise<FollowResult> {
   const out = options.stream ?? process.stderr;
   const tty = out.isTTY === true;
   const shown = options.metrics ?? [];
-  const latest: Record<string, number> = {};
-  let progress: Extract<JobEvent, { type: 'progress' }> | undefined;
+  const latest: Record<string, number | null> = {};
+  let progress: Extract<StudioEvent, { type: 'run.progress' }> | undefined;
   let lastDraw = -Infinity;
   let drawn = false;
   let completeShown = false;
@@ -42,23 +45,28 @@ export async function followRun(runner: JobRunner, runId: number, options: Follo
     const now = performance.now();
     if (progress === undefined || (!force && now - lastDraw < (tty ? TTY_INTERVAL_MS : PLAIN_INTERVAL_MS))) return;
     lastDraw = now;
-    const line = progressLine(options.label, progress, shown.filter((m) => m in latest).map((m) => `${m} ${formatNumber(latest[m])}`), tty);
+    const extras = shown.filter((m) => m in latest).map((m) => `${m} ${latest[m] === null ? 'NaN' : formatNumber(latest[m]!)}`);
+    const line = progressLine(options.label, { ...progress, fraction: progress.fraction ?? 'unknown' }, extras, tty);
     if (tty) {
       out.write(`\r\x1b[2K${line.slice(0, Math.max(20, (out.columns ?? 100) - 1))}`);
       drawn = true;
     } else out.write(`${line}\n`);
   };
 
-  const unsubscribe = runner.onEvent((e) => {
-    if ('runId' in e && e.runId !== runId) return;
-    if (e.type === 'progress') {
+  let settle: (run: RunInfo) => void = () => {};
+  const ended = new Promise<RunInfo>((resolve) => (settle = resolve));
+  const unsubscribe = service.onEvent((e) => {
+    if (e.type === 'run.status') {
+      if (e.run.id === runId && ENDED.includes(e.run.status)) settle(e.run);
+    } else if (!('runId' in e) || e.runId !== runId) return;
+    else if (e.type === 'run.progress') {
       progress = e;
       const complete = e.fraction === 1 && !completeShown;
       completeShown ||= complete;
       draw(complete);
-    } else if (e.type === 'metric') {
+    } else if (e.type === 'run.metric') {
       Object.assign(latest, e.values);
-    } else if (e.type === 'log') {
+    } else if (e.type === 'run.log') {
       clear();
       out.write(`${e.level === 'info' ? '' : `${e.level}: `}${e.text}\n`);
       if (tty) draw(true);
@@ -73,15 +81,14 @@ export async function followRun(runner: JobRunner, runId: number, options: Follo
     interrupted = true;
     clear();
     out.write('Cancelling at the next step boundary (press Ctrl-C again to stop at once)...\n');
-    try {
-      runner.cancel(runId);
-    } catch (err) {
-      out.write(`${(err as Error).message}\n`);
-    }
+    service.call('runs.cancel', { runId }).catch((err: Error) => out.write(`${err.message}\n`));
   };
   process.on('SIGINT', onSigint);
   try {
-    const run = await runner.settled(runId);
+    // It may have ended before the subscription.
+    const now = (await service.call('runs.get', { runId, logs: 0 })).run;
+    if (ENDED.includes(now.status)) settle(now);
+    const run = await ended;
     clear();
     return { run, interrupted };
   } finally {

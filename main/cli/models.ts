@@ -33,9 +33,9 @@ export async function modelsImport(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...DB_OPTION, name: { type: 'string' }, help: { type: 'boolean', default: false } } });
   if (values.help) return usage(IMPORT_USAGE);
   const dir = resolve(onePositional(positionals, 'model folder or .gguf file', IMPORT_USAGE));
-  return withService(values.db, async ({ service, runner }) => {
+  return withService(values.db, async ({ service }) => {
     const run = await service.call('models.import', values.name === undefined ? { dir } : { dir, name: values.name });
-    return followInForeground(runner, run.id, `Importing ${basename(dir)}`, []);
+    return followInForeground(service, run.id, `Importing ${basename(dir)}`, []);
   });
 }
 
@@ -55,11 +55,11 @@ export async function modelsExport(argv: string[]): Promise<number> {
   const out = resolve(values.out);
   if (format === 'gguf') {
     // A job, as the studio runs it: progress, and nothing left behind on failure.
-    return withService(values.db, async ({ service, runner }) => {
+    return withService(values.db, async ({ service }) => {
       const model = await findModel(service, which);
       const type = (values.type ?? 'f16') as (typeof MODEL_EXPORT_TYPES)[number]; // the service refuses another
       const run = await service.call('models.export', { modelId: model.id, format: 'gguf', type, out });
-      return followInForeground(runner, run.id, `Exporting ${model.name}`, []);
+      return followInForeground(service, run.id, `Exporting ${model.name}`, []);
     });
   }
   // A Hugging Face folder is copied (or converted) here, with no job.

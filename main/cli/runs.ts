@@ -4,10 +4,10 @@
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import type { Run, RunStatus } from '../../db/runs.ts';
+import type { RunStatus } from '../../db/runs.ts';
 import type { RunInfo, RunSummary } from '../api/contract.ts';
 import { RUN_STATUSES } from '../api/contract.ts';
-import type { JobRunner } from '../jobs/runner.ts';
+import type { StudioService } from '../api/service.ts';
 import { followRun, formatDuration, formatNumber } from './follow.ts';
 import { oneLine, onePositional, printJson, table, wholeNumber } from './output.ts';
 import { DB_OPTION, DB_USAGE, withService } from './studio.ts';
@@ -113,17 +113,17 @@ export async function runsResume(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...DB_OPTION, help: { type: 'boolean', default: false } } });
   if (values.help) return usage(RESUME_USAGE);
   const id = runId(onePositional(positionals, 'run id', RESUME_USAGE));
-  return withService(values.db, async ({ service, runner }) => {
+  return withService(values.db, async ({ service }) => {
     const run = await service.call('runs.resume', { runId: id });
-    return followInForeground(runner, run.id, `Run #${id}`, ['loss']);
+    return followInForeground(service, run.id, `Run #${id}`, ['loss']);
   });
 }
 
-/** Follows a run this process's runner runs (one a service method started) with a progress
- *  line, and reports how it ended: 0 when done, 130 after Ctrl-C, 1 otherwise (a failure
- *  throws its sentence). */
-export async function followInForeground(runner: JobRunner, runId: number, label: string, metrics: readonly string[]): Promise<number> {
-  const { run: end, interrupted } = await followRun(runner, runId, { label, metrics });
+/** Follows a run this process's runner runs (one a service method started) from the
+ *  service's events with a progress line, and reports how it ended: 0 when done, 130 after
+ *  Ctrl-C, 1 otherwise (a failure throws its sentence). */
+export async function followInForeground(service: StudioService, runId: number, label: string, metrics: readonly string[]): Promise<number> {
+  const { run: end, interrupted } = await followRun(service, runId, { label, metrics });
   if (end.status === 'failed') throw new Error(end.error ?? `Run #${end.id} failed; see \`afd runs show ${end.id}\`.`);
   if (end.status === 'done') {
     console.log(describeResult(end));
@@ -134,7 +134,7 @@ export async function followInForeground(runner: JobRunner, runId: number, label
 }
 
 /** One sentence about a finished run's result. */
-export function describeResult(run: Run): string {
+export function describeResult(run: RunInfo): string {
   const r = run.result ?? {};
   const took = run.startedAt !== null && run.finishedAt !== null ? ` in ${formatDuration(Date.parse(run.finishedAt) - Date.parse(run.startedAt))}` : '';
   if (run.stage === 'import-dataset') {

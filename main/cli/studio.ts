@@ -22,10 +22,10 @@ export async function withStudio<T>(dbOption: string | undefined, fn: (studio: S
   }
 }
 
-/** A command's front door: the service over the studio at --db, with its job runner. */
+/** A command's front door: the service over the studio at --db (its job runner runs the
+ *  jobs the command starts, in this process), and the studio's files for what it writes. */
 export interface CommandService {
   service: StudioService;
-  runner: JobRunner;
   studio: Studio;
 }
 
@@ -39,7 +39,7 @@ export function withService<T>(dbOption: string | undefined, fn: (open: CommandS
     const runner = opts.recover === true ? await JobRunner.open({ db: studio.db, files: studio.files }) : new JobRunner({ db: studio.db, files: studio.files });
     const service = new StudioService({ db: studio.db, runner, findHint: (list) => `check the number with \`afd ${list} list\`` });
     try {
-      return await fn({ service, runner, studio });
+      return await fn({ service, studio });
     } finally {
       await service.close();
       await runner.close();

@@ -32,8 +32,8 @@ export async function trainTiny(argv: string[]): Promise<number> {
     config.lr = lr;
   }
   if (values.provider !== undefined) config.provider = values.provider;
-  return withService(values.db, async ({ service, runner }) => {
+  return withService(values.db, async ({ service }) => {
     const run = await service.call('runs.start', { kind: 'train-tiny-lm', config });
-    return followInForeground(runner, run.id, 'Training', ['loss']);
+    return followInForeground(service, run.id, 'Training', ['loss']);
   });
 }
