@@ -1,6 +1,7 @@
 // The job runner with the test kind `counter` (main/jobs/testing/): queue order, one job
 // per device, events, cancel, pause and resume, failures, start-up recovery, stops asked
-// by another process, and a main thread that stays free while workers block theirs.
+// by another process, a main thread that stays free while workers block theirs, and a
+// run's worker ended with the run, so that what it left (sessions, timers) goes with it.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,8 +19,9 @@ import { processOwner } from './owner.ts';
 import type { JobEvent } from './runner.ts';
 import { JobRunner } from './runner.ts';
 import { counterKind, counterWrites } from './testing/counter.ts';
+import { LEAKED_SESSION_THREADS, leakySessionKind, processThreads } from './testing/leaky-session.ts';
 
-const KINDS_WITH_COUNTER = { ...KINDS, counter: counterKind };
+const KINDS_WITH_COUNTER = { ...KINDS, counter: counterKind, [leakySessionKind.name]: leakySessionKind };
 const cleanups: (() => void)[] = [];
 after(() => cleanups.forEach((c) => c()));
 
@@ -272,6 +274,39 @@ test('the main thread stays free while a worker blocks its own thread', async ()
   await runner.settled(run.id);
   clearInterval(timer);
   assert.ok(worst < 150, `a 5 ms timer on the main thread waited ${worst.toFixed(0)} ms`);
+});
+
+/** Polls the process's thread count until `done` holds for it (or `ms` pass); returns the last count. */
+async function threadsWhen(done: (n: number) => boolean, ms = 10_000): Promise<number> {
+  const until = performance.now() + ms;
+  let n = processThreads();
+  while (!done(n) && performance.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    n = processThreads();
+  }
+  return n;
+}
+
+/** The process's thread count once it has not changed for `quietMs`. */
+async function steadyThreads(quietMs = 500): Promise<number> {
+  let last = processThreads(), since = performance.now();
+  return threadsWhen((n) => {
+    if (n !== last) [last, since] = [n, performance.now()];
+    return performance.now() - since >= quietMs;
+  });
+}
+
+test('a run that leaves an ONNX Runtime session and a live timer behind takes them with it: its worker ends with the run', { skip: process.platform !== 'linux' && 'counts threads in /proc/self/status (Linux only)' }, async () => {
+  const { runner } = await harness();
+  // A first run starts what stays for the process's life (libuv's pool, ORT's globals).
+  assert.equal((await runner.settled(runner.submit('leaky-session', {}).id)).status, 'done');
+  const before = await steadyThreads();
+  const run = await runner.settled(runner.submit('leaky-session', {}).id);
+  assert.equal(run.status, 'done', run.error ?? '');
+  const during = run.result?.threadsWithSession as number;
+  assert.ok(during >= before + LEAKED_SESSION_THREADS, `while the session lived the process had ${during} threads, ${before} before: the session's pool and the worker must show`);
+  const after = await threadsWhen((n) => n <= before);
+  assert.ok(after <= before, `${after} threads once the run ended, ${before} before it: the run's worker, or the session it left, is still alive`);
 });
 
 test('close() pauses running jobs and marks queued ones interrupted', async () => {
