@@ -253,14 +253,21 @@ test('blind A/B: both models answer, pairs come in a random recorded order, vote
   assert.equal(mirrored.winsB, 1);
 });
 
+/** A policy and a reward model in the store. The fake backend never reads the reward model;
+ *  the service only asks that its folder (`dir`) holds a saved scorer. */
+function policyAndRewardModel(dir: string, suffix: string) {
+  writeFileSync(join(dir, 'scorer.json'), '{}');
+  writeFileSync(join(dir, 'score_head.safetensors'), '');
+  const store = new ModelStore(studio.db);
+  return {
+    policy: store.insert({ name: `policy${suffix}`, kind: 'imported', path: `/models/policy${suffix}` }),
+    rm: store.insert({ name: `rm${suffix}`, kind: 'trained', stage: 'reward', path: dir }),
+  };
+}
+
 test("a Best-of-N column beside its model's plain one: sampling and scoring phases, the pick with every candidate, stored with its label and voted on as a side of its own", async () => {
   await withTempDir('api-bon', async (dir) => {
-    // The fake backend never reads the reward model; the service only asks that its folder holds a saved scorer.
-    writeFileSync(join(dir, 'scorer.json'), '{}');
-    writeFileSync(join(dir, 'score_head.safetensors'), '');
-    const store = new ModelStore(studio.db);
-    const policy = store.insert({ name: 'policy', kind: 'imported', path: '/models/policy' });
-    const rm = store.insert({ name: 'rm', kind: 'trained', stage: 'reward', path: dir });
+    const { policy, rm } = policyAndRewardModel(dir, '');
     const bestOf = { rewardModelId: rm.id, n: 3 };
 
     const before = studio.generation.requests.length;
@@ -305,11 +312,7 @@ test("a Best-of-N column beside its model's plain one: sampling and scoring phas
 
 test('a Best-of-N column stops like a plain one: cancelled, nothing stored', async () => {
   await withTempDir('api-bon-stop', async (dir) => {
-    writeFileSync(join(dir, 'scorer.json'), '{}');
-    writeFileSync(join(dir, 'score_head.safetensors'), '');
-    const store = new ModelStore(studio.db);
-    const policy = store.insert({ name: 'policy2', kind: 'imported', path: '/models/policy2' });
-    const rm = store.insert({ name: 'rm2', kind: 'trained', stage: 'reward', path: dir });
+    const { policy, rm } = policyAndRewardModel(dir, '2');
     studio.generation.delayMs = 20;
     try {
       const started = await service.call('compare.start', { columns: [{ modelId: policy.id, bestOf: { rewardModelId: rm.id, n: 8 } }, { modelId: policy.id, bestOf: { rewardModelId: rm.id, n: 2 } }], prompts: ['long'] });
