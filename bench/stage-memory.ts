@@ -1,15 +1,15 @@
-// What a finished stage leaves in the process: the same stage kind run several times in a
-// row through the real JobRunner (each run in its own worker thread, as the studio and
-// `afd run` do), on the embedded default model and a few HH-Harmless prompts, with the
-// process's resident memory recorded before the first run, at each run's peak, when each
-// run has ended and after a short idle. Prints one JSON object.
+// What a finished stage leaves in the runner's process: the same stage kind run several
+// times in a row through the real JobRunner (each run in its own process, as the studio
+// and `afd run` do), on the embedded default model and a few HH-Harmless prompts, with
+// the runner process's resident memory recorded before the first run, when each run has
+// ended and after a short idle, and the peak of the runner and its run's process together.
+// Prints one JSON object.
 //
-// Growth by about the same amount with every run means something of each run is kept (a
-// session never released, a worker never ended); growth that levels off after a run or
-// two is the C allocator keeping freed memory for reuse. Compare the same command under
-// glibc's tunables (MALLOC_ARENA_MAX=2, MALLOC_MMAP_THRESHOLD_=131072, or
-// GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072) to tell them apart: what they are
-// and what they change is in docs/benchmarks.md.
+// Growth by about the same amount with every run means something of each run is kept in
+// the runner; growth that levels off after a run or two is the C allocator keeping freed
+// memory for reuse. When runs ran in worker threads of the runner's process, the second
+// showed (docs/benchmarks.md): the runner now gives each run a process and glibc's fixed
+// mmap threshold (main/jobs/job-process.ts), and the same command measures what is left.
 //
 // With --malloc (needs gdb), after each idle it also asks glibc itself, through gdb
 // attached to this process: malloc_info's arenas (what each holds from the system, and how
@@ -20,7 +20,7 @@
 //     [--threads N] [--adaptation lora|full] [--malloc]
 
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -84,6 +84,29 @@ function memory(): Memory {
   return { rss: Math.round(process.memoryUsage().rss / 104857.6) / 10, vmRss: mib(field('VmRSS')), rssAnon: mib(field('RssAnon')), rssFile: mib(field('RssFile')), threads: field('Threads') };
 }
 
+/** Process ids of this process's children (the run's process while it lives). */
+const children = (): string[] => readdirSync('/proc/self/task').flatMap((task) => readFileSync(`/proc/self/task/${task}/children`, 'utf8').split(' ').filter((p) => p !== ''));
+
+/** VmRSS in MiB of this process's children, summed. */
+function childrenVmRss(): number {
+  let kb = 0;
+  for (const pid of children()) {
+    try {
+      kb += Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // it ended between the two reads
+    }
+  }
+  return Math.round(kb / 102.4) / 10;
+}
+
+/** CPU seconds (user, system) of this process and of its children that have ended and been waited for. */
+function cpuTimes(): { user: number; system: number } {
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+  const tick = (i: number): number => Number(fields[i - 3]) / 100; // fields 14-17 of proc(5), in clock ticks of 1/100 s
+  return { user: tick(14) + tick(16), system: tick(15) + tick(17) };
+}
+
 /**
  * glibc's view of the heap, asked through gdb (this process is paused while it runs):
  * arenas, what they hold from the system and how much of it is free chunks, and the RSS
@@ -141,9 +164,9 @@ try {
   const rows: { run: number; seconds: number; cpuSeconds: { user: number; system: number }; peakMiB: number; ended: Memory; idle: Memory; malloc?: MallocReport }[] = [];
   for (const spec of def.stages) {
     const repeat = repeated.findIndex((r) => r.id === spec.id);
-    const start = performance.now(), cpu = process.cpuUsage();
+    const start = performance.now(), cpu = cpuTimes();
     let peak = 0;
-    const sampler = setInterval(() => (peak = Math.max(peak, memory().vmRss)), 100);
+    const sampler = setInterval(() => (peak = Math.max(peak, memory().vmRss + childrenVmRss())), 100);
     const submitted = runner.submit('afd-stage', stageJobConfig(def, spec, artifacts, data));
     const run = await runner.settled(submitted.id);
     clearInterval(sampler);
@@ -151,8 +174,10 @@ try {
     artifacts.set(spec.id, { type: STAGES[spec.kind].produces, dir: files.runDir(run.id), stage: spec.id, ...(typeof run.result?.modelId === 'number' ? { modelId: run.result.modelId } : {}) });
     if (repeat < 0) continue; // setup
     const ended = memory(), seconds = Math.round(performance.now() - start) / 1000;
-    const used = process.cpuUsage(cpu); // every thread of the process, the run's worker included
-    const cpuSeconds = { user: Math.round(used.user / 1e3) / 1e3, system: Math.round(used.system / 1e3) / 1e3 };
+    // The run's process counts in cpuTimes once it has been waited for.
+    for (let i = 0; children().length > 0 && i < 100; i++) await sleep(20);
+    const used = cpuTimes(); // the runner's and the run's process's
+    const cpuSeconds = { user: Math.round((used.user - cpu.user) * 100) / 100, system: Math.round((used.system - cpu.system) * 100) / 100 };
     await sleep(idleMs);
     const idle = memory();
     const malloc = args.malloc ? { malloc: await mallocReport(root) } : {};

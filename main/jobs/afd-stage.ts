@@ -1,4 +1,4 @@
-// Job kind `afd-stage`: runs one AfD stage (main/stages/kinds) in a worker thread and
+// Job kind `afd-stage`: runs one AfD stage (main/stages/kinds) in the run's own process and
 // stores what it made: its metrics (as it goes), a trained model with its lineage, the
 // samples it drew as generations. The config holds everything the stage was given
 // (settings with defaults filled in, input artifacts, data, seed, provider), so a run

@@ -1,4 +1,4 @@
-// Job kind `import-dataset`: reads and checks a dataset file in a worker thread and
+// Job kind `import-dataset`: reads and checks a dataset file in the run's own process and
 // stores it batch by batch in short transactions on the main thread, into a dataset that
 // stays hidden until the last batch is in (DatasetStore.beginImport). A cancelled,
 // failed or interrupted import is deleted whole, so the dataset is there complete or

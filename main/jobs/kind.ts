@@ -1,5 +1,5 @@
 // What a job kind is: its config, where it runs, how it stops and continues, the work
-// done in the worker thread, and the hooks that store its results on the main thread.
+// done in the run's own process, and the hooks that store its results on the main thread.
 // Adding an AfD stage means writing one of these and listing it in kinds.ts.
 import type { StudioDatabase } from '../../db/database.ts';
 import type { JsonObject } from '../../db/json.ts';

@@ -1,5 +1,5 @@
-// The messages between the job runner (main thread) and a job's worker thread. Workers
-// never touch the database: they send what happened, and the runner stores it.
+// The messages between the job runner and a run's process (job-process.ts, worker.ts).
+// Workers never touch the database: they send what happened, and the runner stores it.
 import type { JsonObject } from '../../db/json.ts';
 import type { LogLevel } from '../../db/run-logs.ts';
 

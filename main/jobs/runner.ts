@@ -1,15 +1,16 @@
 // The job runner: a queue of runs, at most one running on each device lane (cpu, gpu,
-// io), each in its own worker thread, because ONNX Runtime's session.run blocks the
-// thread it runs on (DESIGN.md §5). The runner is the only writer of runs, metrics and
-// logs: workers send messages, and each message is stored here in one short synchronous
-// transaction, never held across an await. Subscribers get every event in order.
+// io), each in its own process (job-process.ts): ONNX Runtime's session.run blocks the
+// thread it runs on (DESIGN.md §5), and a process gives all its memory back when the run
+// ends. The runner is the only writer of runs, metrics and logs: workers send messages,
+// and each message is stored here in one short synchronous transaction, never held
+// across an await. Subscribers get every event in order.
 //
 // Stops happen at step boundaries: cancel and pause ask the worker, which writes a
 // checkpoint (for kinds that have one) and ends; resume queues the run again and a new
 // worker continues from that checkpoint. Another process can ask for a stop through
 // runs.control, which the owner's runner polls.
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
 import type { StudioDatabase } from '../../db/database.ts';
 import type { JsonObject } from '../../db/json.ts';
 import { MetricStore } from '../../db/metrics.ts';
@@ -18,6 +19,7 @@ import { RunLogStore } from '../../db/run-logs.ts';
 import type { Run, RunControl, RunStatus } from '../../db/runs.ts';
 import { RunStore } from '../../db/runs.ts';
 import { ProgressClock } from './eta.ts';
+import { startJobProcess } from './job-process.ts';
 import type { StudioFiles } from './files.ts';
 import type { Device, HostContext, JobKind } from './kind.ts';
 import type { KindTable } from './kinds.ts';
@@ -26,8 +28,6 @@ import { isLiveOwner, processOwner } from './owner.ts';
 import type { JobStart, RunnerCommand, StopReason, WorkerMessage } from './protocol.ts';
 import type { RecoveryReport } from './recovery.ts';
 import { recoverStore } from './recovery.ts';
-
-const WORKER_ENTRY = new URL('./worker-entry.mjs', import.meta.url);
 
 export type JobEvent =
   | { type: 'status'; run: Run }
@@ -57,7 +57,8 @@ interface Queued {
 }
 
 interface Active extends Queued {
-  worker: Worker;
+  /** The run's process (worker.ts runs in it). */
+  worker: ChildProcess;
   clock: ProgressClock;
   /** The stop asked of the worker, if any. */
   stop: StopReason | null;
@@ -216,16 +217,14 @@ export class JobRunner {
     const checkpoint = checkpointFile !== null && existsSync(checkpointFile) ? checkpointFile : null;
     let runDir: string;
     let started: Run;
-    let worker: Worker;
+    let worker: ChildProcess;
     try {
       runDir = this.files.ensureRunDir(q.runId);
       started = this.db.transaction(() => {
         q.kind.start?.(this.host(run), q.config);
         return this.runs.setStatus(q.runId, 'running', { owner: this.owner });
       });
-      // execArgv: [] so that a parent's `--import tsx` or test flags do not reach the
-      // worker; worker-entry.mjs loads tsx itself.
-      worker = new Worker(WORKER_ENTRY, { execArgv: [], name: `afd run ${q.runId} (${q.kind.name})` });
+      worker = startJobProcess();
     } catch (err) {
       this.finish(q.runId, 'failed', { error: err as Error, discard: true });
       this.schedule();
@@ -237,8 +236,7 @@ export class JobRunner {
     this.lanes.set(q.device, a);
     worker.on('message', (m: WorkerMessage) => this.onMessage(a, m));
     worker.on('error', (err) => this.fail(a, err));
-    worker.on('messageerror', (err) => this.fail(a, err));
-    worker.on('exit', (code) => this.fail(a, new Error(`The worker thread of run #${a.runId} stopped unexpectedly (exit code ${code}); see the run's log, then resume it.`)));
+    worker.on('exit', (code, signal) => this.fail(a, new Error(`The process of run #${a.runId} stopped unexpectedly (${signal !== null ? `signal ${signal}` : `exit code ${code}`}); see the run's log, then resume it.`)));
     this.emit({ type: 'status', run: started });
     this.post(a, checkpoint === null ? { type: 'start', job } : { type: 'resume', job, checkpoint });
   }
@@ -334,7 +332,8 @@ export class JobRunner {
     a.settled = true;
     this.active.delete(a.runId);
     if (this.lanes.get(a.device) === a) this.lanes.delete(a.device);
-    void a.worker.terminate().catch(() => undefined);
+    // Its last message is in; whatever it left running (a session, a timer) ends with it.
+    a.worker.kill('SIGKILL');
     let run: Run;
     try {
       run = this.db.transaction(store);
@@ -439,7 +438,8 @@ export class JobRunner {
   }
 
   private post(a: Active, cmd: RunnerCommand): void {
-    a.worker.postMessage(cmd);
+    // A process that has exited cannot take it; its exit has failed (or settled) the run.
+    if (a.worker.connected) a.worker.send(cmd);
   }
 
   private log(runId: number, level: LogLevel, text: string): void {

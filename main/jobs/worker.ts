@@ -1,7 +1,6 @@
-// The harness inside a job's worker thread: receives start/resume, loads the kind's
-// worker module, gives it a WorkerContext that turns calls into messages, and reports
-// how it ended (done, stopped at a step boundary, or failed with its sentence).
-import { parentPort } from 'node:worker_threads';
+// The harness inside a run's process (job-process.ts): receives start/resume, loads the
+// kind's worker module, gives it a WorkerContext that turns calls into messages, and
+// reports how it ended (done, stopped at a step boundary, or failed with its sentence).
 import type { JsonObject } from '../../db/json.ts';
 import type { WorkerContext, WorkerRun } from './kind.ts';
 import type { JobStart, RunnerCommand, StopReason, WorkerMessage } from './protocol.ts';
@@ -10,9 +9,23 @@ import type { JobStart, RunnerCommand, StopReason, WorkerMessage } from './proto
  *  worker from running far ahead of the store. */
 const WRITE_WINDOW = 4;
 
-if (parentPort === null) throw new Error('main/jobs/worker.ts runs only as a worker thread; the job runner starts it.');
-const port = parentPort;
-const post = (m: WorkerMessage): void => port.postMessage(m);
+if (process.send === undefined) throw new Error('main/jobs/worker.ts runs only in a run\'s own process; the job runner starts it.');
+const send = process.send.bind(process);
+const post = (m: WorkerMessage, sent: () => void = () => undefined): void => {
+  if (process.connected) send(m, undefined, undefined, sent);
+  else sent();
+};
+const failure = (err: Error): WorkerMessage => ({ type: 'failed', message: err.message, name: err.name, stack: err.stack ?? null });
+// Ctrl-C in a terminal reaches the whole process group: the runner decides how a run
+// stops (a pause at the next step boundary), so the run's process ignores it.
+process.on('SIGINT', () => undefined);
+// The runner is gone (killed, crashed): nobody stores what this run would write.
+process.on('disconnect', () => process.exit(0));
+// An error no await caught (a callback of the kind's code threw): the run fails with its
+// sentence, and the process ends once the message is out.
+const fatal = (e: unknown): void => post(failure(e instanceof Error ? e : new Error(String(e))), () => process.exit(1));
+process.on('uncaughtException', fatal);
+process.on('unhandledRejection', fatal);
 
 let stop: StopReason | null = null;
 const abort = new AbortController();
@@ -22,12 +35,13 @@ const waiting: { seq: number; resolve: () => void }[] = [];
 let lastStep = 0;
 let begun = false;
 
-port.on('message', (cmd: RunnerCommand) => {
+process.on('message', (cmd: RunnerCommand) => {
   switch (cmd.type) {
     case 'start':
     case 'resume':
       if (begun) return;
       begun = true;
+      process.title = `afd run ${cmd.job.runId} (${cmd.job.kind})`;
       void execute(cmd.job, cmd.type === 'resume' ? cmd.checkpoint : null);
       return;
     case 'cancel':
@@ -85,8 +99,6 @@ async function execute(job: JobStart, checkpoint: string | null): Promise<void> 
     const err = e instanceof Error ? e : new Error(String(e));
     // Work that waits on I/O ends a stop by throwing an AbortError.
     if (stop !== null && err.name === 'AbortError') post({ type: 'stopped', reason: stop, step: lastStep });
-    else post({ type: 'failed', message: err.message, name: err.name, stack: err.stack ?? null });
-  } finally {
-    port.close();
+    else post(failure(err));
   }
 }

@@ -3,7 +3,7 @@ import ort from 'onnxruntime-node';
 import * as T from '../../../native-models/ir/index.ts';
 import type { JsonObject } from '../../../db/json.ts';
 import type { WorkerRun } from '../kind.ts';
-import { LEAKED_SESSION_THREADS, processThreads } from './leaky-session.ts';
+import { LEAKED_SESSION_THREADS } from './leaky-session.ts';
 
 const held: unknown[] = [];
 
@@ -13,5 +13,5 @@ export const run: WorkerRun<JsonObject> = async (ctx) => {
   const session = await ort.InferenceSession.create(T.emitOnnx({ outputs: { y: T.add(x, x) }, name: 'leaky' }).bytes, { intraOpNumThreads: LEAKED_SESSION_THREADS });
   await session.run({ x: new ort.Tensor('float32', Float32Array.of(1, 2), [2]) });
   held.push(session, setInterval(() => held.length, 1000)); // neither released nor cleared
-  return { status: 'done', result: { threadsWithSession: processThreads() } };
+  return { status: 'done', result: { pid: process.pid, mallocTunables: process.env.GLIBC_TUNABLES ?? null } };
 };
