@@ -18,6 +18,7 @@ import { parseExperiment, readExperimentFile } from '../experiments/experiment.t
 import { goldVsKlSvg, goldVsNSvg, resultsMarkdown } from '../experiments/results.ts';
 import type { StudioFiles } from '../jobs/files.ts';
 import { formatDuration, formatNumber, progressLine } from './follow.ts';
+import { StatusLine } from './progress.ts';
 import { onePositional, printJson } from './output.ts';
 import { DB_OPTION, DB_USAGE, withService, type CommandService } from './studio.ts';
 
@@ -111,27 +112,19 @@ export interface ExperimentEnd {
  * (experiments.stop); a second Ctrl-C stops at once.
  */
 export async function runExperiment({ service }: CommandService, start: ExperimentStart, err: NodeJS.WriteStream = process.stderr): Promise<ExperimentEnd> {
-  const tty = err.isTTY === true;
+  const status = new StatusLine(err, 10_000);
   let experimentId: number | null = null;
   let total = 0;
   let label = '';
   let currentRun: number | null = null;
-  let lastDraw = 0;
-  let drawn = false;
   const latest: Record<string, number | null> = {};
   const announced = new Set<number>();
-  const clear = (): void => {
-    if (tty && drawn) err.write('\r\x1b[2K');
-    drawn = false;
-  };
   let settle: (end: ExperimentEnd) => void = () => {};
   const ended = new Promise<ExperimentEnd>((resolve) => (settle = resolve));
   const handle = (e: StudioEvent): void => {
     if (e.type === 'experiment.ended' && e.experimentId === experimentId) settle({ experimentId: e.experimentId, status: e.status, error: e.error });
-    else if (e.type === 'experiment.log' && e.experimentId === experimentId) {
-      clear();
-      err.write(`  ${e.text}\n`);
-    } else if (e.type === 'experiment.progress' && e.progress.experimentId === experimentId) {
+    else if (e.type === 'experiment.log' && e.experimentId === experimentId) status.print(`  ${e.text}`);
+    else if (e.type === 'experiment.progress' && e.progress.experimentId === experimentId) {
       const i = e.progress.stages.findIndex((s) => s.id === e.progress.current);
       const stage = e.progress.stages[i];
       if (stage === undefined || stage.runId === null || announced.has(stage.runId)) return;
@@ -139,22 +132,12 @@ export async function runExperiment({ service }: CommandService, start: Experime
       currentRun = stage.runId;
       label = `[${i + 1}/${total}] ${stage.id}`;
       for (const k of Object.keys(latest)) delete latest[k];
-      clear();
-      err.write(`${label} (${stage.kind}, run #${stage.runId}${stage.state === 'done' ? ', finished earlier: kept' : ''})\n`);
+      status.print(`${label} (${stage.kind}, run #${stage.runId}${stage.state === 'done' ? ', finished earlier: kept' : ''})`);
     } else if (e.type === 'run.metric' && e.runId === currentRun) Object.assign(latest, e.values);
-    else if (e.type === 'run.log' && e.runId === currentRun) {
-      clear();
-      err.write(`  ${e.text}\n`);
-    } else if (e.type === 'run.progress' && e.runId === currentRun) {
-      const now = performance.now();
-      if (now - lastDraw < (tty ? 100 : 10_000) && e.fraction !== 1) return;
-      lastDraw = now;
+    else if (e.type === 'run.log' && e.runId === currentRun) status.print(`  ${e.text}`);
+    else if (e.type === 'run.progress' && e.runId === currentRun) {
       const extras = ['loss', 'selected_reward'].filter((m) => typeof latest[m] === 'number').map((m) => `${m} ${formatNumber(latest[m]!)}`);
-      const line = progressLine(`  ${label}`, { ...e, fraction: e.fraction ?? 'unknown' }, extras, tty);
-      if (tty) {
-        err.write(`\r\x1b[2K${line.slice(0, Math.max(20, (err.columns ?? 100) - 1))}`);
-        drawn = true;
-      } else err.write(`${line}\n`);
+      status.show(progressLine(`  ${label}`, { ...e, fraction: e.fraction ?? 'unknown' }, extras, status.tty), e.fraction === 1);
     }
   };
   // Events that come before the experiment's id is known are replayed once it is.
@@ -162,14 +145,14 @@ export async function runExperiment({ service }: CommandService, start: Experime
   const unsubscribe = service.onEvent((e) => (experimentId === null ? early.push(e) : handle(e)));
   let interrupts = 0;
   const onSigint = (): void => {
-    clear();
+    status.clear();
     if (++interrupts > 1) {
-      err.write('Stopped at once; `--resume` continues from the last checkpoint.\n');
+      status.print('Stopped at once; `--resume` continues from the last checkpoint.');
       process.exit(130);
     }
     if (experimentId === null) return;
-    err.write('Pausing at the next step boundary, with a checkpoint (Ctrl-C again stops at once)...\n');
-    service.call('experiments.stop', { experimentId, reason: 'pause' }).catch((e: Error) => err.write(`${e.message}\n`));
+    status.print('Pausing at the next step boundary, with a checkpoint (Ctrl-C again stops at once)...');
+    service.call('experiments.stop', { experimentId, reason: 'pause' }).catch((e: Error) => status.print(e.message));
   };
   process.on('SIGINT', onSigint);
   const t0 = Date.now();
@@ -178,14 +161,13 @@ export async function runExperiment({ service }: CommandService, start: Experime
       ? await service.call('experiments.resume', { experimentId: start.experimentId, ...(start.definition === undefined ? {} : { definition: start.definition }) })
       : await service.call('experiments.start', { definition: start.definition });
     total = detail.progress.stages.length;
-    err.write(!('experimentId' in start) ? `Experiment #${detail.id} (${detail.name}): ${total} stages.\n`
-      : start.definition === undefined ? `Continuing experiment #${detail.id} (${detail.name}): finished stages are kept.\n`
-        : `Resuming experiment #${detail.id} (${detail.name}): finished stages are kept unless their settings changed.\n`);
+    status.print(!('experimentId' in start) ? `Experiment #${detail.id} (${detail.name}): ${total} stages.`
+      : start.definition === undefined ? `Continuing experiment #${detail.id} (${detail.name}): finished stages are kept.`
+        : `Resuming experiment #${detail.id} (${detail.name}): finished stages are kept unless their settings changed.`);
     experimentId = detail.id;
     for (const e of early.splice(0)) handle(e);
     const end = await ended;
-    clear();
-    err.write(`Experiment #${end.experimentId} ${end.status} after ${formatDuration(Date.now() - t0)}.\n`);
+    status.print(`Experiment #${end.experimentId} ${end.status} after ${formatDuration(Date.now() - t0)}.`);
     return end;
   } finally {
     process.off('SIGINT', onSigint);

@@ -4,7 +4,7 @@
 import type { RunInfo, RunStatus, StudioEvent } from '../api/contract.ts';
 import type { StudioService } from '../api/service.ts';
 import type { JobEvent } from '../jobs/runner.ts';
-import { formatEta } from './progress.ts';
+import { formatEta, StatusLine } from './progress.ts';
 
 export interface FollowOptions {
   /** What the line starts with, e.g. "Training". */
@@ -21,36 +21,18 @@ export interface FollowResult {
 }
 
 const BAR = 24;
-const TTY_INTERVAL_MS = 100;
-const PLAIN_INTERVAL_MS = 5000;
 const ENDED: readonly RunStatus[] = ['done', 'failed', 'cancelled', 'paused', 'interrupted'];
 
 /** Follows a run from the service's events (the window's stream) until it ends; Ctrl-C asks runs.cancel. */
 export async function followRun(service: StudioService, runId: number, options: FollowOptions): Promise<FollowResult> {
-  const out = options.stream ?? process.stderr;
-  const tty = out.isTTY === true;
+  const status = new StatusLine(options.stream ?? process.stderr);
   const shown = options.metrics ?? [];
   const latest: Record<string, number | null> = {};
-  let progress: Extract<StudioEvent, { type: 'run.progress' }> | undefined;
-  let lastDraw = -Infinity;
-  let drawn = false;
   let completeShown = false;
   let interrupted = false;
-
-  const clear = (): void => {
-    if (tty && drawn) out.write('\r\x1b[2K');
-    drawn = false;
-  };
-  const draw = (force: boolean): void => {
-    const now = performance.now();
-    if (progress === undefined || (!force && now - lastDraw < (tty ? TTY_INTERVAL_MS : PLAIN_INTERVAL_MS))) return;
-    lastDraw = now;
+  const draw = (progress: Extract<StudioEvent, { type: 'run.progress' }>, force: boolean): void => {
     const extras = shown.filter((m) => m in latest).map((m) => `${m} ${latest[m] === null ? 'NaN' : formatNumber(latest[m]!)}`);
-    const line = progressLine(options.label, { ...progress, fraction: progress.fraction ?? 'unknown' }, extras, tty);
-    if (tty) {
-      out.write(`\r\x1b[2K${line.slice(0, Math.max(20, (out.columns ?? 100) - 1))}`);
-      drawn = true;
-    } else out.write(`${line}\n`);
+    status.show(progressLine(options.label, { ...progress, fraction: progress.fraction ?? 'unknown' }, extras, status.tty), force);
   };
 
   let settle: (run: RunInfo) => void = () => {};
@@ -60,28 +42,24 @@ export async function followRun(service: StudioService, runId: number, options: 
       if (e.run.id === runId && ENDED.includes(e.run.status)) settle(e.run);
     } else if (!('runId' in e) || e.runId !== runId) return;
     else if (e.type === 'run.progress') {
-      progress = e;
       const complete = e.fraction === 1 && !completeShown;
       completeShown ||= complete;
-      draw(complete);
+      draw(e, complete);
     } else if (e.type === 'run.metric') {
       Object.assign(latest, e.values);
     } else if (e.type === 'run.log') {
-      clear();
-      out.write(`${e.level === 'info' ? '' : `${e.level}: `}${e.text}\n`);
-      if (tty) draw(true);
+      status.print(`${e.level === 'info' ? '' : `${e.level}: `}${e.text}`);
+      status.redraw();
     }
   });
   const onSigint = (): void => {
     if (interrupted) {
-      clear();
-      out.write('Stopped without a checkpoint; the run will show as interrupted, and `afd runs resume` continues it from its last checkpoint.\n');
+      status.print('Stopped without a checkpoint; the run will show as interrupted, and `afd runs resume` continues it from its last checkpoint.');
       process.exit(130);
     }
     interrupted = true;
-    clear();
-    out.write('Cancelling at the next step boundary (press Ctrl-C again to stop at once)...\n');
-    service.call('runs.cancel', { runId }).catch((err: Error) => out.write(`${err.message}\n`));
+    status.print('Cancelling at the next step boundary (press Ctrl-C again to stop at once)...');
+    service.call('runs.cancel', { runId }).catch((err: Error) => status.print(err.message));
   };
   process.on('SIGINT', onSigint);
   try {
@@ -89,7 +67,7 @@ export async function followRun(service: StudioService, runId: number, options: 
     const now = (await service.call('runs.get', { runId, logs: 0 })).run;
     if (ENDED.includes(now.status)) settle(now);
     const run = await ended;
-    clear();
+    status.clear();
     return { run, interrupted };
   } finally {
     process.off('SIGINT', onSigint);
