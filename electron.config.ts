@@ -5,9 +5,10 @@
 //
 // What ships: the bundled shell (dist/electron: main.cjs, preload.cjs), the built renderer,
 // and the engine as TypeScript sources (main/, db/, native-models/) that the shell loads
-// through tsx, as the CLI does. Job and generation workers load those sources from
-// worker threads, and tsx compiles them with esbuild's native binary: all of these are
-// unpacked from the archive, so workers and child processes read real files.
+// through tsx, as the CLI does. Each job's process (Electron's binary run as Node) and the
+// generation worker thread load those sources, and tsx compiles them with esbuild's native
+// binary: all of these are unpacked from the archive, so workers and child processes read
+// real files.
 import type { Configuration } from 'electron-builder';
 
 const config: Configuration = {
