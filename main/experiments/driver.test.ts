@@ -46,6 +46,7 @@ test('an experiment on a store dataset: hashed export kept as an artifact, model
     const models = new ModelStore(db).list();
     const pi0 = models.find((m) => m.path === join(dir, 'pi0'))!, sft = models.find((m) => m.name === 't/sft')!;
     assert.equal(sft.parentId, pi0.id);
+    assert.equal(pi0.name, 'pi0', 'pi_0 from a folder is named as its folder is, not by its path');
     assert.ok(existsSync(files.absolute(sft.path!)), 'the trained model is in the store');
     const sampled = new RunStore(db).list().find((r) => r.config.id === 'other-samples')!;
     assert.equal(sampled.status, 'done');

@@ -267,9 +267,11 @@ export async function initialModelArtifact(db: StudioDatabase, files: StudioFile
     return { type: 'model', stage: PI0, dir: files.absolute(row.path), modelId: row.id };
   }
   if (m === 'default') return { type: 'model', stage: PI0, dir: DEFAULT_MODEL_DIR, modelId: ensureBuiltinModel(db) };
-  // A GGUF file runs as its converted folder in the model cache (made once per file).
-  const dir = await modelFolder(resolve(resolveModelArg(m)));
-  const row = models.list().find((x) => x.path === dir) ?? models.insert({ name: dir, kind: 'imported', family: null, stage: 'base', path: dir });
+  // A GGUF file runs as its converted folder in the model cache (made once per file); the
+  // model is named as its file or folder is (the Models and Compare views show the name).
+  const source = resolve(resolveModelArg(m));
+  const dir = await modelFolder(source);
+  const row = models.list().find((x) => x.path === dir) ?? models.insert({ name: basename(source).replace(/\.gguf$/i, ''), kind: 'imported', family: null, stage: 'base', path: dir });
   return { type: 'model', stage: PI0, dir, modelId: row.id };
 }
 
