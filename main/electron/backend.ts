@@ -24,6 +24,7 @@ export async function startBackend(userData: string, choosePath?: (kind: 'file' 
   const studio = await openStudio(join(dataFolder, 'studio.db'));
   const runner = new JobRunner({ db: studio.db, files: studio.files });
   const service = new StudioService({ db: studio.db, runner, settingsFile, dataFolder, ...(choosePath ? { choosePath } : {}) });
+  if (studio.recovery.sharedWith !== null) service.log('warn', `The files folder ${studio.files.root} is also the folder of ${studio.recovery.sharedWith}; the studio leaves its files alone (it removes nothing at start-up). Give this database a folder of its own.`);
   for (const r of studio.recovery.interrupted) service.log('warn', `Run #${r.id} (${r.stage}) was interrupted when the studio last closed; resume it from the runs view.`);
   return {
     dispatch: (method, params) => service.dispatch(method, params),

@@ -9,7 +9,13 @@
 // processes, and whatever a run that is not running left unreferenced. The rule for
 // writers that follows: write only inside the folder of a run that is running, and
 // reference the file from the database before the run stops.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+//
+// The folder names the database it belongs to (OWNER_FILE). A second database that
+// reaches the same folder (a copy of the database beside a link to the folder) would see
+// the first one's runs as unreferenced and remove them, which once cost a run of the
+// SmolLM2 reproduction its samples: a folder that belongs to another database that still
+// uses it is not swept.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
@@ -17,6 +23,18 @@ import { isLivePid } from './owner.ts';
 
 // writeFileAtomic's temp files: `.<name>.<pid>.<12 hex>.tmp`.
 const TEMP = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
+/** The file in the folder that names its database (an absolute path, one line). */
+export const OWNER_FILE = '.database';
+
+/** The real path of an existing path, else null. */
+function real(path: string): string | null {
+  try {
+    return realpathSync(path);
+  } catch {
+    return null;
+  }
+}
 
 export interface SweepFacts {
   /** Paths (relative, '/'-separated) that rows reference; a folder keeps all below it. */
@@ -27,17 +45,48 @@ export interface SweepFacts {
 
 export class StudioFiles {
   readonly root: string;
+  /** The database file this folder is beside (null for a folder made without one). */
+  readonly database: string | null;
   private readonly temporary: boolean;
 
-  constructor(root: string, options: { temporary?: boolean } = {}) {
+  constructor(root: string, options: { temporary?: boolean; database?: string } = {}) {
     this.root = resolve(root);
     this.temporary = options.temporary ?? false;
+    this.database = options.database === undefined ? null : resolve(options.database);
   }
 
   /** `<db>.files/` beside a database file; a temporary folder for ':memory:'. */
   static forDatabase(dbFile: string): StudioFiles {
     if (dbFile === ':memory:' || dbFile === '') return new StudioFiles(mkdtempSync(join(tmpdir(), 'afd-files-')), { temporary: true });
-    return new StudioFiles(`${resolve(dbFile)}.files`);
+    return new StudioFiles(`${resolve(dbFile)}.files`, { database: dbFile });
+  }
+
+  /**
+   * Another database whose files folder this one is (the same folder on disk, reached by
+   * a link or a copy of the database beside it), and which still exists; else null. A
+   * database moved with its folder, or a copy beside a copied folder, is not another one.
+   */
+  sharedWith(): string | null {
+    let named: string;
+    try {
+      named = readFileSync(join(this.root, OWNER_FILE), 'utf8').trim();
+    } catch {
+      return null;
+    }
+    if (this.database === null || named === '' || named === this.database || !existsSync(named)) return null;
+    const theirs = real(`${named}.files`);
+    return theirs !== null && theirs === real(this.root) ? named : null;
+  }
+
+  /** Names this folder's database in it (unless another database still uses the folder). */
+  private claim(): void {
+    if (this.database === null || this.sharedWith() !== null) return;
+    try {
+      mkdirSync(this.root, { recursive: true });
+      writeFileSync(join(this.root, OWNER_FILE), `${this.database}\n`);
+    } catch {
+      // A read-only folder: nothing is swept from it either.
+    }
   }
 
   runDir(runId: number): string {
@@ -69,11 +118,15 @@ export class StudioFiles {
   /** Removes every file that is not referenced, not in a live run's folder, and not a
    *  temp file of a live process; then the folders left empty. Returns what it removed.
    *  `facts` is asked after the files are listed, so a run created meanwhile by another
-   *  process is already in the database. */
+   *  process is already in the database. Removes nothing from a folder that belongs to
+   *  another database (sharedWith). */
   async sweep(facts: () => SweepFacts): Promise<string[]> {
+    if (this.sharedWith() !== null) return [];
+    this.claim();
     const files = await listFiles(this.root);
     const { referenced, isLiveRun } = facts();
     const keep = (rel: string): boolean => {
+      if (rel === OWNER_FILE) return true;
       const run = /^runs\/(\d+)\//.exec(rel);
       if (run !== null && isLiveRun(Number(run[1]))) return true;
       const temp = TEMP.exec(rel.slice(rel.lastIndexOf('/') + 1));

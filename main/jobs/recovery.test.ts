@@ -2,13 +2,13 @@
 // output (samples, selections, evaluations), a paused one's is what its resume continues
 // from, while other kinds keep only referenced files.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { openDatabase } from '../../db/database.ts';
 import { RunStore } from '../../db/runs.ts';
 import { withTempDir } from '../../test/support/temp-dir.ts';
-import { StudioFiles } from './files.ts';
+import { OWNER_FILE, StudioFiles } from './files.ts';
 import { recoverStore } from './recovery.ts';
 
 test('a finished afd-stage run keeps its folder through start-up cleaning; a finished run of another kind does not', async () => {
@@ -49,5 +49,42 @@ test('a paused or interrupted afd-stage run keeps its finished phases (files bes
       assert.ok(existsSync(join(folder, 'fold-0', 'result.json')), `a ${status} run's finished fold stays`);
     }
     db.close();
+  });
+});
+
+test('a copy of the database beside a link to the same files folder removes nothing from it; a moved or fully copied database sweeps its own', async () => {
+  await withTempDir('recovery', async (dir) => {
+    const original = join(dir, 'studio.db');
+    const db = await openDatabase(original);
+    const files = StudioFiles.forDatabase(original);
+    const runs = new RunStore(db);
+    const done = runs.insert({ stage: 'afd-stage', config: { id: 'samples' } });
+    runs.setStatus(done.id, 'done', { result: {} });
+    assert.equal((await recoverStore(db, files)).sharedWith, null);
+    db.close();
+    copyFileSync(original, join(dir, 'copy.db'));
+    // The original goes on: a run the copy never saw writes its folder.
+    const later = join(files.runDir(done.id + 1), 'samples.jsonl');
+    mkdirSync(dirname(later), { recursive: true });
+    writeFileSync(later, '{}\n');
+    symlinkSync(files.root, join(dir, 'copy.db.files'));
+    const copy = await openDatabase(join(dir, 'copy.db'));
+    const report = await recoverStore(copy, StudioFiles.forDatabase(join(dir, 'copy.db')));
+    copy.close();
+    assert.equal(report.sharedWith, original);
+    assert.deepEqual(report.removedFiles, []);
+    assert.ok(existsSync(later), "the original's newer run keeps its samples");
+
+    // Moved with its folder (the old path is gone): the folder is its own, and swept.
+    mkdirSync(join(dir, 'moved'));
+    renameSync(original, join(dir, 'moved', 'studio.db'));
+    renameSync(files.root, join(dir, 'moved', 'studio.db.files'));
+    const moved = await openDatabase(join(dir, 'moved', 'studio.db'));
+    const movedFiles = StudioFiles.forDatabase(join(dir, 'moved', 'studio.db'));
+    const again = await recoverStore(moved, movedFiles);
+    moved.close();
+    assert.equal(again.sharedWith, null);
+    assert.ok(!existsSync(join(movedFiles.runDir(done.id + 1), 'samples.jsonl')), 'a run folder this database never made is swept from its own folder');
+    assert.equal(readFileSync(join(movedFiles.root, OWNER_FILE), 'utf8').trim(), join(dir, 'moved', 'studio.db'));
   });
 });

@@ -14,6 +14,8 @@ import { isLiveOwner } from './owner.ts';
 export interface RecoveryReport {
   interrupted: Run[];
   removedFiles: string[];
+  /** Another database whose files folder this is: nothing was swept (StudioFiles.sharedWith). */
+  sharedWith: string | null;
 }
 
 export async function recoverStore(db: StudioDatabase, files: StudioFiles, options: { kinds?: KindTable; isLive?: (owner: string) => boolean } = {}): Promise<RecoveryReport> {
@@ -25,6 +27,7 @@ export async function recoverStore(db: StudioDatabase, files: StudioFiles, optio
     for (const run of marked) kinds[run.stage]?.discard?.({ db, run });
     return marked;
   });
+  const sharedWith = files.sharedWith();
   const removedFiles = await files.sweep(() => ({
     referenced: db.statement<[], string>(
       `SELECT checkpoint_path FROM runs WHERE checkpoint_path IS NOT NULL
@@ -35,7 +38,7 @@ export async function recoverStore(db: StudioDatabase, files: StudioFiles, optio
       return run !== undefined && (run.status === 'queued' || run.status === 'running') && run.owner !== null && isLive(run.owner);
     },
   }));
-  return { interrupted, removedFiles };
+  return { interrupted, removedFiles, sharedWith };
 }
 
 /** The folders of runs whose kind keeps its whole folder, in any status: a finished run's

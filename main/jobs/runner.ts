@@ -76,7 +76,7 @@ export class JobRunner {
   readonly files: StudioFiles;
   readonly owner: string;
   /** What start-up recovery did (set by open). */
-  recovery: RecoveryReport = { interrupted: [], removedFiles: [] };
+  recovery: RecoveryReport = { interrupted: [], removedFiles: [], sharedWith: null };
   private readonly kinds: KindTable;
   private readonly isLive: (owner: string) => boolean;
   private readonly runs: RunStore;
