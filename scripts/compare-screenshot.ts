@@ -7,7 +7,9 @@
 //     --best-of 'hh/sft:hh/rm:16' --prompt '...' --max-tokens 96 --out docs/screenshots/x.png
 //
 // Models are named as the Models view lists them. The database is written to (the answers
-// are stored as generations, as the window stores them): point it at a copy.
+// are stored as generations, as the window stores them): point it at a copy, beside a link
+// to the original's files folder (`COPY.db.files -> ORIGINAL.db.files`); the copy removes
+// nothing from a folder the original still uses (main/jobs/files.ts).
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
