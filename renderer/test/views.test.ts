@@ -173,6 +173,8 @@ describe('the views in Chromium against a fake studio', { skip: chromiumSkip('re
     await form.getByTestId('best-of-reward-model').waitFor();
     assert.deepEqual(await form.locator('label.inline input:checked').evaluateAll((xs) => xs.map((x) => (x as HTMLInputElement).value)), ['2', '3']);
     assert.deepEqual(await form.getByTestId('best-of-reward-model').locator('option').allInnerTexts(), ['rm'], 'only reward models score');
+    assert.deepEqual(await form.locator('label.inline').allInnerTexts(), ['smollm2', 'smollm2-sft'], 'a reward model writes no answers: it is no column of its own');
+    assert.deepEqual(await form.getByTestId('best-of-model').locator('option').allInnerTexts(), ['smollm2', 'smollm2-sft']);
     await form.getByRole('checkbox', { name: 'smollm2-sft' }).uncheck();
     await form.getByTestId('best-of-model').selectOption({ label: 'smollm2-sft' });
     await form.getByTestId('best-of-n').fill('1');
