@@ -31,9 +31,9 @@ test('the Markdown table has a row per result and the judge accuracy', () => {
   assert.equal(md.split('\n').filter((l) => l.startsWith('| bon:')).length, 4);
   assert.match(md, /\| bon:a \| 4 \| 0\.500 \[0\.400, 0\.600\] \|  \| 0\.500/);
   assert.doesNotMatch(md, /length removed|shortest/, 'an evaluation without length control keeps the old columns');
-  const controlled = resultsMarkdown({ ...table, rows: [{ ...table.rows[2], gold_gain_length_adjusted: 0.25, gold_gain_length_adjusted_ci95: [0.05, 0.45], win_rate_vs_shortest: 0.6, win_rate_vs_shortest_ci95: [0.55, 0.65] }] });
-  assert.match(controlled, /\| gain, length removed \(95% CI\) \| win rate vs SFT \(95% CI\) \| win rate vs shortest-of-N \(95% CI\) \|/);
-  assert.match(controlled, /\| bon:a \| 4 \| 0\.500 \[0\.400, 0\.600\] \|  \| 0\.250 \[0\.050, 0\.450\] \| 0\.500 \| 0\.600 \[0\.550, 0\.650\] \| 10\.0 \|/);
+  const controlled = resultsMarkdown({ ...table, rows: [{ ...table.rows[2], gold_gain_length_adjusted: 0.25, gold_gain_length_adjusted_ci95: [0.05, 0.45], win_rate_vs_shortest: 0.6, win_rate_vs_shortest_ci95: [0.55, 0.65], gain_vs_shortest_length_adjusted: -0.125, gain_vs_shortest_length_adjusted_ci95: [-0.3, 0.05] }] });
+  assert.match(controlled, /\| gain, length removed \(95% CI\) \| win rate vs SFT \(95% CI\) \| win rate vs shortest-of-N \(95% CI\) \| gain over shortest-of-N, length removed \(95% CI\) \|/);
+  assert.match(controlled, /\| bon:a \| 4 \| 0\.500 \[0\.400, 0\.600\] \|  \| 0\.250 \[0\.050, 0\.450\] \| 0\.500 \| 0\.600 \[0\.550, 0\.650\] \| -0\.125 \[-0\.300, 0\.050\] \| 10\.0 \|/);
 });
 
 test("an experiment's results are read from its eval run's folder where the store's files are now", async () => {

@@ -28,15 +28,16 @@ const fmt = (x: number, d = 3): string => x.toFixed(d);
 export function resultsMarkdown(t: ResultsTable): string {
   const ci = (x: number | undefined, c: [number, number] | undefined, d = 3): string => (x === undefined || c === undefined ? '' : `${fmt(x, d)} [${fmt(c[0], d)}, ${fmt(c[1], d)}]`);
   const adjusted = t.rows.some((r) => r.gold_gain_length_adjusted !== undefined), vsShortest = t.rows.some((r) => r.win_rate_vs_shortest !== undefined);
+  const overShortest = t.rows.some((r) => r.gain_vs_shortest_length_adjusted !== undefined);
   const lines = [
     `Gold judge pair accuracy (cross-validated): ${t.gold_judge_accuracy === null ? 'n/a' : fmt(t.gold_judge_accuracy)}`,
     '',
-    `| method | N | gold reward (95% CI) | gain over SFT, paired (95% CI) |${adjusted ? ' gain, length removed (95% CI) |' : ''} win rate vs SFT (95% CI) |${vsShortest ? ' win rate vs shortest-of-N (95% CI) |' : ''} mean length (tokens) | distinct-2 | KL bound |`,
-    `| --- | ---: | --- | --- |${adjusted ? ' --- |' : ''} --- |${vsShortest ? ' --- |' : ''} ---: | ---: | ---: |`,
+    `| method | N | gold reward (95% CI) | gain over SFT, paired (95% CI) |${adjusted ? ' gain, length removed (95% CI) |' : ''} win rate vs SFT (95% CI) |${vsShortest ? ' win rate vs shortest-of-N (95% CI) |' : ''}${overShortest ? ' gain over shortest-of-N, length removed (95% CI) |' : ''} mean length (tokens) | distinct-2 | KL bound |`,
+    `| --- | ---: | --- | --- |${adjusted ? ' --- |' : ''} --- |${vsShortest ? ' --- |' : ''}${overShortest ? ' --- |' : ''} ---: | ---: | ---: |`,
   ];
   for (const r of t.rows) {
     const win = r.win_rate_ci95 ? ci(r.win_rate_vs_sft, r.win_rate_ci95) : fmt(r.win_rate_vs_sft);
-    lines.push(`| ${r.method} | ${r.n ?? ''} | ${ci(r.gold_mean, r.gold_ci95)} | ${ci(r.gold_gain_vs_sft, r.gold_gain_ci95)} |${adjusted ? ` ${ci(r.gold_gain_length_adjusted, r.gold_gain_length_adjusted_ci95)} |` : ''} ${win} |${vsShortest ? ` ${ci(r.win_rate_vs_shortest, r.win_rate_vs_shortest_ci95)} |` : ''} ${fmt(r.mean_length, 1)} | ${r.distinct_2 === undefined ? '' : fmt(r.distinct_2)} | ${r.kl_estimate === undefined ? '' : fmt(r.kl_estimate)} |`);
+    lines.push(`| ${r.method} | ${r.n ?? ''} | ${ci(r.gold_mean, r.gold_ci95)} | ${ci(r.gold_gain_vs_sft, r.gold_gain_ci95)} |${adjusted ? ` ${ci(r.gold_gain_length_adjusted, r.gold_gain_length_adjusted_ci95)} |` : ''} ${win} |${vsShortest ? ` ${ci(r.win_rate_vs_shortest, r.win_rate_vs_shortest_ci95)} |` : ''}${overShortest ? ` ${ci(r.gain_vs_shortest_length_adjusted, r.gain_vs_shortest_length_adjusted_ci95)} |` : ''} ${fmt(r.mean_length, 1)} | ${r.distinct_2 === undefined ? '' : fmt(r.distinct_2)} | ${r.kl_estimate === undefined ? '' : fmt(r.kl_estimate)} |`);
   }
   return `${lines.join('\n')}\n`;
 }

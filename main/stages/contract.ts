@@ -39,6 +39,10 @@ export interface ResultRow {
   /** Win rate against the shortest of the first N SFT samples at the same N (N = 1 for policies). */
   win_rate_vs_shortest?: number;
   win_rate_vs_shortest_ci95?: [number, number];
+  /** The paired gain over that shortest of N after removing what length explains from both
+   *  (gold - slope * tokens, the slope of gold_gain_length_adjusted). */
+  gain_vs_shortest_length_adjusted?: number;
+  gain_vs_shortest_length_adjusted_ci95?: [number, number];
   mean_length: number;
   distinct_2?: number;
   kl_estimate?: number;

@@ -304,9 +304,25 @@ describe('the views in Chromium against a fake studio', { skip: chromiumSkip('re
     const text = readFileSync(await csv.path(), 'utf8').split('\r\n');
     assert.equal(text[0], 'method,n,gold_mean,gold_ci95_lo,gold_ci95_hi,gold_gain_vs_sft,gold_gain_ci95_lo,gold_gain_ci95_hi,win_rate_vs_sft,win_rate_ci95_lo,win_rate_ci95_hi,mean_length,distinct_2,kl_estimate');
     assert.equal(text.length, rows.length + 2);
+    assert.equal(await page.getByTestId('results-table').getByText('Gain over shortest, length removed').count(), 0, 'an evaluation without length control keeps the plain table');
     const [png] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export plot as PNG' }).click()]);
     assert.equal(png.suggestedFilename(), 'results-quick.png');
     assert.deepEqual([...readFileSync(await png.path()).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('results: an evaluation with length control shows the gain with length removed and the comparison with shortest-of-N', async () => {
+    const row = { method: 'bon sft-vs-init', n: 4, gold_mean: 0.5, gold_ci95: [0.4, 0.6] as [number, number], win_rate_vs_sft: 0.6, mean_length: 18, gold_gain_length_adjusted: 0.12, gold_gain_length_adjusted_ci95: [0.02, 0.22] as [number, number], win_rate_vs_shortest: 0.45, win_rate_vs_shortest_ci95: [0.4, 0.5] as [number, number], gain_vs_shortest_length_adjusted: -0.031, gain_vs_shortest_length_adjusted_ci95: [-0.09, 0.03] as [number, number] };
+    const { page, errors } = await open('results/7', {
+      experiments: [{ id: 7, name: 'quick', createdAt: '2025-01-01T00:00:00Z', state: 'done', stages: 6, stagesDone: 6 }],
+      results: { 7: { gold_judge_accuracy: 0.71, rows: [row] } },
+    });
+    const table = page.getByTestId('results-table');
+    await table.waitFor();
+    const headers = await table.locator('th').allInnerTexts();
+    assert.deepEqual(headers.slice(8, 14), ['Gain, length removed', '95% CI', 'Win rate vs shortest-of-N', '95% CI', 'Gain over shortest, length removed', '95% CI']);
+    assert.deepEqual((await table.locator('tbody td').allInnerTexts()).slice(8, 14), ['0.12', '[0.02, 0.22]', '45%', '[40%, 50%]', '-0.031', '[-0.09, 0.03]']);
     assert.deepEqual(errors, []);
     await page.close();
   });

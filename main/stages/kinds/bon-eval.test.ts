@@ -91,10 +91,20 @@ test('eval with length control: a judge that only counts length gives no gain on
   // N = 2: longest 6, 8, 2 against shortest 1, 3, 1: three wins.
   assert.equal(n2.win_rate_vs_shortest, 1);
   assert.ok(n2.win_rate_vs_shortest_ci95![0] > 0.3 && n2.win_rate_vs_shortest_ci95![1] === 1);
+  // Gold is length itself (slope 1): once length is removed nothing is left over the shortest either.
+  for (const row of e.rows) assert.ok(Math.abs(row.gain_vs_shortest_length_adjusted!) < 1e-12, `${row.method} N=${row.n}`);
   // The default fit is over the reference, whose lengths are all 3: slope 0, so nothing is removed.
   const plain = await runStage(evalStage, { judge: 'judge3', reference: 'ref3', candidates: ['bon'], labels: {} }, { judge, reference: ref, candidates: [bon.artifact] }, { dir: join(tmp.dir, 'eval4'), data });
   const p = readEvaluation(plain.artifact);
   assert.equal(p.length_fit!.slope, 0);
   for (const row of p.rows) assert.equal(row.gold_gain_length_adjusted, row.gold_gain_vs_sft);
   assert.equal(p.rows[0].win_rate_vs_shortest, undefined, 'no shortest baseline, no comparison');
+  assert.equal(p.rows[0].gain_vs_shortest_length_adjusted, undefined);
+  // With the shortest baseline and the reference's fit (slope 0), the gain over the shortest is
+  // the raw paired difference: longest of 2 (6, 8, 2) against shortest of 2 (1, 3, 1): 11/3.
+  const flat = await runStage(evalStage, { judge: 'judge3', reference: 'ref3', candidates: ['bon'], labels: {}, shortest: 'short' }, { judge, reference: ref, candidates: [bon.artifact], shortest: short.artifact }, { dir: join(tmp.dir, 'eval5'), data });
+  const [f1, f2] = readEvaluation(flat.artifact).rows;
+  assert.equal(f1.gain_vs_shortest_length_adjusted, 0, 'N = 1: the same sample on both sides');
+  assert.ok(Math.abs(f2.gain_vs_shortest_length_adjusted! - 11 / 3) < 1e-12, String(f2.gain_vs_shortest_length_adjusted));
+  assert.ok(f2.gain_vs_shortest_length_adjusted_ci95![0] < 11 / 3 && 11 / 3 < f2.gain_vs_shortest_length_adjusted_ci95![1]);
 });

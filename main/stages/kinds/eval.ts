@@ -12,7 +12,9 @@
 // reference after removing b * (its length - the reference's length), with a t-interval
 // over prompts (b's own uncertainty is left out: over thousands of samples it is small).
 // With `shortest` (a bon:length selection in shortest mode) each row is also compared, prompt
-// by prompt, with the shortest of the first N samples at the same N (N = 1 for policies).
+// by prompt, with the shortest of the first N samples at the same N (N = 1 for policies):
+// a win rate, and the paired gain over it once length is removed from both sides (which
+// answers whether a reward model finds more than shortness).
 import { writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -91,7 +93,8 @@ interface Baselines {
   gold: readonly number[];
   tokens: readonly number[];
   line: Line | null;
-  shortest: ((n: number) => readonly number[] | undefined) | null;
+  /** The shortest of the first n samples of each prompt: its gold and length. */
+  shortest: ((n: number) => { gold: readonly number[]; tokens: readonly number[] } | undefined) | null;
 }
 
 const outcome = (a: number, b: number): number => (a > b ? 1 : a < b ? 0 : 0.5);
@@ -119,9 +122,15 @@ function row(method: string, stage: string, set: SampleSet, gold: number[][], pi
   }
   const short = base.shortest?.(extra.n ?? 1);
   if (short !== undefined) {
-    const ws = winRate(g.map((x, i) => outcome(x, short[i])));
+    const ws = winRate(g.map((x, i) => outcome(x, short.gold[i])));
     out.win_rate_vs_shortest = ws.rate;
     out.win_rate_vs_shortest_ci95 = ws.ci95;
+    if (base.line !== null) {
+      const b = base.line.slope;
+      const over = meanCI(g.map((x, i) => (x - b * chosen[i].tokens) - (short.gold[i] - b * short.tokens[i])));
+      out.gain_vs_shortest_length_adjusted = over.mean;
+      out.gain_vs_shortest_length_adjusted_ci95 = over.ci95;
+    }
   }
   return out;
 }
@@ -169,8 +178,11 @@ export const evalStage: Stage<EvalConfig> = {
       let shortest: Baselines['shortest'] = null;
       if (inputs.shortest !== undefined) {
         const sel = readSelection(one(inputs, 'shortest'));
-        const { gold } = await cache.of(sel.samples, one(inputs, 'shortest'));
-        shortest = (n) => sel.picks[String(n)]?.map((k, i) => gold[i][k]);
+        const { set, gold } = await cache.of(sel.samples, one(inputs, 'shortest'));
+        shortest = (n) => {
+          const picks = sel.picks[String(n)];
+          return picks === undefined ? undefined : { gold: picks.map((k, i) => gold[i][k]), tokens: picks.map((k, i) => set.byPrompt[i][k].tokens) };
+        };
       }
       const base: Baselines = { gold: refGold, tokens: ref.set.byPrompt.map((r) => r[0].tokens), line, shortest };
       const candidates = many(inputs, 'candidates');

@@ -176,6 +176,11 @@ test('results: one series per method sorted by N, references for rows without N,
   assert.deepEqual(series[0].band[0], { x: 1, lo: 1, hi: 3 });
   assert.deepEqual(references, [{ name: 'sft', y: 1, lo: 0, hi: 2 }]);
   assert.equal(resultsCsv(rows).split('\r\n')[2], 'bon rm,4,3,2,4,,,,0.5,,,10,,');
+  // With length control, its nine columns follow (blank where a row has none).
+  const controlled = resultsCsv([{ ...rows[1], gold_gain_length_adjusted: 0.25, gold_gain_length_adjusted_ci95: [0.05, 0.45], win_rate_vs_shortest: 0.6, win_rate_vs_shortest_ci95: [0.55, 0.65], gain_vs_shortest_length_adjusted: -0.5, gain_vs_shortest_length_adjusted_ci95: [-1, 0] }, rows[0]]).split('\r\n');
+  assert.ok(controlled[0].endsWith(',kl_estimate,gold_gain_length_adjusted,gold_gain_length_adjusted_ci95_lo,gold_gain_length_adjusted_ci95_hi,win_rate_vs_shortest,win_rate_vs_shortest_ci95_lo,win_rate_vs_shortest_ci95_hi,gain_vs_shortest_length_adjusted,gain_vs_shortest_length_adjusted_ci95_lo,gain_vs_shortest_length_adjusted_ci95_hi'));
+  assert.equal(controlled[1], 'bon rm,4,3,2,4,,,,0.5,,,10,,,0.25,0.05,0.45,0.6,0.55,0.65,-0.5,-1,0');
+  assert.equal(controlled[2], 'sft,,1,0,2,,,,0.5,,,10,,,,,,,,,,,');
 });
 
 test('router, theme, format', () => {

@@ -38,10 +38,22 @@ export function goldVsN(rows: readonly ResultRow[]): { series: Series[]; referen
 
 export const RESULT_COLUMNS = ['method', 'n', 'gold_mean', 'gold_ci95_lo', 'gold_ci95_hi', 'gold_gain_vs_sft', 'gold_gain_ci95_lo', 'gold_gain_ci95_hi', 'win_rate_vs_sft', 'win_rate_ci95_lo', 'win_rate_ci95_hi', 'mean_length', 'distinct_2', 'kl_estimate'] as const;
 
+/** The length-control columns, when the evaluation has them (an `eval` stage with `lengthFit` and `shortest`). */
+export const LENGTH_CONTROL_COLUMNS = ['gold_gain_length_adjusted', 'gold_gain_length_adjusted_ci95_lo', 'gold_gain_length_adjusted_ci95_hi', 'win_rate_vs_shortest', 'win_rate_vs_shortest_ci95_lo', 'win_rate_vs_shortest_ci95_hi', 'gain_vs_shortest_length_adjusted', 'gain_vs_shortest_length_adjusted_ci95_lo', 'gain_vs_shortest_length_adjusted_ci95_hi'] as const;
+
+/** Whether any row has the length-controlled numbers. */
+export const hasLengthControl = (rows: readonly ResultRow[]): boolean => rows.some((r) => r.gold_gain_length_adjusted !== undefined || r.win_rate_vs_shortest !== undefined);
+
 /** The results table as CSV, one row per table row, intervals as two columns. */
 export function resultsCsv(rows: readonly ResultRow[]): string {
-  return toCsv(RESULT_COLUMNS, rows.map((r) => [
+  const controlled = hasLengthControl(rows);
+  return toCsv([...RESULT_COLUMNS, ...(controlled ? LENGTH_CONTROL_COLUMNS : [])], rows.map((r) => [
     r.method, r.n, r.gold_mean, r.gold_ci95[0], r.gold_ci95[1], r.gold_gain_vs_sft, r.gold_gain_ci95?.[0], r.gold_gain_ci95?.[1], r.win_rate_vs_sft,
     r.win_rate_ci95?.[0], r.win_rate_ci95?.[1], r.mean_length, r.distinct_2, r.kl_estimate,
+    ...(controlled ? [
+      r.gold_gain_length_adjusted, r.gold_gain_length_adjusted_ci95?.[0], r.gold_gain_length_adjusted_ci95?.[1],
+      r.win_rate_vs_shortest, r.win_rate_vs_shortest_ci95?.[0], r.win_rate_vs_shortest_ci95?.[1],
+      r.gain_vs_shortest_length_adjusted, r.gain_vs_shortest_length_adjusted_ci95?.[0], r.gain_vs_shortest_length_adjusted_ci95?.[1],
+    ] : []),
   ]));
 }
