@@ -2,8 +2,8 @@
 // (the rows of every prompt batched, SAMPLE_ROWS at a time), scored together by the reward
 // model through the scorer the bon stage uses (main/stages/scorer.ts, loaded from the
 // reward model's folder), and the highest kept by the bon stage's rule (argmax, the first
-// of equal rewards). The reward model is loaded for the request and released after it:
-// it is not counted in the loaded models' memory budget.
+// of equal rewards). The reward model is loaded for the request and released after it; the
+// worker first releases idle models until it fits the loaded models' memory budget.
 import type { GenerateOptions, Generator } from '../../native-models/generate/generator.ts';
 import { GenerationCancelledError } from '../../native-models/generate/generator.ts';
 import { argmax } from '../eval/stats.ts';

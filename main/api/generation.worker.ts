@@ -193,6 +193,9 @@ async function run(id: number, req: GenerateRequest, model: LoadedForGeneration,
   loadDisturbed = true; // a load in progress, if any, is no longer measured alone
   try {
     if (req.bestOf !== undefined) {
+      // The reward model is loaded for this request only: idle models make room for it first.
+      const rewardWeightBytes = (await weightFiles(req.bestOf.rewardDir)).reduce((sum, f) => sum + f.bytes, 0);
+      cache.makeRoom(rewardWeightBytes * (perWeightByte(req.provider, rewardWeightBytes, (r) => r.memory) ?? DEFAULT_MEMORY_PER_WEIGHT_BYTE.read));
       const rows = await bestOfN({ generator, decode, eos, prompts, n: req.bestOf.n, rewardDir: req.bestOf.rewardDir, sampling, signal, phase: (p) => post({ type: 'phase', id, ...p }) });
       return { type: 'done', id, rows };
     }

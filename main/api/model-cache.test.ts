@@ -108,3 +108,18 @@ test('a request for a model that is still loading waits for that load', async ()
   assert.deepEqual([a.hit, b.hit], [false, true]);
   assert.equal(c.state().models[0].users, 2);
 });
+
+test('makeRoom releases idle models, least recently used first, until the bytes fit; a model in use stays', async () => {
+  const { c, get, disposed, settle } = cache(300 * MB);
+  (await get('a', 100 * MB)).release();
+  (await get('b', 100 * MB)).release();
+  const held = await get('c', 100 * MB);
+  c.makeRoom(50 * MB); // 300 + 50 > 300: the oldest idle one goes
+  await settle();
+  assert.deepEqual(disposed, ['a']);
+  c.makeRoom(250 * MB); // only c (in use) may stay
+  await settle();
+  assert.deepEqual(disposed, ['a', 'b']);
+  assert.deepEqual(c.state().models.map((m) => m.dir), ['c']);
+  held.release();
+});

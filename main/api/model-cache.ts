@@ -164,6 +164,13 @@ export class ModelCache<T> {
   }
 
   /** Releases idle, loaded models, least recently used first, until at most `limit` bytes are held. */
+  /** Releases idle models, least recently used first, until `bytes` more fit the budget:
+   *  room for memory the cache does not hold (Best-of-N's reward model, loaded for one
+   *  request). Models in use stay. */
+  makeRoom(bytes: number): void {
+    this.shrink(this.budget - bytes);
+  }
+
   private shrink(limit: number): void {
     const idle = [...this.entries.entries()].filter(([, e]) => e.ready && e.users === 0).sort(([, a], [, b]) => a.lastUsedAt - b.lastUsedAt);
     let used = this.used();
