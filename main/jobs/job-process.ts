@@ -5,10 +5,9 @@
 // after `rl` and `airl`, docs/benchmarks.md "Memory a finished stage leaves"), and a later
 // stage could not use it.
 //
-// In Electron's main process `fork` starts Electron's binary as plain Node
-// (ELECTRON_RUN_AS_NODE, which Electron sets for forked children; it needs the RunAsNode
-// fuse, on by default). If that fuse is ever turned off, Electron's utilityProcess is the
-// replacement.
+// In Electron's main process `fork` starts Electron's own binary, which runs as plain Node
+// with ELECTRON_RUN_AS_NODE (set here; it needs the RunAsNode fuse, on by default). If
+// that fuse is ever turned off, Electron's utilityProcess is the replacement.
 import type { ChildProcess } from 'node:child_process';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -22,11 +21,12 @@ const ENTRY = fileURLToPath(new URL('./worker-entry.mjs', import.meta.url));
 export const JOB_MALLOC_TUNABLE = 'glibc.malloc.mmap_threshold=131072';
 
 /** The environment of a run's process: the parent's, plus the malloc tunable unless the
- *  user set a threshold of their own. */
-export function jobEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+ *  user set a threshold of their own, and under Electron the switch that makes its binary Node. */
+export function jobEnvironment(env: NodeJS.ProcessEnv, electron = process.versions.electron !== undefined): NodeJS.ProcessEnv {
   const tunables = env.GLIBC_TUNABLES ?? '';
-  if (tunables.includes('glibc.malloc.mmap_threshold=')) return env;
-  return { ...env, GLIBC_TUNABLES: tunables === '' ? JOB_MALLOC_TUNABLE : `${tunables}:${JOB_MALLOC_TUNABLE}` };
+  const out: NodeJS.ProcessEnv = tunables.includes('glibc.malloc.mmap_threshold=') ? { ...env } : { ...env, GLIBC_TUNABLES: tunables === '' ? JOB_MALLOC_TUNABLE : `${tunables}:${JOB_MALLOC_TUNABLE}` };
+  if (electron) out.ELECTRON_RUN_AS_NODE = '1';
+  return out;
 }
 
 /** Run processes alive now: they end with this process, even when it exits in the middle

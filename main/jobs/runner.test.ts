@@ -305,6 +305,8 @@ test("a run's process gets the fixed mmap threshold, beside the user's tunables,
   assert.equal(jobEnvironment({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }).GLIBC_TUNABLES, `glibc.malloc.arena_max=2:${JOB_MALLOC_TUNABLE}`);
   assert.equal(jobEnvironment({ GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=4194304' }).GLIBC_TUNABLES, 'glibc.malloc.mmap_threshold=4194304');
   assert.equal(jobEnvironment({ PATH: '/bin' }).PATH, '/bin');
+  assert.equal(jobEnvironment({}, false).ELECTRON_RUN_AS_NODE, undefined);
+  assert.equal(jobEnvironment({}, true).ELECTRON_RUN_AS_NODE, '1', "under Electron the child is Electron's binary, run as Node");
 });
 
 test('close() pauses running jobs and marks queued ones interrupted', async () => {
