@@ -7,7 +7,7 @@
 // sets the number of training trials, with two more import trials than that.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { after, test } from 'node:test';
@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { openDatabase } from '../db/database.ts';
 import { MetricStore } from '../db/metrics.ts';
 import { RunStore } from '../db/runs.ts';
-import { StudioFiles } from '../main/jobs/files.ts';
+import { OWNER_FILE, StudioFiles } from '../main/jobs/files.ts';
 import { recoverStore } from '../main/jobs/recovery.ts';
 import { Rng } from '../native-models/train/rng.ts';
 
@@ -31,18 +31,48 @@ const ROWS = 30_000;
 
 interface Outcome { code: number | null; signal: NodeJS.Signals | null; killedAfterMs: number | null; stderr: string }
 
+/** The child processes of `pid` (Linux: /proc/PID/task/TID/children). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((t) => readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(' ').filter((x) => x !== '').map(Number));
+  } catch {
+    return [];
+  }
+}
+
+/** Waits up to 5 s for these processes to end; returns those still alive. */
+async function gone(pids: readonly number[]): Promise<number[]> {
+  const alive = (p: number): boolean => {
+    try {
+      process.kill(p, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 100 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
+  return pids.filter(alive);
+}
+
 /** Runs `afd args`, killing it with SIGKILL after `killAfterMs` unless it ended first. */
 function afd(args: string[], killAfterMs: number | null = null): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [AFD, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' } });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = killAfterMs === null ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    // The run's own process (main/jobs/job-process.ts) must die with the killed one.
+    let runProcesses: number[] = [];
+    const timer = killAfterMs === null ? undefined : setTimeout(() => {
+      runProcesses = childrenOf(child.pid!);
+      child.kill('SIGKILL');
+    }, killAfterMs);
     child.on('error', reject);
     // 'exit' comes after the child is reaped, so its pid is free again when we recover.
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, killedAfterMs: signal === 'SIGKILL' ? killAfterMs : null, stderr });
+      void gone(runProcesses).then((alive) => alive.length > 0
+        ? reject(new Error(`run processes ${alive.join(', ')} outlived the killed afd by 5 s`))
+        : resolve({ code, signal, killedAfterMs: signal === 'SIGKILL' ? killAfterMs : null, stderr }));
     });
   });
 }
@@ -60,9 +90,9 @@ async function recoverAndCheck(dbFile: string): Promise<{ runs: RunStore; metric
   assert.equal(one('SELECT count(*) FROM run_logs WHERE run_id NOT IN (SELECT id FROM runs)'), 0, 'logs without a run');
   assert.equal(one('SELECT count(*) FROM datasets WHERE ready = 0'), 0, 'a half-imported dataset is left');
   assert.equal(one("SELECT count(*) FROM runs WHERE status IN ('running', 'queued')"), 0, 'a run of the killed process is still running');
-  // Every file in the files folder is a checkpoint some run points at.
+  // Every file in the files folder is a checkpoint some run points at (or the file that names the folder's database).
   const referenced = new Set(db.sqlite.prepare<[], string>('SELECT checkpoint_path FROM runs WHERE checkpoint_path IS NOT NULL').pluck().all());
-  const stray = listFiles(files.root).map((f) => relative(files.root, f).split(sep).join('/')).filter((f) => !referenced.has(f));
+  const stray = listFiles(files.root).map((f) => relative(files.root, f).split(sep).join('/')).filter((f) => !referenced.has(f) && f !== OWNER_FILE);
   assert.deepEqual(stray, [], 'temp or unreferenced files');
   const datasets = db.sqlite.prepare<[], { name: string; n: number }>('SELECT name, (SELECT count(*) FROM examples WHERE dataset_id = d.id) AS n FROM datasets d ORDER BY id').all();
   return { runs: new RunStore(db), metrics: new MetricStore(db), datasets, close: () => db.close() };

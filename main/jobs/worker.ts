@@ -1,6 +1,7 @@
 // The harness inside a run's process (job-process.ts): receives start/resume, loads the
 // kind's worker module, gives it a WorkerContext that turns calls into messages, and
 // reports how it ended (done, stopped at a step boundary, or failed with its sentence).
+import { Worker } from 'node:worker_threads';
 import type { JsonObject } from '../../db/json.ts';
 import type { WorkerContext, WorkerRun } from './kind.ts';
 import type { JobStart, RunnerCommand, StopReason, WorkerMessage } from './protocol.ts';
@@ -19,8 +20,14 @@ const failure = (err: Error): WorkerMessage => ({ type: 'failed', message: err.m
 // Ctrl-C in a terminal reaches the whole process group: the runner decides how a run
 // stops (a pause at the next step boundary), so the run's process ignores it.
 process.on('SIGINT', () => undefined);
-// The runner is gone (killed, crashed): nobody stores what this run would write.
+// The runner is gone (killed, crashed): nobody stores what this run would write. The
+// channel's close is heard only when the event loop is free, and a stage can be inside one
+// native call (a session.run) for minutes: a watchdog thread ends this process within
+// 100 ms of its parent's death, so that a studio started again never finds it still
+// writing into a run it is resuming.
 process.on('disconnect', () => process.exit(0));
+const PARENT_WATCHDOG = `const parent = ${process.ppid}; setInterval(() => { if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL'); }, 100);`;
+new Worker(PARENT_WATCHDOG, { eval: true, name: 'afd run watchdog' }).unref();
 // An error no await caught (a callback of the kind's code threw): the run fails with its
 // sentence, and the process ends once the message is out.
 const fatal = (e: unknown): void => post(failure(e instanceof Error ? e : new Error(String(e))), () => process.exit(1));
