@@ -78,15 +78,18 @@ export class StudioFiles {
     return theirs !== null && theirs === real(this.root) ? named : null;
   }
 
-  /** Names this folder's database in it (unless another database still uses the folder). */
-  private claim(): void {
-    if (this.database === null || this.sharedWith() !== null) return;
+  /** Names this folder's database in it, unless another database still uses the folder:
+   *  then returns that database and writes nothing. */
+  private claim(): string | null {
+    const other = this.sharedWith();
+    if (this.database === null || other !== null) return other;
     try {
       mkdirSync(this.root, { recursive: true });
       writeFileSync(join(this.root, OWNER_FILE), `${this.database}\n`);
     } catch {
       // A read-only folder: nothing is swept from it either.
     }
+    return null;
   }
 
   runDir(runId: number): string {
@@ -121,8 +124,7 @@ export class StudioFiles {
    *  process is already in the database. Removes nothing from a folder that belongs to
    *  another database (sharedWith). */
   async sweep(facts: () => SweepFacts): Promise<string[]> {
-    if (this.sharedWith() !== null) return [];
-    this.claim();
+    if (this.claim() !== null) return [];
     const files = await listFiles(this.root);
     const { referenced, isLiveRun } = facts();
     const keep = (rel: string): boolean => {

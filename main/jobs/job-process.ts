@@ -30,8 +30,8 @@ export function jobEnvironment(env: NodeJS.ProcessEnv, electron = process.versio
 }
 
 /** Run processes alive now: they end with this process, even when it exits in the middle
- *  of a run (a second Ctrl-C). A child whose parent died unannounced ends when it sees its
- *  IPC channel close (worker.ts), which waits for the step it is in. */
+ *  of a run (a second Ctrl-C). A child whose parent died unannounced (kill -9) ends itself
+ *  within 100 ms: worker.ts's watchdog thread. */
 const live = new Set<ChildProcess>();
 let endWithParent = false;
 

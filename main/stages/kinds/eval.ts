@@ -114,9 +114,13 @@ function row(method: string, stage: string, set: SampleSet, gold: number[][], pi
     mean_length: chosen.reduce((s, x) => s + x.tokens, 0) / chosen.length,
     distinct_2: distinctN(chosen.map((x) => x.text.split(/\s+/).filter(Boolean)), 2),
   };
-  if (base.line !== null) {
-    const b = base.line.slope;
-    const adjusted = meanCI(g.map((x, i) => (x - b * chosen[i].tokens) - (base.gold[i] - b * base.tokens[i])));
+  // Gold with what length explains removed (gold - slope * tokens), when there is a length line.
+  const slope = base.line?.slope;
+  const lengthFree = (golds: readonly number[], tokens: (i: number) => number): number[] | null => (slope === undefined ? null : golds.map((x, i) => x - slope * tokens(i)));
+  const rowFree = lengthFree(g, (i) => chosen[i].tokens);
+  if (rowFree !== null) {
+    const refFree = lengthFree(base.gold, (i) => base.tokens[i])!;
+    const adjusted = meanCI(rowFree.map((x, i) => x - refFree[i]));
     out.gold_gain_length_adjusted = adjusted.mean;
     out.gold_gain_length_adjusted_ci95 = adjusted.ci95;
   }
@@ -125,9 +129,9 @@ function row(method: string, stage: string, set: SampleSet, gold: number[][], pi
     const ws = winRate(g.map((x, i) => outcome(x, short.gold[i])));
     out.win_rate_vs_shortest = ws.rate;
     out.win_rate_vs_shortest_ci95 = ws.ci95;
-    if (base.line !== null) {
-      const b = base.line.slope;
-      const over = meanCI(g.map((x, i) => (x - b * chosen[i].tokens) - (short.gold[i] - b * short.tokens[i])));
+    if (rowFree !== null) {
+      const shortFree = lengthFree(short.gold, (i) => short.tokens[i])!;
+      const over = meanCI(rowFree.map((x, i) => x - shortFree[i]));
       out.gain_vs_shortest_length_adjusted = over.mean;
       out.gain_vs_shortest_length_adjusted_ci95 = over.ci95;
     }
